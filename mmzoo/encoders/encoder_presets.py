@@ -1,0 +1,135 @@
+"""Encoder presets. Tiny ones train in seconds on a CPU; the others follow the
+published sizes (ViT-S/16, ViT-B/16, CLIP's text tower, ViViT-B)."""
+
+from mmzoo.encoders.cnn_image_encoder import build_cnn_image_encoder
+from mmzoo.encoders.text_encoder import build_text_encoder
+from mmzoo.encoders.video_encoder import build_frame_video_encoder
+from mmzoo.encoders.video_encoder import build_video_encoder
+from mmzoo.encoders.vit_image_encoder import build_vit_image_encoder
+from mmzoo.presets import register_preset
+
+ENCODER_PRESETS = {
+    "vit_image_encoder_tiny": (
+        build_vit_image_encoder,
+        {
+            "image_shape": (32, 32, 3),
+            "patch_size": 8,
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 32,
+            "intermediate_dim": 64,
+        },
+        "ViT, 2 layers, 32 wide, 32x32 images; for tests and demos.",
+    ),
+    "vit_image_encoder_small": (
+        build_vit_image_encoder,
+        {
+            "image_shape": (224, 224, 3),
+            "patch_size": 16,
+            "num_layers": 12,
+            "num_heads": 6,
+            "hidden_dim": 384,
+            "intermediate_dim": 1536,
+        },
+        "ViT-S/16 at 224x224 (about 22M parameters).",
+    ),
+    "vit_image_encoder_base": (
+        build_vit_image_encoder,
+        {
+            "image_shape": (224, 224, 3),
+            "patch_size": 16,
+            "num_layers": 12,
+            "num_heads": 12,
+            "hidden_dim": 768,
+            "intermediate_dim": 3072,
+        },
+        "ViT-B/16 at 224x224 (about 86M parameters).",
+    ),
+    "cnn_image_encoder_tiny": (
+        build_cnn_image_encoder,
+        {
+            "backbone": {
+                "class_name": "ResNetBackbone",
+                "config": {
+                    "input_conv_filters": [64],
+                    "input_conv_kernel_sizes": [3],
+                    "stackwise_num_filters": [64, 64],
+                    "stackwise_num_blocks": [1, 1],
+                    "stackwise_num_strides": [1, 2],
+                    "block_type": "basic_block",
+                },
+            },
+            "image_shape": (32, 32, 3),
+        },
+        "keras-hub ResNet with two basic blocks, 32x32 images.",
+    ),
+    "cnn_image_encoder_efficientnet_v2_b0": (
+        build_cnn_image_encoder,
+        {"backbone": "efficientnet_v2_b0", "image_shape": (224, 224, 3)},
+        "keras.applications EfficientNetV2-B0 (random init unless weights are given).",
+    ),
+    "text_encoder_tiny": (
+        build_text_encoder,
+        {
+            "vocabulary_size": 512,
+            "sequence_length": 16,
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 32,
+            "intermediate_dim": 64,
+        },
+        "Text Transformer, 2 layers, 32 wide, 16 tokens.",
+    ),
+    "text_encoder_base": (
+        build_text_encoder,
+        {
+            "vocabulary_size": 49408,
+            "sequence_length": 77,
+            "num_layers": 12,
+            "num_heads": 8,
+            "hidden_dim": 512,
+            "intermediate_dim": 2048,
+        },
+        "CLIP ViT-B text tower size: 12 layers, 512 wide, 77 tokens.",
+    ),
+    "video_encoder_tiny": (
+        build_video_encoder,
+        {
+            "num_frames": 8,
+            "image_shape": (32, 32, 3),
+            "tubelet_size": (2, 8, 8),
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 32,
+            "intermediate_dim": 64,
+        },
+        "ViViT (factorised attention), 8 frames of 32x32, 2 layers.",
+    ),
+    "video_encoder_base": (
+        build_video_encoder,
+        {
+            "num_frames": 32,
+            "image_shape": (224, 224, 3),
+            "tubelet_size": (2, 16, 16),
+            "num_layers": 12,
+            "num_heads": 12,
+            "hidden_dim": 768,
+            "intermediate_dim": 3072,
+        },
+        "ViViT-B with factorised self-attention, 32 frames at 224x224.",
+    ),
+    "frame_video_encoder_tiny": (
+        build_frame_video_encoder,
+        {
+            "image_encoder": "vit_image_encoder_tiny",
+            "num_frames": 8,
+            "num_layers": 1,
+            "num_heads": 2,
+            "intermediate_dim": 64,
+        },
+        "Tiny ViT on each of 8 frames + 1 temporal Transformer layer.",
+    ),
+}
+
+for _name, (_builder, _config, _description) in ENCODER_PRESETS.items():
+    register_preset(_name, _builder, _config, family="encoders", description=_description)

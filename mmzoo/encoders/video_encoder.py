@@ -1,0 +1,242 @@
+import keras
+import keras_hub
+from keras import ops
+
+from mmzoo.encoders._common import check_image_shape
+from mmzoo.encoders._common import check_transformer_args
+from mmzoo.encoders._common import pool_sequence
+from mmzoo.encoders._common import transformer_block
+from mmzoo.layers import FactorisedAttentionBlock
+from mmzoo.layers import TubeletEmbedding
+from mmzoo.layers._validation import check_positive_int
+from mmzoo.layers.tubelet_embedding import _tubelet_size
+
+
+def build_video_encoder(
+    num_frames=16,
+    image_shape=(224, 224, 3),
+    tubelet_size=(2, 16, 16),
+    num_layers=12,
+    num_heads=12,
+    hidden_dim=768,
+    intermediate_dim=3072,
+    dropout_rate=0.0,
+    pooling="mean",
+    layer_norm_epsilon=1e-6,
+    name="video_encoder",
+    dtype=None,
+):
+    """Builds a ViViT video tower with factorised space-time attention.
+
+    Tubelet embedding (`TubeletEmbedding`) -> `num_layers`
+    `FactorisedAttentionBlock`s (spatial attention within each time step, then
+    temporal attention at each position; ViViT model 3) -> final layer norm.
+
+    Args:
+        num_frames: int. Frames per clip; divisible by `tubelet_size[0]`.
+        image_shape: tuple `(height, width, channels)` of each frame; height
+            and width divisible by the tubelet's. Pixels are floats in [0, 1].
+        tubelet_size: int or tuple `(frames, height, width)`.
+        num_layers: int.
+        num_heads: int. Must divide `hidden_dim`.
+        hidden_dim: int.
+        intermediate_dim: int.
+        dropout_rate: float.
+        pooling: `"mean"` or `"attention"`.
+        layer_norm_epsilon: float.
+        name: str.
+        dtype: dtype or policy name; None for the global policy.
+
+    Returns:
+        A functional `keras.Model` with input `videos`
+        `(batch_size, num_frames, height, width, channels)` and outputs
+        `{"sequence_output": (batch_size, num_steps * num_patches, hidden_dim),
+        "pooled_output": (batch_size, hidden_dim)}`, with
+        `num_steps = num_frames // tubelet_size[0]` and tokens ordered time
+        first.
+
+    Example:
+
+    ```python
+    encoder = mmzoo.encoders.build_video_encoder(
+        num_frames=8, image_shape=(32, 32, 3), tubelet_size=(2, 8, 8),
+        num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64)
+    encoder(np.zeros((2, 8, 32, 32, 3)))["sequence_output"].shape  # (2, 64, 32)
+    ```
+    """
+    check_positive_int("num_frames", num_frames)
+    image_shape = check_image_shape(image_shape)
+    tubelet_size = _tubelet_size(tubelet_size)
+    for label, dim, size in zip(
+        ("num_frames", "image height", "image width"),
+        (num_frames,) + image_shape[:2],
+        tubelet_size,
+    ):
+        if dim % size:
+            raise ValueError(
+                f"`{label}` must be divisible by the matching entry of `tubelet_size` "
+                f"{tubelet_size}. Received: {label}={dim}"
+            )
+    check_transformer_args(num_layers, num_heads, hidden_dim, intermediate_dim, dropout_rate)
+    num_steps = num_frames // tubelet_size[0]
+    num_patches = (image_shape[0] // tubelet_size[1]) * (image_shape[1] // tubelet_size[2])
+
+    # === Functional Model ===
+    videos = keras.Input(shape=(num_frames,) + image_shape, name="videos")
+    x = TubeletEmbedding(tubelet_size, hidden_dim, dtype=dtype, name="tubelet_embedding")(videos)
+    x = keras.layers.Dropout(dropout_rate, dtype=dtype, name="embedding_dropout")(x)
+    for i in range(num_layers):
+        x = FactorisedAttentionBlock(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            dropout_rate=dropout_rate,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+            name=f"factorised_block_{i}",
+        )(x)
+    x = keras.layers.LayerNormalization(
+        epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+    )(x)
+    sequence = keras.layers.Reshape(
+        (num_steps * num_patches, hidden_dim), dtype=dtype, name="flatten_tokens"
+    )(x)
+    pooled = pool_sequence(sequence, None, pooling, num_heads, dtype)
+    return keras.Model(
+        videos, {"sequence_output": sequence, "pooled_output": pooled}, name=name
+    )
+
+
+def build_frame_video_encoder(
+    image_encoder,
+    num_frames,
+    num_layers=2,
+    num_heads=8,
+    intermediate_dim=2048,
+    dropout_rate=0.0,
+    pooling="mean",
+    layer_norm_epsilon=1e-6,
+    name="frame_video_encoder",
+    dtype=None,
+):
+    """Builds a video tower from an image encoder applied to every frame.
+
+    Frames are folded into the batch, encoded by `image_encoder` (any mmzoo
+    image encoder, or a Keras model with a `pooled_output` or single 2D output,
+    frozen or not), unfolded to `(batch, num_frames, dim)`, given a learned
+    temporal position embedding, and mixed by a temporal Transformer. One
+    image is a one-frame video, so `num_frames=1` gives an image tower with the
+    same interface.
+
+    Args:
+        image_encoder: `keras.Model` taking `(batch, height, width, channels)`.
+        num_frames: int. Frames per clip.
+        num_layers: int. Temporal Transformer blocks.
+        num_heads: int. Must divide the image encoder's pooled size.
+        intermediate_dim: int.
+        dropout_rate: float.
+        pooling: `"mean"` or `"attention"`.
+        layer_norm_epsilon: float.
+        name: str.
+        dtype: dtype or policy name; None for the global policy.
+
+    Returns:
+        A functional `keras.Model` with input `videos`
+        `(batch_size, num_frames, height, width, channels)` and outputs
+        `{"sequence_output": (batch_size, num_frames, hidden_dim),
+        "pooled_output": (batch_size, hidden_dim)}` where `hidden_dim` is the
+        image encoder's pooled size.
+
+    Example:
+
+    ```python
+    frames = mmzoo.presets.build_from_preset("vit_image_encoder_tiny")
+    encoder = mmzoo.encoders.build_frame_video_encoder(
+        frames, num_frames=8, num_layers=1, num_heads=2, intermediate_dim=64)
+    ```
+    """
+    if not isinstance(image_encoder, keras.Model):
+        raise ValueError(
+            "`image_encoder` must be a built keras.Model. "
+            f"Received: image_encoder={image_encoder!r}"
+        )
+    check_positive_int("num_frames", num_frames)
+    frame_shape = tuple(image_encoder.inputs[0].shape[1:])
+    if len(frame_shape) != 3:
+        raise ValueError(
+            "`image_encoder` must take images (batch_size, height, width, channels). "
+            f"Received: image_encoder with input shape {image_encoder.inputs[0].shape}"
+        )
+    feature_spec = image_encoder.output
+    if isinstance(feature_spec, dict):
+        if "pooled_output" not in feature_spec:
+            raise ValueError(
+                "`image_encoder` returns a dict without `pooled_output`. "
+                f"Received: output keys {sorted(feature_spec)}"
+            )
+        feature_spec = feature_spec["pooled_output"]
+    if len(feature_spec.shape) != 2:
+        raise ValueError(
+            "`image_encoder` must return pooled features (batch_size, dim). "
+            f"Received: output shape {feature_spec.shape}"
+        )
+    hidden_dim = feature_spec.shape[-1]
+    check_transformer_args(num_layers, num_heads, hidden_dim, intermediate_dim, dropout_rate)
+
+    # === Functional Model ===
+    videos = keras.Input(shape=(num_frames,) + frame_shape, name="videos")
+    frames = FoldFrames(dtype=dtype, name="fold_frames")(videos)
+    features = image_encoder(frames)
+    if isinstance(features, dict):
+        features = features["pooled_output"]
+    x = UnfoldFrames(num_frames, dtype=dtype, name="unfold_frames")(features)
+    positions = keras_hub.layers.PositionEmbedding(
+        sequence_length=num_frames, dtype=dtype, name="temporal_position_embedding"
+    )(x)
+    x = keras.layers.Add(dtype=dtype, name="add_positions")([x, positions])
+    for i in range(num_layers):
+        x = transformer_block(
+            i, num_heads, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
+            prefix="temporal",
+        )(x)
+    sequence = keras.layers.LayerNormalization(
+        epsilon=layer_norm_epsilon, dtype=dtype, name="temporal_final_norm"
+    )(x)
+    pooled = pool_sequence(sequence, None, pooling, num_heads, dtype)
+    return keras.Model(
+        videos, {"sequence_output": sequence, "pooled_output": pooled}, name=name
+    )
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class FoldFrames(keras.layers.Layer):
+    """`(batch, frames, ...)` -> `(batch * frames, ...)`, so a per-image model
+    can run on every frame in one call (no Python loop, no `vectorized_map`)."""
+
+    def call(self, videos):
+        return ops.reshape(videos, (-1,) + tuple(videos.shape[2:]))
+
+    def compute_output_shape(self, videos_shape):
+        batch = None if videos_shape[0] is None else videos_shape[0] * videos_shape[1]
+        return (batch,) + tuple(videos_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class UnfoldFrames(keras.layers.Layer):
+    """`(batch * num_frames, ...)` -> `(batch, num_frames, ...)`; undoes `FoldFrames`."""
+
+    def __init__(self, num_frames, **kwargs):
+        super().__init__(**kwargs)
+        check_positive_int("num_frames", num_frames)
+        self.num_frames = num_frames
+
+    def call(self, inputs):
+        return ops.reshape(inputs, (-1, self.num_frames) + tuple(inputs.shape[1:]))
+
+    def compute_output_shape(self, inputs_shape):
+        batch = None if inputs_shape[0] is None else inputs_shape[0] // self.num_frames
+        return (batch, self.num_frames) + tuple(inputs_shape[1:])
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_frames"] = self.num_frames
+        return config

@@ -1,0 +1,37 @@
+"""Argument checks shared by mmzoo layers and builders.
+
+Messages follow one pattern: what was expected, then `Received: name=value`.
+"""
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+
+
+def check_rate(name, value):
+    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
+
+
+def check_divisible(name, value, divisor_name, divisor):
+    if value % divisor != 0:
+        raise ValueError(
+            f"`{name}` must be divisible by `{divisor_name}` ({divisor}). "
+            f"Received: {name}={value}"
+        )
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {sorted(choices)}. Received: {name}={value!r}"
+        )
+
+
+def check_rank(name, shape, rank, layout):
+    if len(shape) != rank:
+        raise ValueError(
+            f"`{name}` must have rank {rank} {layout}. Received: {name} with shape "
+            f"{tuple(shape)}"
+        )

@@ -1,0 +1,5 @@
+"""Test helpers for mmzoo and for users extending it."""
+
+from mmzoo.testing.test_case import TestCase
+
+__all__ = ["TestCase"]

@@ -1,0 +1,5 @@
+"""Kept for tools that still call `setup.py`; all metadata lives in setup.cfg."""
+
+from setuptools import setup
+
+setup()

@@ -1,0 +1,92 @@
+"""The layers and encoders are written in keras.ops, so they also run on JAX.
+
+The backend is fixed per process, so the check runs in a subprocess with
+`KERAS_BACKEND=jax`; skipped when jax is not installed.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mmzoo.testing import TestCase
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import keras
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    import mmzoo
+    from mmzoo import layers, presets
+
+    rng = np.random.RandomState(0)
+    shapes = {}
+    x3 = rng.randn(2, 5, 8).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1] * 5], bool)
+    calls = {
+        "PatchEmbedding": (layers.PatchEmbedding(4, 8), (rng.rand(2, 8, 8, 3),), {}),
+        "TubeletEmbedding": (layers.TubeletEmbedding((2, 4, 4), 8), (rng.rand(2, 4, 8, 8, 3),), {}),
+        "AttentionPooling": (layers.AttentionPooling(2), (x3,), {"padding_mask": mask}),
+        "ProjectionHead": (layers.ProjectionHead(4, intermediate_dim=16), (x3[:, 0],), {}),
+        "ContrastiveHead": (layers.ContrastiveHead(use_bias=True), (x3[:, 0], x3[:, 1]), {}),
+        "CrossModalFusionBlock": (
+            layers.CrossModalFusionBlock(2, 16), (x3, rng.randn(2, 3, 6)),
+            {"padding_mask": mask, "context_padding_mask": np.ones((2, 3), bool)},
+        ),
+        "FactorisedAttentionBlock": (layers.FactorisedAttentionBlock(2, 16), (rng.randn(2, 2, 4, 8),), {}),
+    }
+    for name, (layer, args, kwargs) in calls.items():
+        args = tuple(np.asarray(a, "float32") for a in args)
+        out = layer(*args, **kwargs)
+        assert np.all(np.isfinite(np.asarray(out))), name
+        shapes[name] = list(out.shape)
+    inputs = {
+        "vit_image_encoder_tiny": rng.rand(2, 32, 32, 3),
+        "cnn_image_encoder_tiny": rng.rand(2, 32, 32, 3),
+        "video_encoder_tiny": rng.rand(2, 8, 32, 32, 3),
+        "frame_video_encoder_tiny": rng.rand(2, 8, 32, 32, 3),
+    }
+    for name, x in inputs.items():
+        out = presets.build_from_preset(name)(x.astype("float32"))
+        shapes[name] = list(out["sequence_output"].shape)
+    out = presets.build_from_preset("text_encoder_tiny")(
+        {"token_ids": rng.randint(0, 512, (2, 16)).astype("int32"),
+         "padding_mask": np.ones((2, 16), bool)})
+    shapes["text_encoder_tiny"] = list(out["sequence_output"].shape)
+    print("SHAPES=" + json.dumps(shapes))
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+class JaxBackendTest(TestCase):
+    def test_layers_and_encoders_run_on_jax(self):
+        env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+        proc = subprocess.run(
+            [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+        )
+        self.assertEqual(proc.returncode, 0, msg=proc.stderr[-4000:])
+        line = [l for l in proc.stdout.splitlines() if l.startswith("SHAPES=")][-1]
+        shapes = json.loads(line[len("SHAPES="):])
+        self.assertEqual(
+            shapes,
+            {
+                "PatchEmbedding": [2, 4, 8],
+                "TubeletEmbedding": [2, 2, 4, 8],
+                "AttentionPooling": [2, 8],
+                "ProjectionHead": [2, 4],
+                "ContrastiveHead": [2, 2],
+                "CrossModalFusionBlock": [2, 5, 8],
+                "FactorisedAttentionBlock": [2, 2, 4, 8],
+                "vit_image_encoder_tiny": [2, 16, 32],
+                "cnn_image_encoder_tiny": [2, 16, 64],
+                "video_encoder_tiny": [2, 64, 32],
+                "frame_video_encoder_tiny": [2, 8, 32],
+                "text_encoder_tiny": [2, 16, 32],
+            },
+        )

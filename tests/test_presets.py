@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from mmzoo import presets
+from mmzoo.testing import TestCase
+
+TINY_INPUTS = {
+    "vit_image_encoder_tiny": lambda: np.random.rand(2, 32, 32, 3).astype("float32"),
+    "cnn_image_encoder_tiny": lambda: np.random.rand(2, 32, 32, 3).astype("float32"),
+    "text_encoder_tiny": lambda: {
+        "token_ids": np.random.randint(0, 512, (2, 16)).astype("int32"),
+        "padding_mask": np.ones((2, 16), bool),
+    },
+    "video_encoder_tiny": lambda: np.random.rand(2, 8, 32, 32, 3).astype("float32"),
+    "frame_video_encoder_tiny": lambda: np.random.rand(2, 8, 32, 32, 3).astype("float32"),
+}
+
+
+class PresetsTest(TestCase):
+    def test_every_encoder_has_a_tiny_preset(self):
+        names = presets.list_presets(family="encoders")
+        self.assertEqual(sorted(n for n in names if n.endswith("_tiny")), sorted(TINY_INPUTS))
+
+    def test_tiny_presets_build_and_run(self):
+        for name, make_inputs in TINY_INPUTS.items():
+            model = presets.build_from_preset(name)
+            out = model(make_inputs())
+            self.assertEqual(out["pooled_output"].shape[0], 2, msg=name)
+            self.assertLess(model.count_params(), 500_000, msg=name)
+
+    def test_overrides(self):
+        model = presets.build_from_preset("vit_image_encoder_tiny", num_layers=1, name="small_vit")
+        self.assertEqual(model.name, "small_vit")
+        self.assertLen([l for l in model.layers if "transformer_block" in l.name], 1)
+
+    def test_config_is_a_copy(self):
+        config = presets.get_preset_config("text_encoder_tiny")
+        config["num_layers"] = 99
+        self.assertEqual(presets.get_preset_config("text_encoder_tiny")["num_layers"], 2)
+
+    def test_unknown_preset_suggests_names(self):
+        with self.assertRaisesRegex(ValueError, r"Did you mean \['vit_image_encoder_tiny'.*Received: preset='vit_image_encoder_tinny'"):
+            presets.build_from_preset("vit_image_encoder_tinny")
+
+    def test_unknown_override(self):
+        with self.assertRaisesRegex(ValueError, r"no argument\(s\) \['num_layerz'\].*valid arguments"):
+            presets.build_from_preset("vit_image_encoder_tiny", num_layerz=1)
+
+    def test_unknown_family(self):
+        with self.assertRaisesRegex(ValueError, "Received: family='nope'"):
+            presets.list_presets(family="nope")
+
+
+@pytest.mark.slow
+class LargePresetsTest(TestCase):
+    def test_published_sizes(self):
+        # Parameter counts of the published architectures (no class token, no
+        # classifier): ViT-S/16 ~ 21.7M, ViT-B/16 ~ 85.8M.
+        expected = {"vit_image_encoder_small": 21.7e6, "vit_image_encoder_base": 85.8e6}
+        for name, count in expected.items():
+            model = presets.build_from_preset(name)
+            self.assertAllClose(model.count_params(), count, rtol=0.01, msg=name)
