@@ -402,7 +402,7 @@ class TestCase(tf.test.TestCase):
         io_dir = self.get_temp_dir()
         in_file = os.path.join(io_dir, "inputs.npz")
         out_file = os.path.join(io_dir, "outputs.npz")
-        np.savez(in_file, **{k: np.asarray(v) for k, v in input_data.items()})
+        np.savez(in_file, **{k: _to_numpy(v) for k, v in input_data.items()})
         script = textwrap.dedent(
             f"""
             import os, sys
@@ -412,7 +412,9 @@ class TestCase(tf.test.TestCase):
             import tensorflow_text  # noqa: F401  registers the tf-text ops
             loaded = tf.saved_model.load({path!r})
             fn = loaded.signatures[{endpoint!r}]
-            data = np.load({in_file!r})
+            # Both files are written by the test and this process only, so
+            # pickled object arrays (binary strings) are safe to load.
+            data = np.load({in_file!r}, allow_pickle=True)
             outputs = fn(**{{k: tf.constant(data[k]) for k in data.files}})
             np.savez({out_file!r}, **{{k: v.numpy() for k, v in outputs.items()}})
             # TensorFlow may load keras itself; mmzoo and keras-hub must not be needed.
@@ -433,7 +435,7 @@ class TestCase(tf.test.TestCase):
         self.assertEqual(
             proc.returncode, 0, msg=f"serving process failed:\n{proc.stderr[-4000:]}"
         )
-        with np.load(out_file) as f:
+        with np.load(out_file, allow_pickle=True) as f:
             served = {k: f[k] for k in f.files}
         if isinstance(expected_output, dict):
             self.assertEqual(set(served), set(expected_output))

@@ -1,0 +1,4 @@
+from mmzoo.models.image_captioning import image_captioning_presets  # noqa: F401
+from mmzoo.models.image_captioning.image_captioning_model import ImageCaptioningModel
+from mmzoo.models.image_captioning.image_captioning_model import build_image_captioning_model
+from mmzoo.models.image_captioning.image_captioning_model import teacher_forcing_split

@@ -1,0 +1,110 @@
+import io
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from mmzoo.data import TextTokenizer
+from mmzoo.encoders import build_vit_image_encoder
+from mmzoo.export import export_image_captioning_model
+from mmzoo.export._images import decode_image_batch
+from mmzoo.models import build_image_captioning_model
+from mmzoo.testing import TestCase
+
+VOCABULARY = ["[PAD]", "[UNK]", "[START]", "[END]"] + [f"w{i}" for i in range(8)]
+
+
+def encode(array, fmt):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+class ImageCaptioningExportTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        encoder = build_vit_image_encoder(
+            image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2,
+            hidden_dim=16, intermediate_dim=32,
+        )
+        self.model = build_image_captioning_model(
+            encoder, vocabulary_size=12, sequence_length=6, num_layers=1,
+            num_heads=2, hidden_dim=8, intermediate_dim=16,
+        )
+        self.tokenizer = TextTokenizer(VOCABULARY, sequence_length=7)
+        rng = np.random.RandomState(0)
+        self.pixels = [rng.randint(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+
+    def test_served_captions_equal_generate(self):
+        images = np.array([encode(p, "PNG") for p in self.pixels], dtype=object)
+        pixels = np.stack(self.pixels).astype("float32") / 255.0
+        for method in ("greedy", "beam"):
+            self.model.tokenizer = None
+            token_ids = self.model.generate(pixels, method=method, num_beams=3)
+            self.model.tokenizer = self.tokenizer
+            captions = self.model.generate(pixels, method=method, num_beams=3)
+            self.run_export_test(
+                input_data={"images": images},
+                export_fn=lambda path: export_image_captioning_model(
+                    self.model, self.tokenizer, path, method=method, num_beams=3
+                ),
+                endpoint="caption",
+                expected_output={
+                    "captions": np.array([c.encode() for c in captions], dtype=object),
+                    "token_ids": token_ids,
+                    "status": np.array([b"ok"] * 3, dtype=object),
+                },
+            )
+
+    def test_undecodable_bytes_do_not_fail_the_batch(self):
+        good = encode(self.pixels[0], "PNG")
+        batch = [good, b"not an image at all", encode(self.pixels[1], "JPEG")[:30], good]
+        path = os.path.join(self.get_temp_dir(), "captioner")
+        export_image_captioning_model(self.model, self.tokenizer, path)
+        served = tf.saved_model.load(path).signatures["caption"](images=tf.constant(batch))
+        self.assertAllEqual(served["status"], [b"ok", b"undecodable image", b"undecodable image", b"ok"])
+        self.assertAllEqual(served["captions"][1:3], [b"", b""])
+        self.assertEqual(served["captions"][0].numpy(), served["captions"][3].numpy())
+        self.assertNotEqual(served["captions"][0].numpy(), b"")
+
+    def test_decoding_grayscale_rgba_and_jpeg(self):
+        rgb = self.pixels[0]
+        gray = rgb[..., 0]
+        rgba = np.concatenate([rgb, np.full((16, 16, 1), 255, np.uint8)], axis=-1)
+        # JPEG is lossy: a smooth gradient survives it within a few levels.
+        yy, xx = np.mgrid[0:16, 0:16]
+        smooth = np.stack([yy * 16, xx * 16, (yy + xx) * 8], axis=-1).astype(np.uint8)
+        batch = tf.constant([encode(gray, "PNG"), encode(rgba, "PNG"), encode(smooth, "JPEG")])
+        images, valid = decode_image_batch(batch, (16, 16, 3))
+        self.assertAllEqual(valid, [True, True, True])
+        self.assertAllClose(images[0, ..., 0], gray / 255.0, atol=1e-6)
+        self.assertAllClose(images[0, ..., 1], gray / 255.0, atol=1e-6)
+        self.assertAllClose(images[1], rgb / 255.0, atol=1e-6)
+        self.assertAllClose(images[2], smooth / 255.0, atol=0.06)
+
+    def test_resizes(self):
+        big = np.zeros((40, 24, 3), np.uint8)
+        images, valid = decode_image_batch(tf.constant([encode(big, "PNG")]), (16, 16))
+        self.assertEqual(tuple(images.shape), (1, 16, 16, 3))
+
+    def test_export_is_atomic_and_replaces(self):
+        path = os.path.join(self.get_temp_dir(), "captioner")
+        os.makedirs(path)
+        with open(os.path.join(path, "stale.txt"), "w") as f:
+            f.write("old")
+        export_image_captioning_model(self.model, self.tokenizer, path)
+        self.assertFalse(os.path.exists(os.path.join(path, "stale.txt")))
+        self.assertTrue(os.path.exists(os.path.join(path, "saved_model.pb")))
+        leftovers = [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".export-")]
+        self.assertEmpty(leftovers)
+
+    def test_bad_arguments(self):
+        path = os.path.join(self.get_temp_dir(), "x")
+        with self.assertRaisesRegex(ValueError, "Received: method='top_k'"):
+            export_image_captioning_model(self.model, self.tokenizer, path, method="top_k")
+        small = TextTokenizer(VOCABULARY[:8], sequence_length=7)
+        with self.assertRaisesRegex(ValueError, "tokenizer.vocabulary_size=8, model.vocabulary_size=12"):
+            export_image_captioning_model(self.model, small, path)
+        self.assertFalse(os.path.exists(path))
+
