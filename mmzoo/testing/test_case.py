@@ -194,8 +194,14 @@ class TestCase(tf.test.TestCase):
         # Config round trip.
         layer = cls(**init_kwargs)
         config = layer.get_config()
-        for key in init_kwargs:
+        for key, value in init_kwargs.items():
             self.assertIn(key, config, msg=f"get_config() lacks `{key}`")
+            if isinstance(value, (bool, int, float, str, tuple, list)) or value is None:
+                normalize = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+                self.assertEqual(
+                    normalize(config[key]), normalize(value),
+                    msg=f"get_config()[{key!r}] is {config[key]!r}, constructed with {value!r}",
+                )
         revived = cls.from_config(config)
         self.assertEqual(revived.get_config(), config)
         json.dumps(keras.saving.serialize_keras_object(layer))  # JSON-serializable
