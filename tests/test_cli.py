@@ -1,39 +1,117 @@
 import io
+import json
 import os
 import subprocess
 import sys
+from unittest import mock
+
+import numpy as np
+import pytest
+from PIL import Image
 
 from mmzoo import cli
 from mmzoo.testing import TestCase
 
 
-class CLITest(TestCase):
-    def test_demo_runs_every_tiny_encoder(self):
-        out = io.StringIO()
-        rows = cli.run_demo(batch_size=2, repeats=1, out=out)
-        self.assertEqual(
-            [r["preset"] for r in rows],
-            ["cnn_image_encoder_tiny", "frame_video_encoder_tiny", "text_encoder_tiny",
-             "video_encoder_tiny", "vit_image_encoder_tiny"],
-        )
-        for r in rows:
-            self.assertEqual(r["pooled_output"][0], 2)
-            self.assertIn(r["preset"], out.getvalue())
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "mmzoo.cli", *args], capture_output=True, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600,
+    )
 
+
+class CLIArgumentsTest(TestCase):
     def test_presets_command(self):
         out = io.StringIO()
-        cli._list_presets("encoders", out=out)
-        self.assertIn("vit_image_encoder_base", out.getvalue())
+        cli._list_presets("image_captioning", out=out)
+        self.assertIn("image_captioning_tiny", out.getvalue())
 
     def test_bad_family_is_a_clear_error(self):
-        proc = subprocess.run(
-            [sys.executable, "-m", "mmzoo.cli", "presets", "--family", "nope"],
-            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        )
+        proc = run_cli("presets", "--family", "nope")
         self.assertEqual(proc.returncode, 2)
-        self.assertIn("Available: ['encoders']. Received: family='nope'", proc.stderr)
+        self.assertIn("Received: family='nope'", proc.stderr)
 
-    def test_bad_flag_value(self):
+    def test_bad_flag_values_list_the_choices(self):
+        proc = run_cli("train", "image_captioning", "--strategy", "gpu_cluster")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("invalid choice: 'gpu_cluster'", proc.stderr)
+        self.assertIn("'multi_worker'", proc.stderr)
+        proc = run_cli("train", "video_qa")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("invalid choice: 'video_qa' (choose from 'image_captioning')", proc.stderr)
         with self.assertRaises(SystemExit) as e:
-            cli.main(["demo", "--batch-size", "0"])
+            cli.main(["train", "image_captioning", "--steps", "0"])
         self.assertEqual(e.exception.code, 2)
+
+    def test_config_file_values_and_flag_precedence(self):
+        path = os.path.join(self.get_temp_dir(), "run.yaml")
+        with open(path, "w") as f:
+            f.write("steps: 77\nbatch_size: 16\ndata: synthetic\nstrategy: mirrored\n")
+        with mock.patch.object(cli, "train_image_captioning") as train:
+            self.assertEqual(cli.main(["train", "image_captioning", "--config", path, "--steps", "5"]), 0)
+        kwargs = train.call_args.kwargs
+        self.assertEqual(kwargs["steps"], 5)  # the flag wins
+        self.assertEqual(kwargs["batch_size"], 16)  # from the file
+        self.assertEqual(kwargs["strategy"], "mirrored")
+
+    def test_config_file_errors(self):
+        path = os.path.join(self.get_temp_dir(), "run.json")
+        with open(path, "w") as f:
+            json.dump({"stepz": 3}, f)
+        with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+            cli.main(["train", "image_captioning", "--config", path])
+        self.assertIn("unknown option 'stepz'", err.getvalue())
+        self.assertIn("'steps'", err.getvalue())
+        with open(path, "w") as f:
+            json.dump({"strategy": "nope"}, f)
+        with self.assertRaises(SystemExit), mock.patch("sys.stderr", new_callable=io.StringIO) as err:
+            cli.main(["train", "image_captioning", "--config", path])
+        self.assertIn("strategy must be one of", err.getvalue())
+
+    def test_missing_run_is_a_clear_error(self):
+        proc = run_cli("export", "image_captioning", "--model-dir", self.get_temp_dir())
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("run `mmzoo train` first", proc.stderr)
+
+    def test_bad_data_spec(self):
+        with self.assertRaisesRegex(ValueError, "Received: --data 'nowhere.txt'"):
+            cli.load_caption_examples("nowhere.txt", "train", (32, 32, 3))
+
+    def test_caption_grid(self):
+        images = np.random.RandomState(0).rand(3, 8, 8, 3).astype("float32")
+        path = cli.write_caption_grid(
+            os.path.join(self.get_temp_dir(), "grid.png"), images, ["a red circle", "", "x"]
+        )
+        grid = np.asarray(Image.open(path))
+        self.assertEqual(grid.shape[2], 3)
+        self.assertEqual(grid.shape[0], 8 * 4 + 64)
+
+
+@pytest.mark.slow
+class CLIEndToEndTest(TestCase):
+    def test_demo(self):
+        out = io.StringIO()
+        output_dir = os.path.join(self.get_temp_dir(), "demo")
+        result = cli.run_demo(output_dir, steps=40, num_test=8, out=out)
+        self.assertTrue(os.path.exists(os.path.join(output_dir, "captions.png")))
+        self.assertTrue(os.path.exists(os.path.join(output_dir, "saved_model", "saved_model.pb")))
+        self.assertTrue(os.path.exists(os.path.join(output_dir, "run", "model.keras")))
+        self.assertEqual(set(result["metrics"]) >= {"bleu_4", "cider_d"}, True)
+        self.assertLen(result["captions"], 8)
+        self.assertIn("bleu_4", out.getvalue())
+        with open(os.path.join(output_dir, "run", "eval_test.json")) as f:
+            self.assertEqual(json.load(f)["num_examples"], 8)
+
+    def test_train_resumes_then_evaluate_and_export(self):
+        model_dir = os.path.join(self.get_temp_dir(), "run")
+        common = ["--model-dir", model_dir, "--num-examples", "256", "--batch-size", "16",
+                  "--checkpoint-every", "5"]
+        self.assertEqual(cli.main(["train", "image_captioning", "--steps", "5", *common]), 0)
+        self.assertEqual(cli.main(["train", "image_captioning", "--steps", "10", *common]), 0)
+        steps = [json.loads(l)["step"] for l in open(os.path.join(model_dir, "metrics.jsonl"))]
+        self.assertEqual(steps[-1], 10)
+        self.assertEqual(len(steps), len(set(steps)))  # resumed, not restarted
+        self.assertEqual(cli.main(["evaluate", "image_captioning", "--model-dir", model_dir,
+                                   "--num-examples", "8"]), 0)
+        self.assertEqual(cli.main(["export", "image_captioning", "--model-dir", model_dir]), 0)
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "saved_model", "saved_model.pb")))

@@ -9,6 +9,7 @@ from mmzoo.models import ImageCaptioningModel
 from mmzoo.models import build_image_captioning_model
 from mmzoo.models import teacher_forcing_split
 from mmzoo.testing import TestCase
+from mmzoo.training import get_strategy
 
 
 def tiny_encoder(dtype=None, trainable=True):
@@ -117,7 +118,9 @@ class ImageCaptioningModelTest(TestCase):
         self.assertAllEqual(generated[0, :3], [5, 6, 3])
 
     def test_fit_under_mirrored_strategy(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        # mmzoo's strategy cache: two MirroredStrategy objects in one process
+        # collide on TensorFlow's collective keys.
+        strategy = get_strategy("mirrored")
         with strategy.scope():
             model = self.builder(**{**self.init_kwargs, "sequence_length": 5})
             # model.fit compiles the whole distributed step; XLA cannot read a

@@ -1,0 +1,187 @@
+"""Pure `dict -> dict` preprocessing ops, in the big_vision style.
+
+Each function here builds an op: a callable that takes an example dict and
+returns a new dict (the input is not modified; keys it does not touch pass
+through). Ops work on one example and, where noted, on a batch of them, both
+eagerly and inside `tf.data.Dataset.map`.
+
+Example:
+
+```python
+resize = mmzoo.data.ops.resize(image_shape=(32, 32))
+tokenize = mmzoo.data.ops.tokenize(tokenizer, key="questions", prefix="question_")
+dataset = dataset.map(lambda x: tokenize(resize(x)))
+```
+"""
+
+import tensorflow as tf
+
+from mmzoo.data._checks import check_image_shape
+
+
+def resize(image_shape, key="images"):
+    """Resizes images or video frames under `key` to `image_shape`.
+
+    Bilinear with antialiasing, float32 output clipped to [0, 1]. Works on any
+    rank >= 3 (`(h, w, 3)`, `(frames, h, w, 3)`, and batches of either).
+
+    Args:
+        image_shape: (height, width) or (height, width, 3).
+        key: str. `"images"` or `"videos"`.
+
+    Returns:
+        an op.
+
+    Example:
+
+    ```python
+    dataset = dataset.map(mmzoo.data.ops.resize((64, 64)))
+    ```
+    """
+    height, width = check_image_shape(image_shape)
+
+    def op(example):
+        x = tf.convert_to_tensor(example[key])
+        shape = tf.shape(x)
+        flat = tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0))
+        flat = tf.image.resize(flat, (height, width), antialias=True)
+        out = tf.reshape(flat, tf.concat([shape[:-3], [height, width, 3]], axis=0))
+        out = tf.ensure_shape(out, x.shape[:-3].concatenate([height, width, 3]))
+        return {**example, key: tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)}
+
+    return op
+
+
+def tokenize(tokenizer, key="captions", prefix=""):
+    """Tokenizes the text under `key` (any shape) with a `TextTokenizer`.
+
+    Adds `f"{prefix}token_ids"` and `f"{prefix}padding_mask"`; e.g.
+    `prefix="question_"` gives `question_token_ids` and
+    `question_padding_mask`. Works on single examples and batches.
+
+    Args:
+        tokenizer: `mmzoo.data.TextTokenizer` (or a callable with its output).
+        key: str. The text key.
+        prefix: str. Prefix of the two new keys.
+
+    Returns:
+        an op.
+
+    Example:
+
+    ```python
+    op = mmzoo.data.ops.tokenize(tokenizer, key="questions", prefix="question_")
+    op({"questions": "what color is the circle?"})["question_token_ids"]
+    ```
+    """
+
+    def op(example):
+        outputs = tokenizer(example[key])
+        return {
+            **example,
+            f"{prefix}token_ids": outputs["token_ids"],
+            f"{prefix}padding_mask": outputs["padding_mask"],
+        }
+
+    return op
+
+
+def choose_caption(key="captions", random_key="caption_random"):
+    """Replaces a vector of reference captions by one of them.
+
+    The choice is `example[random_key] % num_captions`, where `random_key`
+    holds a random int64 (the pipelines zip in `tf.data.Dataset.random`), so
+    the op itself is deterministic. `random_key` is removed. Works on single
+    examples (`captions` `(n,)`, scalar random) and on batches (`(b, n)`,
+    `(b,)`).
+
+    Args:
+        key: str. Key of the caption vectors.
+        random_key: str. Key of the random integers.
+
+    Returns:
+        an op.
+
+    Example:
+
+    ```python
+    op = mmzoo.data.ops.choose_caption()
+    op({"captions": ["a red circle", "a circle"], "caption_random": 7})  # "a circle"
+    ```
+    """
+
+    def op(example):
+        example = dict(example)
+        captions = tf.convert_to_tensor(example[key])
+        random = tf.convert_to_tensor(example.pop(random_key), tf.int64)
+        num = tf.cast(tf.shape(captions)[-1], tf.int64)
+        index = tf.math.floormod(random, tf.maximum(num, 1))
+        example[key] = tf.gather(captions, index, axis=-1, batch_dims=random.shape.rank)
+        return example
+
+    return op
+
+
+def answers_to_ids(answer_vocabulary, key="answers"):
+    """Adds `answer_ids` int32, the index of `example[key]` in the vocabulary.
+
+    Answers outside the vocabulary get -1 (the video QA pipeline drops them).
+    Works on single examples and batches.
+
+    Args:
+        answer_vocabulary: sequence of str, without repeats.
+        key: str. Key of the answer strings.
+
+    Returns:
+        an op.
+
+    Example:
+
+    ```python
+    op = mmzoo.data.ops.answers_to_ids(mmzoo.data.VIDEO_QA_ANSWERS)
+    op({"answers": "red"})["answer_ids"]  # 0
+    ```
+    """
+    vocabulary = [str(a) for a in answer_vocabulary]
+    if not vocabulary or len(set(vocabulary)) != len(vocabulary):
+        raise ValueError(
+            "`answer_vocabulary` must be a non-empty list of distinct strings. "
+            f"Received: answer_vocabulary={list(answer_vocabulary)[:10]}"
+        )
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int32)
+        ),
+        default_value=-1,
+    )
+
+    def op(example):
+        answers = tf.convert_to_tensor(example[key], tf.string)
+        return {**example, "answer_ids": table.lookup(answers)}
+
+    return op
+
+
+def keep(*keys):
+    """Keeps only `keys` (in that order).
+
+    Args:
+        *keys: str.
+
+    Returns:
+        an op.
+
+    Example:
+
+    ```python
+    dataset = dataset.map(mmzoo.data.ops.keep("images", "labels"))
+    ```
+    """
+
+    def op(example):
+        missing = [k for k in keys if k not in example]
+        if missing:
+            raise KeyError(f"Example lacks {missing}; it has {sorted(example)}")
+        return {k: example[k] for k in keys}
+
+    return op

@@ -1,0 +1,428 @@
+"""Batched training pipelines for the four model families.
+
+Each function takes an unbatched dataset of example dicts (from
+`load_synthetic`, `load_tfds` or the file loaders) and returns batches with
+static shapes, in big_vision's order:
+
+    shard -> shuffle -> repeat -> map(preprocess, parallel) -> batch(drop_remainder)
+    -> [augment] -> prefetch
+
+Sharding happens first so that under `tf.distribute` each input pipeline
+reads a disjoint part of the examples; batches then hold the per-replica
+batch size (`input_context.get_per_replica_batch_size`), the form
+`strategy.distribute_datasets_from_function` expects.
+
+Augmentation is off by default. Geometric augmentation can make a caption
+false: a horizontal flip turns "a red circle to the left of a blue square"
+into a picture of the opposite, and a crop can cut a shape out. Use
+`caption_safe_augmentation()` (brightness and contrast only: colours keep
+their names) or pass your own Keras preprocessing layers knowingly.
+"""
+
+import keras
+import tensorflow as tf
+
+from mmzoo.data import ops
+from mmzoo.data._checks import check_int
+
+_RANDOM_KEY = "caption_random"
+
+
+def caption_safe_augmentation(seed=None):
+    """Photometric augmentation that keeps shape captions true.
+
+    Random brightness and contrast (factor 0.1) on images in [0, 1]: colour
+    names, positions and sizes do not change. No flips, crops or hue changes.
+
+    Args:
+        seed: int or None. Build a fresh one with the same seed to repeat a
+            run exactly (the layers' random state advances as they run).
+
+    Returns:
+        `keras.Sequential` taking images `(batch_size, height, width, 3)`.
+
+    Example:
+
+    ```python
+    train = mmzoo.data.captioning_pipeline(
+        examples, tokenizer, batch_size=32,
+        augmentation=mmzoo.data.caption_safe_augmentation(seed=0),
+    )
+    ```
+    """
+    second_seed = None if seed is None else seed + 1
+    return keras.Sequential(
+        [
+            keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed),
+            keras.layers.RandomContrast(0.1, value_range=(0.0, 1.0), seed=second_seed),
+        ],
+        name="caption_safe_augmentation",
+    )
+
+
+def _validate(dataset, required, batch_size, shuffle_buffer, seed, input_context, augmentation):
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(
+            f"`dataset` must be a `tf.data.Dataset`. Received: dataset={type(dataset).__name__}"
+        )
+    spec = dataset.element_spec
+    keys = sorted(spec) if isinstance(spec, dict) else None
+    missing = [k for k in required if keys is None or k not in spec]
+    if missing:
+        raise ValueError(
+            f"`dataset` elements must be dicts with keys {list(required)}; "
+            f"{missing} missing. Received: keys={keys}"
+        )
+    for key in ("images", "videos"):
+        if key in required and not spec[key].shape.is_fully_defined():
+            raise ValueError(
+                f"`{key}` must have a static shape for batching and XLA; pass "
+                "`image_shape` (and `num_frames`) to the loader. "
+                f"Received: {key} shape={tuple(spec[key].shape)}"
+            )
+    check_int("batch_size", batch_size, 1)
+    if shuffle_buffer is not None:
+        check_int("shuffle_buffer", shuffle_buffer, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
+    if input_context is not None:
+        if not isinstance(input_context, tf.distribute.InputContext):
+            raise ValueError(
+                "`input_context` must be a `tf.distribute.InputContext` or None. "
+                f"Received: input_context={input_context!r}"
+            )
+        if batch_size % input_context.num_replicas_in_sync:
+            raise ValueError(
+                "`batch_size` (the global batch size) must be divisible by the "
+                f"{input_context.num_replicas_in_sync} replicas in sync. "
+                f"Received: batch_size={batch_size}"
+            )
+    if augmentation is not None and not callable(augmentation):
+        raise ValueError(
+            "`augmentation` must be a callable (e.g. a Keras preprocessing layer) "
+            f"or None. Received: augmentation={augmentation!r}"
+        )
+
+
+def _batch(
+    dataset,
+    preprocess,
+    batch_size,
+    shuffle_buffer,
+    repeat,
+    seed,
+    deterministic,
+    input_context,
+    augmentation=None,
+    random_key=None,
+    keep_if=None,
+):
+    """The shared shard -> shuffle -> repeat -> map -> batch -> prefetch chain."""
+    if deterministic and seed is None:
+        seed = 0
+    if input_context is not None:
+        dataset = dataset.shard(
+            input_context.num_input_pipelines, input_context.input_pipeline_id
+        )
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    if random_key is not None:
+        # One random int64 per example, e.g. to pick one of several captions,
+        # drawn after `repeat` so that each epoch picks anew.
+        randoms = tf.data.Dataset.random(seed=seed)
+        dataset = tf.data.Dataset.zip(dataset, randoms).map(
+            lambda example, r: {**example, random_key: r}
+        )
+    dataset = dataset.map(
+        preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
+    if keep_if is not None:
+        dataset = dataset.filter(keep_if)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if augmentation is not None:
+
+        def augment(batch):
+            images = batch["images"]
+            if isinstance(augmentation, keras.layers.Layer):
+                images = augmentation(images, training=True)
+            else:
+                images = augmentation(images)
+            return {**batch, "images": images}
+
+        # Keras random layers keep their seed state in a variable; parallel
+        # calls race on it, so a reproducible run augments one batch at a time.
+        dataset = dataset.map(
+            augment, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE
+        )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    return dataset.with_options(options)
+
+
+def _image_text_pipeline(
+    dataset, tokenizer, batch_size, shuffle_buffer, repeat, seed, deterministic,
+    augmentation, input_context,
+):
+    _validate(
+        dataset, ("images", "captions"), batch_size, shuffle_buffer, seed,
+        input_context, augmentation,
+    )
+    several_captions = dataset.element_spec["captions"].shape.rank == 1
+    steps = [ops.choose_caption()] if several_captions else []
+    steps += [
+        ops.tokenize(tokenizer, key="captions"),
+        ops.keep("images", "token_ids", "padding_mask"),
+    ]
+
+    def preprocess(example):
+        for step in steps:
+            example = step(example)
+        return example
+
+    return _batch(
+        dataset, preprocess, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        input_context, augmentation=augmentation,
+        random_key=_RANDOM_KEY if several_captions else None,
+    )
+
+
+def captioning_pipeline(
+    dataset,
+    tokenizer,
+    batch_size,
+    shuffle_buffer=1024,
+    repeat=True,
+    seed=None,
+    deterministic=False,
+    augmentation=None,
+    input_context=None,
+):
+    """Batches of images and tokenized captions for captioning models.
+
+    When an example has several captions (`captions` of shape `(n,)`), one of
+    them is drawn at random for each example, anew every epoch.
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of dicts with `images`
+            `(height, width, 3)` (static shape) and `captions` (a string or a
+            vector of strings).
+        tokenizer: `mmzoo.data.TextTokenizer`.
+        batch_size: int. Global batch size (divided among replicas when
+            `input_context` is given).
+        shuffle_buffer: int, or None for no shuffling (evaluation).
+        repeat: bool. Repeat forever.
+        seed: int or None. Seeds shuffling and caption choice.
+        deterministic: bool. Reproducible order and choices across runs (the
+            parallel map keeps its input order; augmentation runs one batch at
+            a time); uses seed 0 when `seed` is None. When False, tf.data may
+            reorder examples for speed. For evaluation in dataset order pass
+            `shuffle_buffer=None, repeat=False, deterministic=True`.
+        augmentation: None, or a callable on batched images, such as
+            `caption_safe_augmentation()`; see the module docstring.
+        input_context: `tf.distribute.InputContext` or None. Shards the
+            examples and batches to the per-replica batch size.
+
+    Returns:
+        `tf.data.Dataset` of dicts: `images` float32 `(batch_size, height,
+        width, 3)`, `token_ids` int32 `(batch_size, sequence_length)`,
+        `padding_mask` bool `(batch_size, sequence_length)`; all shapes static.
+
+    Example:
+
+    ```python
+    examples = mmzoo.data.load_synthetic("shapes_captions", split="train")
+    tokenizer = mmzoo.data.TextTokenizer(vocabulary, sequence_length=24)
+    train = mmzoo.data.captioning_pipeline(examples, tokenizer, batch_size=32)
+    ```
+    """
+    return _image_text_pipeline(
+        dataset, tokenizer, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        augmentation, input_context,
+    )
+
+
+def contrastive_pipeline(
+    dataset,
+    tokenizer,
+    batch_size,
+    shuffle_buffer=4096,
+    repeat=True,
+    seed=None,
+    deterministic=False,
+    augmentation=None,
+    input_context=None,
+):
+    """Batches of image-text pairs for dual encoders (CLIP / SigLIP style).
+
+    The same batches as `captioning_pipeline` (one caption drawn per image),
+    with a larger default shuffle buffer and at least two examples per
+    replica: in-batch negatives need a batch. Each image appears once per
+    batch when each example is one image, as all mmzoo loaders produce
+    (file manifests are grouped by image).
+
+    Args:
+        dataset: as in `captioning_pipeline`.
+        tokenizer: `mmzoo.data.TextTokenizer`.
+        batch_size: int. Global batch size, at least 2 per replica.
+        shuffle_buffer: int, or None for no shuffling.
+        repeat: bool. Repeat forever.
+        seed: int or None.
+        deterministic: bool. Reproducible order and choices.
+        augmentation: None or a callable on batched images.
+        input_context: `tf.distribute.InputContext` or None.
+
+    Returns:
+        `tf.data.Dataset` of dicts with `images`, `token_ids`, `padding_mask`
+        as in `captioning_pipeline`.
+
+    Example:
+
+    ```python
+    train = mmzoo.data.contrastive_pipeline(examples, tokenizer, batch_size=64)
+    ```
+    """
+    replicas = input_context.num_replicas_in_sync if input_context is not None else 1
+    if isinstance(batch_size, int) and batch_size < 2 * replicas:
+        raise ValueError(
+            "Contrastive batches need at least 2 examples per replica (in-batch "
+            f"negatives); {replicas} replica(s). Received: batch_size={batch_size}"
+        )
+    return _image_text_pipeline(
+        dataset, tokenizer, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        augmentation, input_context,
+    )
+
+
+def video_qa_pipeline(
+    dataset,
+    tokenizer,
+    batch_size,
+    answer_vocabulary=None,
+    shuffle_buffer=1024,
+    repeat=True,
+    seed=None,
+    deterministic=False,
+    input_context=None,
+):
+    """Batches of videos, tokenized questions and answer ids.
+
+    Examples whose answer is not in `answer_vocabulary` are dropped (the
+    usual closed-vocabulary VQA practice). No augmentation: it would have to
+    be the same for every frame of a clip, and flips change "left"/"right"
+    answers.
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of dicts with `videos`
+            `(num_frames, height, width, 3)` (static shape), `questions`, and
+            `answer_ids` or `answers`.
+        tokenizer: `mmzoo.data.TextTokenizer` for the questions.
+        batch_size: int. Global batch size.
+        answer_vocabulary: list of str, or None when the examples already have
+            `answer_ids` (as `shapes_video_qa` does).
+        shuffle_buffer: int, or None for no shuffling.
+        repeat: bool. Repeat forever.
+        seed: int or None.
+        deterministic: bool. Reproducible order.
+        input_context: `tf.distribute.InputContext` or None.
+
+    Returns:
+        `tf.data.Dataset` of dicts: `videos` float32 `(batch_size, num_frames,
+        height, width, 3)`, `question_token_ids` int32 and
+        `question_padding_mask` bool `(batch_size, sequence_length)`,
+        `answer_ids` int32 `(batch_size,)`.
+
+    Example:
+
+    ```python
+    examples = mmzoo.data.load_synthetic("shapes_video_qa", split="train")
+    train = mmzoo.data.video_qa_pipeline(examples, tokenizer, batch_size=16)
+    ```
+    """
+    has_ids = isinstance(dataset, tf.data.Dataset) and "answer_ids" in (
+        dataset.element_spec if isinstance(dataset.element_spec, dict) else {}
+    )
+    if answer_vocabulary is not None:
+        to_ids = ops.answers_to_ids(answer_vocabulary)
+    elif has_ids:
+        to_ids = None
+    else:
+        raise ValueError(
+            "The examples have no `answer_ids`; pass `answer_vocabulary` to map "
+            "`answers` to ids. Received: answer_vocabulary=None"
+        )
+    required = ("videos", "questions") + (("answers",) if to_ids else ("answer_ids",))
+    _validate(dataset, required, batch_size, shuffle_buffer, seed, input_context, None)
+    steps = [to_ids] if to_ids else []
+    steps += [
+        ops.tokenize(tokenizer, key="questions", prefix="question_"),
+        ops.keep("videos", "question_token_ids", "question_padding_mask", "answer_ids"),
+    ]
+
+    def preprocess(example):
+        for step in steps:
+            example = step(example)
+        return {**example, "answer_ids": tf.cast(example["answer_ids"], tf.int32)}
+
+    return _batch(
+        dataset, preprocess, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        input_context, keep_if=lambda example: example["answer_ids"] >= 0,
+    )
+
+
+def fusion_pipeline(
+    dataset,
+    tokenizer,
+    batch_size,
+    shuffle_buffer=1024,
+    repeat=True,
+    seed=None,
+    deterministic=False,
+    augmentation=None,
+    input_context=None,
+):
+    """Batches of images, tokenized texts and labels for fusion classifiers.
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of dicts with `images` (static
+            shape), `texts` (string) and `labels` (int).
+        tokenizer: `mmzoo.data.TextTokenizer`.
+        batch_size: int. Global batch size.
+        shuffle_buffer: int, or None for no shuffling.
+        repeat: bool. Repeat forever.
+        seed: int or None.
+        deterministic: bool. Reproducible order.
+        augmentation: None or a callable on batched images. Mind that the
+            label may depend on what the augmentation changes.
+        input_context: `tf.distribute.InputContext` or None.
+
+    Returns:
+        `tf.data.Dataset` of dicts: `images` float32 `(batch_size, height,
+        width, 3)`, `token_ids` int32 and `padding_mask` bool `(batch_size,
+        sequence_length)`, `labels` int32 `(batch_size,)`.
+
+    Example:
+
+    ```python
+    examples = mmzoo.data.load_synthetic("shapes_classification")
+    train = mmzoo.data.fusion_pipeline(examples, tokenizer, batch_size=32)
+    ```
+    """
+    _validate(
+        dataset, ("images", "texts", "labels"), batch_size, shuffle_buffer, seed,
+        input_context, augmentation,
+    )
+    tokenize = ops.tokenize(tokenizer, key="texts")
+    keep = ops.keep("images", "token_ids", "padding_mask", "labels")
+
+    def preprocess(example):
+        example = keep(tokenize(example))
+        return {**example, "labels": tf.cast(example["labels"], tf.int32)}
+
+    return _batch(
+        dataset, preprocess, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        input_context, augmentation=augmentation,
+    )

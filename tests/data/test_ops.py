@@ -1,0 +1,81 @@
+import numpy as np
+import tensorflow as tf
+
+import mmzoo.data
+from mmzoo.data import ops
+from mmzoo.testing import TestCase
+
+
+class OpsTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        rng = np.random.default_rng(0)
+        self.images = rng.random((3, 12, 10, 3)).astype("float32")
+        self.videos = rng.random((3, 4, 12, 10, 3)).astype("float32")
+        self.captions = np.array(
+            [["a red circle", "a circle", "red"], ["a blue square", "blue", "a square"],
+             ["one", "two", "three"]]
+        )
+        self.randoms = np.array([5, 0, -7], "int64")
+
+    def test_resize_images(self):
+        outputs = self.run_dataset_op_test(ops.resize((6, 8)), {"images": self.images})
+        self.assertEqual(outputs[0]["images"].shape, (6, 8, 3))
+
+    def test_resize_videos(self):
+        outputs = self.run_dataset_op_test(
+            ops.resize((6, 5, 3), key="videos"), {"videos": self.videos}
+        )
+        self.assertEqual(outputs[0]["videos"].shape, (4, 6, 5, 3))
+
+    def test_resize_keeps_constant_images_and_range(self):
+        example = {"images": np.full((12, 10, 3), 0.25, "float32"), "labels": 1}
+        outputs = ops.resize((30, 30))(example)
+        self.assertAllClose(outputs["images"], np.full((30, 30, 3), 0.25))
+        self.assertEqual(outputs["labels"], 1)  # other keys pass through
+
+    def test_resize_bad_shape(self):
+        for bad in [(8,), (8, 8, 1), (0, 8), "8x8", (8.0, 8)]:
+            with self.assertRaisesRegex(ValueError, "Received: image_shape="):
+                ops.resize(bad)
+
+    def test_choose_caption(self):
+        outputs = self.run_dataset_op_test(
+            ops.choose_caption(), {"captions": self.captions, "caption_random": self.randoms}
+        )
+        # 5 % 3 = 2, 0 % 3 = 0, -7 % 3 = 2 (floor modulo).
+        self.assertEqual([o["captions"] for o in outputs], [b"red", b"a blue square", b"three"])
+        self.assertNotIn("caption_random", outputs[0])
+
+    def test_tokenize_with_prefix(self):
+        tokenizer = mmzoo.data.TextTokenizer(
+            ["[PAD]", "[UNK]", "[START]", "[END]", "red", "?"], sequence_length=4
+        )
+        outputs = self.run_dataset_op_test(
+            ops.tokenize(tokenizer, key="questions", prefix="question_"),
+            {"questions": np.array(["red?", "", "blue red red"])},
+        )
+        self.assertAllEqual(outputs[0]["question_token_ids"], [2, 4, 5, 3])
+        self.assertAllEqual(outputs[2]["question_token_ids"], [2, 1, 4, 3])
+        self.assertAllEqual(outputs[1]["question_padding_mask"], [1, 1, 0, 0])
+
+    def test_answers_to_ids(self):
+        outputs = self.run_dataset_op_test(
+            ops.answers_to_ids(["yes", "no", "red"]),
+            {"answers": np.array(["red", "maybe", "yes"])},
+        )
+        self.assertEqual([int(o["answer_ids"]) for o in outputs], [2, -1, 0])
+        self.assertEqual(outputs[0]["answer_ids"].dtype, np.int32)
+
+    def test_answers_to_ids_bad_vocabulary(self):
+        with self.assertRaisesRegex(ValueError, "Received: answer_vocabulary="):
+            ops.answers_to_ids(["yes", "yes"])
+
+    def test_keep(self):
+        op = ops.keep("labels", "images")
+        outputs = self.run_dataset_op_test(
+            op, {"images": self.images, "labels": np.arange(3), "texts": np.array(["a"] * 3)}
+        )
+        self.assertEqual(list(outputs[0]), ["labels", "images"])
+        with self.assertRaisesRegex(KeyError, "lacks"):
+            op({"images": tf.zeros((2, 2, 3))})

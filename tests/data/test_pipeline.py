@@ -1,0 +1,240 @@
+import numpy as np
+import tensorflow as tf
+
+import mmzoo.data
+from mmzoo.testing import TestCase
+
+_VOCABULARY = None
+# Every example once, in dataset order.
+IN_ORDER = {"shuffle_buffer": None, "repeat": False, "deterministic": True}
+
+
+def vocabulary():
+    """A WordPiece vocabulary trained on the synthetic datasets' texts (cached)."""
+    global _VOCABULARY
+    if _VOCABULARY is None:
+        texts = (
+            mmzoo.data.generate_shapes_captions(256, image_size=24)["captions"].ravel().tolist()
+            + mmzoo.data.generate_shapes_video_qa(64, image_size=24)["questions"].tolist()
+            + mmzoo.data.generate_shapes_classification(256, image_size=24)["texts"].tolist()
+        )
+        _VOCABULARY = mmzoo.data.train_word_piece_vocabulary(texts, vocabulary_size=300)
+    return _VOCABULARY
+
+
+def indexed_images(num):
+    """Examples whose image is filled with its index / 100 (to track order)."""
+    images = np.ones((num, 4, 4, 3), "float32") * (np.arange(num) / 100)[:, None, None, None]
+    captions = np.array([[f"a red circle {i}", "a blue square"] for i in range(num)])
+    return tf.data.Dataset.from_tensor_slices({"images": images, "captions": captions})
+
+
+def index_of(images):
+    return np.round(images[:, 0, 0, 0] * 100).astype(int).tolist()
+
+
+class PipelineTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tokenizer = mmzoo.data.TextTokenizer(vocabulary(), sequence_length=16)
+        self.captions = mmzoo.data.load_synthetic(
+            "shapes_captions", num_examples=24, image_size=24
+        )
+
+    def assertStaticBatches(self, dataset, expected_shapes):
+        spec = dataset.element_spec
+        self.assertEqual({k: tuple(v.shape) for k, v in spec.items()}, expected_shapes)
+        for value in spec.values():
+            self.assertTrue(value.shape.is_fully_defined())
+        batch = next(iter(dataset))
+        self.assertShapesEqual(batch, expected_shapes)
+        return batch
+
+    def test_captioning_batches(self):
+        dataset = mmzoo.data.captioning_pipeline(self.captions, self.tokenizer, batch_size=8)
+        batch = self.assertStaticBatches(
+            dataset, {"images": (8, 24, 24, 3), "token_ids": (8, 16), "padding_mask": (8, 16)}
+        )
+        self.assertEqual(batch["images"].dtype, tf.float32)
+        self.assertEqual(batch["token_ids"].dtype, tf.int32)
+        self.assertEqual(batch["padding_mask"].dtype, tf.bool)
+        self.assertAllEqual(batch["token_ids"][:, 0], [self.tokenizer.start_token_id] * 8)
+        self.assertNotIn(self.tokenizer.unk_token_id, batch["token_ids"].numpy())
+
+    def test_caption_is_one_of_the_image_references(self):
+        tokenizer = mmzoo.data.TextTokenizer(vocabulary(), sequence_length=40)
+        dataset = mmzoo.data.captioning_pipeline(
+            self.captions, tokenizer, batch_size=8, **IN_ORDER
+        )
+        references = [
+            tokenizer(e["captions"])["token_ids"].numpy().tolist()
+            for e in self.captions.as_numpy_iterator()
+        ]
+        batches = list(dataset.as_numpy_iterator())
+        self.assertLen(batches, 3)
+        token_ids = np.concatenate([b["token_ids"] for b in batches]).tolist()
+        for ids, refs in zip(token_ids, references):
+            self.assertIn(ids, refs)
+
+    def test_caption_choice_changes_across_epochs(self):
+        dataset = mmzoo.data.captioning_pipeline(
+            indexed_images(2), self.tokenizer, batch_size=2, shuffle_buffer=None, seed=0,
+            deterministic=True,
+        )
+        first_captions = [b["token_ids"][0, 1:4].numpy().tolist() for b in dataset.take(20)]
+        self.assertLen({tuple(c) for c in first_captions}, 2)
+
+    def test_drop_remainder(self):
+        dataset = mmzoo.data.captioning_pipeline(
+            indexed_images(10), self.tokenizer, batch_size=4, **IN_ORDER
+        )
+        self.assertEqual([index_of(b["images"]) for b in dataset.as_numpy_iterator()],
+                         [[0, 1, 2, 3], [4, 5, 6, 7]])
+
+    def test_deterministic_mode_repeats_exactly(self):
+        def run(seed):
+            dataset = mmzoo.data.captioning_pipeline(
+                self.captions, self.tokenizer, batch_size=4, shuffle_buffer=16, seed=seed,
+                deterministic=True, augmentation=mmzoo.data.caption_safe_augmentation(seed=1),
+            )
+            return [b for b in dataset.take(8).as_numpy_iterator()]
+
+        first, second, other = run(3), run(3), run(4)
+        for a, b in zip(first, second):
+            self.assertAllClose(a["images"], b["images"])
+            self.assertAllEqual(a["token_ids"], b["token_ids"])
+        self.assertNotAllClose(
+            np.stack([b["images"] for b in first]), np.stack([b["images"] for b in other])
+        )
+
+    def test_shuffle_reorders_each_epoch(self):
+        dataset = mmzoo.data.captioning_pipeline(
+            indexed_images(8), self.tokenizer, batch_size=8, shuffle_buffer=8, seed=0,
+            deterministic=True,
+        )
+        epochs = [index_of(b["images"]) for b in dataset.take(3).as_numpy_iterator()]
+        for order in epochs:
+            self.assertEqual(sorted(order), list(range(8)))
+        self.assertGreater(len({tuple(o) for o in epochs}), 1)
+
+    def test_sharding_with_input_context(self):
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=4
+        )
+        dataset = mmzoo.data.captioning_pipeline(
+            indexed_images(12), self.tokenizer, batch_size=8, shuffle_buffer=None,
+            repeat=False, deterministic=True, input_context=context,
+        )
+        # Pipeline 1 of 2 reads examples 1, 3, 5, ...; per-replica batch 8 / 4.
+        self.assertEqual([index_of(b["images"]) for b in dataset.as_numpy_iterator()],
+                         [[1, 3], [5, 7], [9, 11]])
+
+    def test_caption_safe_augmentation(self):
+        augment = mmzoo.data.caption_safe_augmentation(seed=0)
+        self.assertEqual([type(layer).__name__ for layer in augment.layers],
+                         ["RandomBrightness", "RandomContrast"])
+        dataset = mmzoo.data.captioning_pipeline(
+            self.captions, self.tokenizer, batch_size=8, **IN_ORDER,
+            seed=0, augmentation=augment,
+        )
+        plain = mmzoo.data.captioning_pipeline(
+            self.captions, self.tokenizer, batch_size=8, **IN_ORDER,
+            seed=0,
+        )
+        augmented, original = next(iter(dataset)), next(iter(plain))
+        self.assertShapesEqual(augmented["images"], (8, 24, 24, 3))
+        self.assertNotAllClose(augmented["images"], original["images"])
+        self.assertAllInRange(augmented["images"], 0.0, 1.0)
+        self.assertAllEqual(augmented["token_ids"], original["token_ids"])
+
+    def test_contrastive_batches(self):
+        dataset = mmzoo.data.contrastive_pipeline(self.captions, self.tokenizer, batch_size=4)
+        self.assertStaticBatches(
+            dataset, {"images": (4, 24, 24, 3), "token_ids": (4, 16), "padding_mask": (4, 16)}
+        )
+
+    def test_contrastive_needs_two_per_replica(self):
+        context = tf.distribute.InputContext(1, 0, num_replicas_in_sync=2)
+        with self.assertRaisesRegex(ValueError, "Received: batch_size=2"):
+            mmzoo.data.contrastive_pipeline(
+                self.captions, self.tokenizer, batch_size=2, input_context=context
+            )
+
+    def test_video_qa_batches(self):
+        examples = mmzoo.data.load_synthetic("shapes_video_qa", num_examples=8, image_size=24)
+        dataset = mmzoo.data.video_qa_pipeline(
+            examples, self.tokenizer, batch_size=4, **IN_ORDER
+        )
+        batch = self.assertStaticBatches(dataset, {
+            "videos": (4, 8, 24, 24, 3),
+            "question_token_ids": (4, 16),
+            "question_padding_mask": (4, 16),
+            "answer_ids": (4,),
+        })
+        expected = [e["answer_ids"] for e in examples.take(4).as_numpy_iterator()]
+        self.assertAllEqual(batch["answer_ids"], expected)
+
+    def test_video_qa_answers_mapped_and_unknown_dropped(self):
+        examples = tf.data.Dataset.from_tensor_slices({
+            "videos": np.zeros((4, 2, 4, 4, 3), "float32"),
+            "questions": ["what color?"] * 4,
+            "answers": ["red", "maybe", "blue", "red"],
+        })
+        dataset = mmzoo.data.video_qa_pipeline(
+            examples, self.tokenizer, batch_size=3, answer_vocabulary=["blue", "red"],
+            **IN_ORDER,
+        )
+        (batch,) = list(dataset.as_numpy_iterator())
+        self.assertAllEqual(batch["answer_ids"], [1, 0, 1])
+
+    def test_video_qa_needs_answer_vocabulary(self):
+        examples = tf.data.Dataset.from_tensor_slices({
+            "videos": np.zeros((2, 2, 4, 4, 3), "float32"),
+            "questions": ["q"] * 2, "answers": ["a"] * 2,
+        })
+        with self.assertRaisesRegex(ValueError, "Received: answer_vocabulary=None"):
+            mmzoo.data.video_qa_pipeline(examples, self.tokenizer, batch_size=2)
+
+    def test_fusion_batches(self):
+        examples = mmzoo.data.load_synthetic(
+            "shapes_classification", num_examples=8, image_size=24
+        )
+        dataset = mmzoo.data.fusion_pipeline(
+            examples, self.tokenizer, batch_size=4, **IN_ORDER
+        )
+        batch = self.assertStaticBatches(dataset, {
+            "images": (4, 24, 24, 3), "token_ids": (4, 16), "padding_mask": (4, 16),
+            "labels": (4,),
+        })
+        self.assertEqual(batch["labels"].dtype, tf.int32)
+
+    def test_missing_keys(self):
+        examples = mmzoo.data.load_synthetic("shapes_classification", num_examples=2,
+                                             image_size=24)
+        with self.assertRaisesRegex(ValueError, r"\['captions'\] missing"):
+            mmzoo.data.captioning_pipeline(examples, self.tokenizer, batch_size=2)
+
+    def test_images_need_static_shape(self):
+        examples = tf.data.Dataset.from_generator(
+            lambda: iter([]),
+            output_signature={"images": tf.TensorSpec((None, None, 3), tf.float32),
+                              "captions": tf.TensorSpec((), tf.string)},
+        )
+        with self.assertRaisesRegex(ValueError, r"Received: images shape=\(None, None, 3\)"):
+            mmzoo.data.captioning_pipeline(examples, self.tokenizer, batch_size=2)
+
+    def test_bad_arguments(self):
+        cases = [
+            ({"batch_size": 0}, "Received: batch_size=0"),
+            ({"batch_size": 4, "shuffle_buffer": 0}, "Received: shuffle_buffer=0"),
+            ({"batch_size": 4, "seed": -1}, "Received: seed=-1"),
+            ({"batch_size": 4, "augmentation": "flip"}, "Received: augmentation='flip'"),
+            ({"batch_size": 4, "input_context": 2}, "Received: input_context=2"),
+            ({"batch_size": 3, "input_context": tf.distribute.InputContext(1, 0, 2)},
+             "Received: batch_size=3"),
+        ]
+        for kwargs, message in cases:
+            with self.assertRaisesRegex(ValueError, message):
+                mmzoo.data.captioning_pipeline(self.captions, self.tokenizer, **kwargs)
+        with self.assertRaisesRegex(ValueError, "Received: dataset=list"):
+            mmzoo.data.fusion_pipeline([1, 2], self.tokenizer, batch_size=2)

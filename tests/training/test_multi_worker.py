@@ -1,0 +1,151 @@
+"""Two worker processes on 127.0.0.1 under MultiWorkerMirroredStrategy."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import training_child
+from mmzoo.testing import TestCase
+from mmzoo.training import latest_checkpoint
+from mmzoo.training import read_metrics
+
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training_child.py")
+TIMEOUT = 240
+
+
+def _free_ports(count):
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _start_workers(model_dir, out_dir, **flags):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_CONFIG": json.dumps(
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            ),
+            # The preemption handler probes the GCE metadata server to learn
+            # the platform; point it at a closed loopback port.
+            "GCE_METADATA_IP": "127.0.0.1:9",
+        }
+        args = [sys.executable, CHILD, "--multi-worker", "--model-dir", model_dir,
+                "--out", os.path.join(out_dir, f"worker{index}.npz"), "--dropout-rate", "0"]
+        for name, value in flags.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    return procs
+
+
+def _kill_all(procs):
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout and not proc.stdout.closed:
+            proc.stdout.close()
+
+
+def _wait_all(procs, timeout=TIMEOUT):
+    """Return codes and outputs; kills every child still running at the deadline."""
+    deadline = time.monotonic() + timeout
+    outputs = []
+    try:
+        for proc in procs:
+            try:
+                out, _ = proc.communicate(timeout=max(deadline - time.monotonic(), 1))
+            except subprocess.TimeoutExpired:
+                raise AssertionError("a worker timed out")
+            outputs.append(out)
+    finally:
+        _kill_all(procs)
+    return [p.returncode for p in procs], outputs
+
+
+def _reference(steps, model_dir=None):
+    """One process, one device, the same global batch."""
+    trainer = training_child.make_trainer(
+        tf.distribute.get_strategy(), model_dir, dropout_rate=0.0)
+    rows = trainer.fit(training_child.make_dataset(), steps=steps, log_every=1, verbose=0)
+    return trainer, [r["loss"] for r in rows]
+
+
+def _variables(trainer):
+    return [v.numpy() for v in trainer.model.variables]
+
+
+@pytest.mark.slow
+class MultiWorkerTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.directory = self.get_temp_dir()
+        self.model_dir = os.path.join(self.directory, "run")
+
+    def test_two_workers_resume_and_train_like_one_process(self):
+        # One process trains 6 steps and checkpoints; both workers restore
+        # that checkpoint (the non-chief from the chief's directory) and go on.
+        _reference(6, self.model_dir)
+        procs = _start_workers(self.model_dir, self.directory, steps=12)
+        self.addCleanup(_kill_all, procs)
+        codes, outputs = _wait_all(procs)
+        self.assertEqual(codes, [0, 0], msg="\n".join(o[-2000:] for o in outputs))
+
+        reference, losses = _reference(12)
+        results = [np.load(os.path.join(self.directory, f"worker{i}.npz")) for i in range(2)]
+        for result in results:
+            self.assertEqual(str(result["handler"]), "PreemptionCheckpointHandler")
+            self.assertEqual(list(result["steps"]), list(range(7, 13)))
+            self.assertAllClose(result["losses"], losses[6:], atol=1e-5)
+            for i, expected in enumerate(_variables(reference)):
+                self.assertAllClose(result[f"w{i}"], expected, atol=1e-5)
+        for key in results[0].files:
+            np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
+        self.assertEqual(os.path.basename(latest_checkpoint(self.model_dir)), "ckpt-12")
+        self.assertFalse(os.path.exists(os.path.join(self.model_dir, "workertemp_1")))
+
+    def test_preemption_notice_saves_through_the_handler(self):
+        steps = 30
+        procs = _start_workers(self.model_dir, self.directory, steps=steps,
+                               checkpoint_every=100, step_delay=0.1)
+        self.addCleanup(_kill_all, procs)
+        deadline = time.monotonic() + TIMEOUT
+        while len(read_metrics(self.model_dir)) < 5:
+            self.assertTrue(all(p.poll() is None for p in procs), msg="a worker ended")
+            self.assertLess(time.monotonic(), deadline, msg="no progress")
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGTERM)  # the preemption notice, to the non-chief
+        codes, outputs = _wait_all(procs)
+        # All workers stop after the same step, save, and exit with 42
+        # (TensorFlow's default exit code for this handler off Google Cloud).
+        self.assertEqual(codes, [42, 42], msg="\n".join(o[-2000:] for o in outputs))
+        saved = int(os.path.basename(latest_checkpoint(self.model_dir)).split("-")[1])
+        self.assertBetween(saved, 5, steps - 1)  # not a periodic checkpoint
+        self.assertEqual([r["step"] for r in read_metrics(self.model_dir)][-1], saved)
+
+        # The saved state is that of step `saved`, dataset position included:
+        # resumed here, it ends where an uninterrupted run does.
+        resumed = training_child.make_trainer(
+            tf.distribute.get_strategy(), self.model_dir, dropout_rate=0.0)
+        resumed.fit(training_child.make_dataset(), steps=steps, verbose=0)
+        reference, _ = _reference(steps)
+        self.assertAllCloseNested(_variables(resumed), _variables(reference), atol=1e-5)
