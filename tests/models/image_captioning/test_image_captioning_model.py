@@ -9,6 +9,7 @@ from mmzoo.models import ImageCaptioningModel
 from mmzoo.models import build_image_captioning_model
 from mmzoo.models import teacher_forcing_split
 from mmzoo.testing import TestCase
+from mmzoo.training import Trainer
 from mmzoo.training import get_strategy
 
 
@@ -168,6 +169,22 @@ class ImageCaptioningModelTest(TestCase):
             block._feedforward_intermediate_dense(block._feedforward_layer_norm(y))
         )
         self.assertAllClose(y, block(first, image_tokens, decoder_padding_mask=x["padding_mask"]), atol=1e-5)
+
+    def test_trainer_under_mirrored_strategy_with_xla(self):
+        # The Trainer compiles each replica's step with XLA and all-reduces
+        # outside it, which model.fit cannot do on logical CPU devices.
+        kwargs = {**self.init_kwargs, "sequence_length": 5}
+        data = {k: np.concatenate([v, v[:1]]) for k, v in self.input_data.items()}
+        ds = tf.data.Dataset.from_tensor_slices(data).batch(4, drop_remainder=True)
+        ds = ds.map(teacher_forcing_split).repeat()
+        trainer = Trainer(
+            model_fn=lambda: self.builder(**kwargs),
+            loss=MaskedSequenceCrossEntropy(),
+            optimizer=keras.optimizers.Adam(1e-2),
+            strategy=get_strategy("mirrored"),
+        )
+        rows = trainer.fit(ds, steps=20, log_every=10, verbose=0)
+        self.assertLess(rows[-1]["loss"], rows[0]["loss"])
 
     def test_frozen_image_encoder(self):
         model = build_image_captioning_model(tiny_encoder(trainable=False), **self.init_kwargs)
