@@ -51,8 +51,6 @@ class TimeBudget:
 def main(args):
     import keras
     import numpy as np
-    import tensorflow as tf
-
     import mmzoo
     from mmzoo import data
 
@@ -67,10 +65,8 @@ def main(args):
         train_examples.map(lambda x: x["captions"]), vocabulary_size=args.vocabulary_size,
     )
     tokenizer = data.TextTokenizer(vocabulary, sequence_length=sequence_length + 1)
-    encoder_config = mmzoo.presets.get_preset_config(config["image_encoder"])
     image_shape = (args.image_size, args.image_size, 3)
     encoder = mmzoo.presets.build_from_preset(config["image_encoder"], image_shape=image_shape)
-    del encoder_config
     model = mmzoo.presets.build_from_preset(
         args.preset, image_encoder=encoder, vocabulary_size=tokenizer.vocabulary_size,
     )

@@ -33,13 +33,6 @@ PARSER.add_argument("--max-length", type=int, default=24)
 PARSER.add_argument("--no-record", action="store_true")
 
 
-def build(preset):
-    import mmzoo
-
-    model = mmzoo.presets.build_from_preset(preset)
-    return model
-
-
 def batch(model, batch_size, seed=0):
     import numpy as np
 
@@ -63,7 +56,7 @@ def training_rows(args, preset, peak):
     rows = []
     for jit in (True, False):
         keras.backend.clear_session()
-        model = build(preset)
+        model = mmzoo.presets.build_from_preset(preset)
         x, y = batch(model, args.batch_size)
         flops = 3 * forward_flops(model, x)
         model.compile(
@@ -87,8 +80,10 @@ def generation_rows(args, preset):
     import keras
     import numpy as np
 
+    import mmzoo
+
     keras.backend.clear_session()
-    model = build(preset)
+    model = mmzoo.presets.build_from_preset(preset)
     images = np.random.RandomState(1).rand(args.generate_batch, *model.image_shape).astype("float32")
     # The end token is made unreachable so every decoder writes max_length tokens.
     logits = model.get_layer("logits")

@@ -54,8 +54,6 @@ def write_files(directory, count, size):
 
 
 def main(args):
-    import keras
-    import numpy as np
     import tensorflow as tf
 
     import mmzoo

@@ -199,3 +199,35 @@ def nearest_color(rgb):
     rgb = np.asarray(rgb, "float32")
     distances = np.linalg.norm(rgb[..., None, :] - COLOR_VALUES, axis=-1)
     return distances.argmin(axis=-1)
+
+
+def random_scenes(rng, num, image_size, unseen, max_shapes):
+    """`num` still images of 1 to `max_shapes` coloured shapes on a grid.
+
+    With `unseen`, the first shape of every image is a held-out
+    (colour, shape) pair; otherwise no held-out pair is drawn.
+
+    Returns:
+        `(scene, colors, shapes, images)`: the `grid_scene` dict, colour and
+        shape indices `(num, max_shapes)` (-1 where absent), and float32
+        images `(num, image_size, image_size, 3)` in [0, 1].
+    """
+    num_shapes = rng.integers(1, max_shapes + 1, size=num)
+    scene = grid_scene(rng, num, num_shapes, image_size, max_shapes)
+    colors = rng.integers(len(COLORS), size=(num, max_shapes))
+    shapes = sample_seen_shapes(rng, colors)
+    if unseen:
+        colors[:, 0], shapes[:, 0] = sample_held_out(rng, num)
+    present = scene["present"]
+    colors, shapes = np.where(present, colors, -1), np.where(present, shapes, -1)
+    images = render(
+        backgrounds(rng, num),
+        scene["center_x"],
+        scene["center_y"],
+        scene["radius"],
+        shapes,
+        jittered_colors(rng, np.maximum(colors, 0)),
+        present,
+        image_size,
+    )
+    return scene, colors, shapes, images

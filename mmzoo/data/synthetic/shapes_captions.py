@@ -75,24 +75,9 @@ _TEMPLATES = {
 
 def generate_chunk(rng, num, image_size, unseen, captions_per_image=5):
     """One chunk of `shapes_captions` (see `generate_shapes_captions`)."""
-    num_shapes = rng.integers(1, MAX_SHAPES + 1, size=num)
-    scene = S.grid_scene(rng, num, num_shapes, image_size, MAX_SHAPES)
-    colors = rng.integers(len(S.COLORS), size=(num, MAX_SHAPES))
-    shapes = S.sample_seen_shapes(rng, colors)
-    if unseen:  # The first shape of every image is a held-out combination.
-        colors[:, 0], shapes[:, 0] = S.sample_held_out(rng, num)
+    scene, colors, shapes, images = S.random_scenes(rng, num, image_size, unseen, MAX_SHAPES)
     present = scene["present"]
-    colors, shapes = np.where(present, colors, -1), np.where(present, shapes, -1)
-    images = S.render(
-        S.backgrounds(rng, num),
-        scene["center_x"],
-        scene["center_y"],
-        scene["radius"],
-        shapes,
-        S.jittered_colors(rng, np.maximum(colors, 0)),
-        present,
-        image_size,
-    )
+    num_shapes = present.sum(axis=1)
 
     # Per caption: which template and in which order the shapes are named.
     template_order = np.argsort(rng.random((num, MAX_CAPTIONS_PER_IMAGE)), axis=1)

@@ -30,24 +30,8 @@ _TEMPLATES = {
 
 def generate_chunk(rng, num, image_size, unseen):
     """One chunk of `shapes_classification` (see `generate_shapes_classification`)."""
-    num_shapes = rng.integers(1, MAX_SHAPES + 1, size=num)
-    scene = S.grid_scene(rng, num, num_shapes, image_size, MAX_SHAPES)
-    colors = rng.integers(len(S.COLORS), size=(num, MAX_SHAPES))
-    shapes = S.sample_seen_shapes(rng, colors)
-    if unseen:
-        colors[:, 0], shapes[:, 0] = S.sample_held_out(rng, num)
-    present = scene["present"]
-    colors, shapes = np.where(present, colors, -1), np.where(present, shapes, -1)
-    images = S.render(
-        S.backgrounds(rng, num),
-        scene["center_x"],
-        scene["center_y"],
-        scene["radius"],
-        shapes,
-        S.jittered_colors(rng, np.maximum(colors, 0)),
-        present,
-        image_size,
-    )
+    scene, colors, shapes, images = S.random_scenes(rng, num, image_size, unseen, MAX_SHAPES)
+    num_shapes = scene["present"].sum(axis=1)
 
     labels = rng.permutation(np.arange(num) % 2).astype("int32")
     asks_color = rng.integers(2, size=num).astype(bool)
