@@ -5,16 +5,27 @@ steps from three sources, interleaved over several rounds so that machine
 load affects them alike:
 
 * memory: one pre-made batch, repeated (the model's own consumption rate);
-* synthetic: `load_synthetic("shapes_captions")` -> `captioning_pipeline`;
-* files: JPEG files on disk -> `load_image_caption_files` -> `captioning_pipeline`.
+* synthetic: `load_synthetic("shapes_captions")` -> `captioning_pipeline`,
+  every image generated afresh;
+* synthetic, cached: 5,000 examples with `cache=True`, after the first epoch;
+* files: JPEG files on disk -> `load_image_caption_files` ->
+  `captioning_pipeline`, decoded every epoch;
+* files, cached: the same with `cache=True`, after the first epoch.
 
-    python benchmarks/pipeline_vs_memory.py
+    python benchmarks/pipeline_vs_memory.py                     # image_captioning_tiny
+    python benchmarks/pipeline_vs_memory.py --family video_qa   # video_qa_tiny
+
+For `video_qa` the sources are one batch in memory, `shapes_video_qa` clips
+generated afresh, the same with `cache=True` (5,000 clips), and `.npy` clip
+files (16 frames of 64x64 on disk, sampled to 8 frames of 32x32) with and
+without `cache=True`.
 
 Reports examples/s (median over rounds) and each pipeline's rate as a fraction
 of training from memory; appends the table to benchmarks/README.md.
 """
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -26,8 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from _common import record  # noqa: E402
 
 PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-PARSER.add_argument("--batch-size", type=int, default=64)
-PARSER.add_argument("--steps", type=int, default=100, help="steps per timed run")
+PARSER.add_argument("--family", choices=("image_captioning", "video_qa"), default="image_captioning")
+PARSER.add_argument("--batch-size", type=int, default=None, help="default: 64, 32 for video_qa")
+PARSER.add_argument("--steps", type=int, default=200, help="steps per timed run")
 PARSER.add_argument("--rounds", type=int, default=3)
 PARSER.add_argument("--num-files", type=int, default=2000)
 PARSER.add_argument("--file-size", type=int, default=128, help="side of the JPEGs on disk")
@@ -53,10 +65,80 @@ def write_files(directory, count, size):
     return manifest
 
 
-def main(args):
+def write_clips(directory, count, frames=16, size=64):
+    import numpy as np
+
+    from mmzoo import data
+
+    generated = data.generate_shapes_video_qa(count, split="train", image_size=size, num_frames=frames)
+    manifest = os.path.join(directory, "qa.csv")
+    with open(manifest, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["video_path", "question", "answer"])
+        for i in range(count):
+            pixels = np.round(generated["videos"][i] * 255).astype("uint8")
+            np.save(os.path.join(directory, f"clip_{i:05d}.npy"), pixels)
+            writer.writerow([f"clip_{i:05d}.npy", generated["questions"][i], generated["answers"][i]])
+    return manifest
+
+
+def video_qa_sources(args, directory):
+    """The video QA model and its data sources (video_qa_tiny, 8 frames of 32x32)."""
     import tensorflow as tf
 
     import mmzoo
+    from mmzoo import data
+
+    examples = data.load_synthetic("shapes_video_qa", "train", num_examples=5000)
+    vocabulary = data.train_word_piece_vocabulary(examples.map(lambda x: x["questions"]), 128)
+    tokenizer = data.TextTokenizer(vocabulary, sequence_length=16)
+    model = mmzoo.presets.build_from_preset(
+        "video_qa_tiny",
+        question_encoder=mmzoo.presets.build_from_preset(
+            "text_encoder_tiny", vocabulary_size=tokenizer.vocabulary_size
+        ),
+    )
+    model.compile(optimizer="adamw", loss=mmzoo.losses.SoftTargetCrossEntropy(), jit_compile=True)
+    answers = list(data.VIDEO_QA_ANSWERS)
+
+    def from_pipeline(source, cache=False):
+        ds = data.video_qa_pipeline(
+            source, tokenizer, batch_size=args.batch_size, seed=0, cache=cache,
+            answer_vocabulary=None if "answer_ids" in source.element_spec else answers,
+        )
+        return ds.map(mmzoo.models.video_qa_training_split)
+
+    batch = next(iter(from_pipeline(examples)))
+    manifest = write_clips(directory, args.num_files)
+    files, _ = data.load_video_qa_files(manifest, num_frames=8, image_shape=(32, 32))
+    sources = {
+        "memory (one batch, repeated)": tf.data.Dataset.from_tensors(batch).repeat(),
+        "synthetic: load_synthetic -> video_qa_pipeline": from_pipeline(
+            data.load_synthetic("shapes_video_qa", "train", num_examples=200000)
+        ),
+        "synthetic, 5,000 clips, cache=True": from_pipeline(examples, cache=True),
+        "files: 16x64px .npy clips -> 8 frames, resize, tokenize": from_pipeline(files),
+        "files: .npy clips, cache=True": from_pipeline(files, cache=True),
+    }
+    what = "`video_qa_tiny` (8 frames of 32x32)"
+    return model, sources, what
+
+
+def main(args):
+    if args.batch_size is None:
+        args.batch_size = 32 if args.family == "video_qa" else 64
+    if args.family == "video_qa":
+        with tempfile.TemporaryDirectory() as directory:
+            model, sources, what = video_qa_sources(args, directory)
+            return measure(args, model, sources, what)
+    return caption_main(args)
+
+
+def caption_main(args):
+    import tensorflow as tf
+
+    import mmzoo
+    load_before = os.getloadavg()[0]
     from mmzoo import data
 
     image_size = 32
@@ -66,8 +148,10 @@ def main(args):
     model = mmzoo.presets.build_from_preset("image_captioning_tiny", vocabulary_size=tokenizer.vocabulary_size)
     model.compile(optimizer="adamw", loss=mmzoo.losses.MaskedSequenceCrossEntropy(), jit_compile=True)
 
-    def from_pipeline(source):
-        ds = data.captioning_pipeline(source, tokenizer, batch_size=args.batch_size, seed=0)
+    def from_pipeline(source, cache=False):
+        ds = data.captioning_pipeline(
+            source, tokenizer, batch_size=args.batch_size, seed=0, cache=cache
+        )
         return ds.map(mmzoo.models.teacher_forcing_split)
 
     batch = next(iter(from_pipeline(examples)))
@@ -78,18 +162,28 @@ def main(args):
         sources = {
             "memory (one batch, repeated)": memory,
             "synthetic: load_synthetic -> captioning_pipeline": from_pipeline(
-                data.load_synthetic("shapes_captions", "train", num_examples=50000, image_size=image_size)
+                data.load_synthetic("shapes_captions", "train", num_examples=200000, image_size=image_size)
             ),
-            f"files: {args.file_size}px JPEG -> decode, resize, tokenize": from_pipeline(files.repeat()),
+            "synthetic, 5,000 examples, cache=True": from_pipeline(examples, cache=True),
+            f"files: {args.file_size}px JPEG -> decode, resize, tokenize": from_pipeline(files),
+            f"files: {args.file_size}px JPEG, cache=True": from_pipeline(files, cache=True),
         }
-        for ds in sources.values():  # compile and warm up every source
-            model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0)
-        rates = {name: [] for name in sources}
-        for _ in range(args.rounds):
-            for name, ds in sources.items():
-                start = time.perf_counter()
-                model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
-                rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
+        return measure(args, model, sources, "`image_captioning_tiny` (32x32 images)", load_before)
+
+
+def measure(args, model, sources, what, load_before=None):
+    load_before = os.getloadavg()[0] if load_before is None else load_before
+    # Compile, warm up, and run every source through one full epoch
+    # (which fills the caches).
+    warm_up = -(-max(5000, args.num_files) // args.batch_size) + 1
+    for ds in sources.values():
+        model.fit(ds, steps_per_epoch=warm_up, epochs=1, verbose=0)
+    rates = {name: [] for name in sources}
+    for _ in range(args.rounds):
+        for name, ds in sources.items():
+            start = time.perf_counter()
+            model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
+            rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
     base = statistics.median(rates["memory (one batch, repeated)"])
     rows = [
         f"| {name} | {statistics.median(r):,.0f} | {statistics.median(r) / base:.2f} |"
@@ -97,14 +191,15 @@ def main(args):
     ]
     load = os.getloadavg()[0]
     body = (
-        f"`image_captioning_tiny` (32x32 images), `model.fit` with XLA, batch {args.batch_size}, "
+        f"{what}, `model.fit` with XLA, batch {args.batch_size}, "
         f"{args.steps} steps per run, median of {args.rounds} interleaved rounds; 1-minute load "
-        f"average {load:.1f} at the end.\n\n| data source | examples/s | vs memory |\n"
+        f"average {load_before:.1f} before, {load:.1f} at the end.\n\n| data source | examples/s | vs memory |\n"
         "| --- | --- | --- |\n" + "\n".join(rows)
     )
     print(body)
     if not args.no_record:
-        record("Input pipeline vs training from memory", body)
+        title = "Input pipeline vs training from memory"
+        record(title if args.family == "image_captioning" else f"{title}: video QA", body)
 
 
 if __name__ == "__main__":

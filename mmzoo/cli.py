@@ -1,20 +1,35 @@
 """The `mmzoo` command line.
 
-    mmzoo demo                       train, evaluate, export and use a tiny captioner
-    mmzoo train image_captioning     train a captioning preset (any tf.distribute strategy)
-    mmzoo evaluate image_captioning  BLEU / CIDEr-D / ROUGE-L of a trained captioner
-    mmzoo export image_captioning    SavedModel: image bytes in, captions out
-    mmzoo presets [--family F]       list the registered presets
+    mmzoo demo                        train, evaluate, export and use a tiny captioner
+    mmzoo train FAMILY                train a preset (any tf.distribute strategy)
+    mmzoo evaluate FAMILY             score a trained run
+    mmzoo export FAMILY               write a serving SavedModel
+    mmzoo presets [--family F]        list the registered presets
 
-Data (`--data`): `synthetic` (mmzoo's built-in `shapes_captions`, nothing to
-download), `tfds:NAME` (a prepared TFDS image-text dataset, e.g.
-`tfds:coco_captions`) or the path of a JSONL/CSV manifest of `image_path,
-caption` rows. Options can also come from `--config file.json|yaml` (keys are
-the option names with `_`, e.g. `batch_size`); flags given on the command line
-win over the file.
+FAMILY is one of:
+
+    image_captioning   data: synthetic | tfds:NAME | image-caption manifest;
+                       evaluate: BLEU / CIDEr-D / ROUGE-L; export: `caption`
+    video_qa           data: synthetic | video QA manifest (classify presets);
+                       evaluate: exact match / VQA accuracy by question type;
+                       export: `answer`
+    dual_encoder       data: as image_captioning (image-text presets);
+                       evaluate: retrieval recall@1/5/10 both ways;
+                       export: `encode_images`, `encode_text`
+    fusion_classifier  data: synthetic (shapes_classification);
+                       evaluate: precision / recall / F1 per class; no export
+
+Data (`--data`): `synthetic` (mmzoo's built-in dataset for the family,
+nothing to download), `tfds:NAME` (a prepared TFDS image-text dataset, e.g.
+`tfds:coco_captions`) or the path of a JSONL/CSV manifest (`image_path,
+caption` rows; `video_path, question, answer` rows for video_qa). Options
+can also come from `--config file.json|yaml` (keys are the option names with
+`_`, e.g. `batch_size`); flags given on the command line win over the file.
+`--preset` defaults to `<family>_tiny` and `--model-dir` to `runs/<family>`.
 
 A run directory (`--model-dir`) holds the checkpoints (training resumes from
-them), `tokenizer/`, `metrics.jsonl`, `tensorboard/` and `model.keras`.
+them), `tokenizer/`, `metrics.jsonl`, `tensorboard/`, `model.keras` and
+`eval_<split>.json`.
 """
 
 import argparse
@@ -23,180 +38,15 @@ import os
 import sys
 import time
 
-FAMILIES = ("image_captioning",)
-DATA_HELP = "synthetic | tfds:NAME | path/to/manifest.jsonl|csv"
+from mmzoo.recipes._common import DATA_HELP
+from mmzoo.recipes._common import load_caption_examples  # noqa: F401
+from mmzoo.recipes.image_captioning import evaluate_image_captioning
+from mmzoo.recipes.image_captioning import export_image_captioning
+from mmzoo.recipes.image_captioning import train_image_captioning
 
-
-# ---------------------------------------------------------------- helpers
-def _image_shape(preset):
-    from mmzoo import presets
-
-    config = presets.get_preset_config(preset)
-    encoder = config["image_encoder"]
-    if isinstance(encoder, str):
-        return tuple(presets.get_preset_config(encoder)["image_shape"])
-    return tuple(encoder.inputs[0].shape[1:])
-
-
-def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed=0):
-    """Unbatched `images` + `captions` examples from a `--data` value."""
-    from mmzoo import data
-
-    if data_spec == "synthetic" or data_spec.startswith("synthetic:"):
-        name = data_spec.partition(":")[2] or "shapes_captions"
-        if name != "shapes_captions":
-            raise ValueError(
-                "Captioning trains on the synthetic dataset 'shapes_captions'. "
-                f"Received: --data {data_spec!r}"
-            )
-        if image_shape[0] != image_shape[1]:
-            raise ValueError(f"Synthetic images are square. Received: image_shape={image_shape}")
-        return data.load_synthetic(
-            name, split, num_examples=num_examples, seed=seed, image_size=image_shape[0]
-        )
-    if data_spec.startswith("tfds:"):
-        examples = data.load_tfds(
-            data_spec[len("tfds:"):], split=split, image_shape=image_shape[:2], download=False
-        )
-    elif os.path.isfile(data_spec):
-        examples, report = data.load_image_caption_files(data_spec, image_shape=image_shape[:2])
-        print(f"{data_spec}: {report.num_records} records", file=sys.stderr)
-    else:
-        raise ValueError(f"`--data` must be {DATA_HELP}. Received: --data {data_spec!r}")
-    return examples.take(num_examples) if num_examples else examples
-
-
-def _tokenizer_for(run_dir, examples, sequence_length, vocabulary_size):
-    """The run's tokenizer: loaded when the run has one (resume), else trained."""
-    from mmzoo import data
-
-    path = os.path.join(run_dir, "tokenizer")
-    if os.path.exists(os.path.join(path, "vocabulary.txt")):
-        return data.TextTokenizer.load(path)
-    vocabulary = data.train_word_piece_vocabulary(
-        examples.map(lambda x: x["captions"]), vocabulary_size=vocabulary_size
-    )
-    tokenizer = data.TextTokenizer(vocabulary, sequence_length=sequence_length + 1)
-    staging = path + ".tmp"
-    tokenizer.save(staging)
-    os.replace(staging, path)
-    return tokenizer
-
-
-def _load_run(run_dir):
-    import keras
-
-    from mmzoo import data
-
-    model_path = os.path.join(run_dir, "model.keras")
-    if not os.path.exists(model_path):
-        raise ValueError(
-            f"No trained model in the run directory (expected {model_path}; run "
-            f"`mmzoo train` first). Received: --model-dir {run_dir!r}"
-        )
-    model = keras.saving.load_model(model_path, safe_mode=True)
-    model.tokenizer = data.TextTokenizer.load(os.path.join(run_dir, "tokenizer"))
-    return model
-
-
-def _write_json(path, value):
-    staging = path + ".tmp"
-    with open(staging, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(staging, path)
-
-
-# --------------------------------------------------------------- commands
-def train_image_captioning(
-    preset="image_captioning_tiny",
-    data_spec="synthetic",
-    steps=2000,
-    model_dir="runs/image_captioning",
-    strategy="auto",
-    batch_size=64,
-    learning_rate=2e-3,
-    vocabulary_size=128,
-    num_examples=20000,
-    seed=0,
-    checkpoint_every=500,
-    verbose=1,
-):
-    """Trains a captioning preset with `mmzoo.training.Trainer`; returns the history."""
-    import keras
-
-    import mmzoo
-    from mmzoo import data
-    from mmzoo import presets
-    from mmzoo import training
-
-    strategy = training.get_strategy(strategy)
-    config = presets.get_preset(preset)
-    if config.family != "image_captioning":
-        raise ValueError(
-            f"`--preset` must be an image_captioning preset "
-            f"({presets.list_presets('image_captioning')}). Received: --preset {preset!r}"
-        )
-    keras.utils.set_random_seed(seed)
-    image_shape = _image_shape(preset)
-    os.makedirs(model_dir, exist_ok=True)
-    examples = load_caption_examples(data_spec, "train", image_shape, num_examples, seed)
-    tokenizer = _tokenizer_for(
-        model_dir, examples, config.config["sequence_length"], vocabulary_size
-    )
-    dataset = data.captioning_pipeline(examples, tokenizer, batch_size=batch_size, seed=seed)
-    dataset = dataset.map(mmzoo.models.teacher_forcing_split)
-    schedule = training.warmup_cosine_decay(
-        learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
-    )
-    trainer = training.Trainer(
-        model_fn=lambda: presets.build_from_preset(
-            preset, vocabulary_size=tokenizer.vocabulary_size
-        ),
-        loss=mmzoo.losses.MaskedSequenceCrossEntropy(pad_token_id=tokenizer.pad_token_id),
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
-        strategy=strategy,
-        model_dir=model_dir,
-    )
-    history = trainer.fit(
-        dataset, steps=steps, checkpoint_every=checkpoint_every,
-        log_every=max(1, min(100, steps // 10)), verbose=verbose,
-    )
-    if training.is_chief(trainer.strategy):
-        training.save_model(trainer.model, os.path.join(model_dir, "model.keras"))
-    return history
-
-
-def evaluate_image_captioning(
-    model_dir, data_spec="synthetic", split="test", num_examples=500,
-    method="greedy", num_beams=4, batch_size=100,
-):
-    """Captions `split` and scores it; writes `eval_<split>.json` in the run."""
-    import numpy as np
-
-    from mmzoo import evaluation
-
-    model = _load_run(model_dir)
-    examples = load_caption_examples(data_spec, split, model.image_shape, num_examples)
-    images, references = [], []
-    for example in examples.as_numpy_iterator():
-        images.append(example["images"])
-        references.append([c.decode("utf-8", "replace") for c in np.atleast_1d(example["captions"])])
-    if not images:
-        raise ValueError(f"No examples to evaluate. Received: --data {data_spec!r} --split {split!r}")
-    captions = model.generate(np.stack(images), method=method, num_beams=num_beams, batch_size=batch_size)
-    scores = evaluation.caption_metrics(captions, references)
-    scores["num_examples"] = len(images)
-    _write_json(os.path.join(model_dir, f"eval_{split}.json"), scores)
-    return scores, captions, np.stack(images), references
-
-
-def export_image_captioning(model_dir, output=None, method="greedy", num_beams=4):
-    from mmzoo import export
-
-    model = _load_run(model_dir)
-    output = output or os.path.join(model_dir, "saved_model")
-    export.export_image_captioning_model(model, model.tokenizer, output, method=method, num_beams=num_beams)
-    return output
+FAMILIES = ("image_captioning", "video_qa", "dual_encoder", "fusion_classifier")
+EXPORT_FAMILIES = ("image_captioning", "video_qa", "dual_encoder")
+DEFAULT_LEARNING_RATES = {"image_captioning": 2e-3}
 
 
 def write_caption_grid(path, images, captions, columns=4, scale=4):
@@ -308,13 +158,15 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a model family from a preset")
     p.add_argument("family", choices=FAMILIES)
-    p.add_argument("--preset", default="image_captioning_tiny")
+    p.add_argument("--preset", default=None, help="default: <family>_tiny")
     p.add_argument("--data", dest="data_spec", default="synthetic", help=DATA_HELP)
     p.add_argument("--steps", type=_positive_int, default=2000)
-    p.add_argument("--model-dir", default="runs/image_captioning")
+    p.add_argument("--model-dir", default=None, help="default: runs/<family>")
     p.add_argument("--strategy", default="auto", choices=STRATEGIES)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--learning-rate", type=_positive_float, default=2e-3)
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="default: 32 for video_qa, else 64")
+    p.add_argument("--learning-rate", type=_positive_float, default=None,
+                   help="default: 2e-3 for image_captioning, else 1e-3")
     p.add_argument("--vocabulary-size", type=_positive_int, default=128)
     p.add_argument("--num-examples", type=_positive_int, default=20000)
     p.add_argument("--seed", type=int, default=0)
@@ -327,14 +179,16 @@ def build_parser():
     p.add_argument("--data", dest="data_spec", default="synthetic", help=DATA_HELP)
     p.add_argument("--split", default="test")
     p.add_argument("--num-examples", type=_positive_int, default=500)
-    p.add_argument("--method", default="greedy", choices=("greedy", "beam", "top_k", "top_p"))
+    p.add_argument("--method", default="greedy", choices=("greedy", "beam", "top_k", "top_p"),
+                   help="decoding (image_captioning)")
     p.add_argument("--num-beams", type=_positive_int, default=4)
 
     p = sub.add_parser("export", help="write a serving SavedModel")
-    p.add_argument("family", choices=FAMILIES)
+    p.add_argument("family", choices=EXPORT_FAMILIES)
     p.add_argument("--model-dir", required=True)
     p.add_argument("--output", default=None, help="default: <model-dir>/saved_model")
-    p.add_argument("--method", default="greedy", choices=("greedy", "beam"))
+    p.add_argument("--method", default="greedy", choices=("greedy", "beam"),
+                   help="decoding (image_captioning)")
     p.add_argument("--num-beams", type=_positive_int, default=4)
 
     p = sub.add_parser("presets", help="list the registered presets")
@@ -384,6 +238,43 @@ def _apply_config(parser, argv, args):
     return parser.parse_args(argv)
 
 
+def _train(args):
+    from mmzoo import recipes
+
+    family = args.family
+    return recipes.TRAIN[family](
+        preset=args.preset or f"{family}_tiny", data_spec=args.data_spec, steps=args.steps,
+        model_dir=args.model_dir or os.path.join("runs", family), strategy=args.strategy,
+        batch_size=args.batch_size or (32 if family == "video_qa" else 64),
+        learning_rate=args.learning_rate or DEFAULT_LEARNING_RATES.get(family, 1e-3),
+        vocabulary_size=args.vocabulary_size, num_examples=args.num_examples,
+        seed=args.seed, checkpoint_every=args.checkpoint_every,
+    )
+
+
+def _evaluate(args):
+    from mmzoo import recipes
+
+    if args.family == "image_captioning":
+        scores, *_ = evaluate_image_captioning(
+            args.model_dir, args.data_spec, args.split, args.num_examples,
+            args.method, args.num_beams,
+        )
+        return scores
+    result = recipes.EVALUATE[args.family](
+        args.model_dir, args.data_spec, args.split, args.num_examples
+    )
+    return result[0] if isinstance(result, tuple) else result
+
+
+def _export(args):
+    from mmzoo import recipes
+
+    if args.family == "image_captioning":
+        return export_image_captioning(args.model_dir, args.output, args.method, args.num_beams)
+    return recipes.EXPORT[args.family](args.model_dir, args.output)
+
+
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else argv
@@ -404,21 +295,11 @@ def main(argv=None):
         elif args.command == "demo":
             run_demo(args.output_dir, steps=args.steps, num_test=args.num_test)
         elif args.command == "train":
-            train_image_captioning(
-                preset=args.preset, data_spec=args.data_spec, steps=args.steps,
-                model_dir=args.model_dir, strategy=args.strategy, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, vocabulary_size=args.vocabulary_size,
-                num_examples=args.num_examples, seed=args.seed,
-                checkpoint_every=args.checkpoint_every,
-            )
+            _train(args)
         elif args.command == "evaluate":
-            scores, *_ = evaluate_image_captioning(
-                args.model_dir, args.data_spec, args.split, args.num_examples,
-                args.method, args.num_beams,
-            )
-            print(json.dumps(scores, indent=2))
+            print(json.dumps(_evaluate(args), indent=2))
         elif args.command == "export":
-            print(export_image_captioning(args.model_dir, args.output, args.method, args.num_beams))
+            print(_export(args))
     except ValueError as e:
         print(f"mmzoo {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from mmzoo import cli
+from mmzoo import recipes
 from mmzoo.testing import TestCase
 
 
@@ -36,9 +37,15 @@ class CLIArgumentsTest(TestCase):
         self.assertEqual(proc.returncode, 2)
         self.assertIn("invalid choice: 'gpu_cluster'", proc.stderr)
         self.assertIn("'multi_worker'", proc.stderr)
-        proc = run_cli("train", "video_qa")
+        proc = run_cli("train", "captioning")
         self.assertEqual(proc.returncode, 2)
-        self.assertIn("invalid choice: 'video_qa' (choose from 'image_captioning')", proc.stderr)
+        self.assertIn(
+            "invalid choice: 'captioning' (choose from 'image_captioning', 'video_qa', "
+            "'dual_encoder', 'fusion_classifier')", proc.stderr,
+        )
+        proc = run_cli("export", "fusion_classifier", "--model-dir", "x")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("invalid choice: 'fusion_classifier'", proc.stderr)
         with self.assertRaises(SystemExit) as e:
             cli.main(["train", "image_captioning", "--steps", "0"])
         self.assertEqual(e.exception.code, 2)
@@ -47,12 +54,17 @@ class CLIArgumentsTest(TestCase):
         path = os.path.join(self.get_temp_dir(), "run.yaml")
         with open(path, "w") as f:
             f.write("steps: 77\nbatch_size: 16\ndata: synthetic\nstrategy: mirrored\n")
-        with mock.patch.object(cli, "train_image_captioning") as train:
+        train = mock.Mock()
+        with mock.patch.dict(recipes.TRAIN, {"image_captioning": train}):
             self.assertEqual(cli.main(["train", "image_captioning", "--config", path, "--steps", "5"]), 0)
         kwargs = train.call_args.kwargs
         self.assertEqual(kwargs["steps"], 5)  # the flag wins
         self.assertEqual(kwargs["batch_size"], 16)  # from the file
         self.assertEqual(kwargs["strategy"], "mirrored")
+        # Family defaults fill what neither gives.
+        self.assertEqual(kwargs["preset"], "image_captioning_tiny")
+        self.assertEqual(kwargs["model_dir"], os.path.join("runs", "image_captioning"))
+        self.assertEqual(kwargs["learning_rate"], 2e-3)
 
     def test_config_file_errors(self):
         path = os.path.join(self.get_temp_dir(), "run.json")

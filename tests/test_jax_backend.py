@@ -1,4 +1,4 @@
-"""The layers and encoders are written in keras.ops, so they also run on JAX.
+"""The layers, encoders and models are written in keras.ops, so they also run on JAX.
 
 The backend is fixed per process, so the check runs in a subprocess with
 `KERAS_BACKEND=jax`; skipped when jax is not installed.
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from mmzoo.testing import TestCase
@@ -90,3 +91,72 @@ class JaxBackendTest(TestCase):
                 "text_encoder_tiny": [2, 16, 32],
             },
         )
+
+
+FAMILIES_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import keras
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    import mmzoo
+    from mmzoo import presets
+
+    rng = np.random.RandomState(0)
+    text = {"token_ids": rng.randint(4, 512, (4, 16)).astype("int32"),
+            "padding_mask": np.ones((4, 16), bool)}
+    images = rng.rand(4, 32, 32, 3).astype("float32")
+    videos = rng.rand(4, 8, 32, 32, 3).astype("float32")
+    results = {}
+
+    # Each family's tiny preset trains one step with its loss on JAX.
+    dual = presets.build_from_preset("dual_encoder_tiny")
+    dual.compile(optimizer="adam", loss=mmzoo.losses.CLIPLoss())
+    history = dual.fit({"images": images, **text}, epochs=1, batch_size=4, verbose=0)
+    results["dual_encoder_loss"] = float(history.history["loss"][-1])
+    results["dual_encoder_embeddings"] = list(dual.encode_images(images).shape)
+
+    fusion = presets.build_from_preset("fusion_classifier_tiny")
+    fusion.compile(optimizer="adam",
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = fusion.fit({"images": images, **text}, np.array([0, 1, 0, 1]), verbose=0)
+    results["fusion_classifier_loss"] = float(history.history["loss"][-1])
+
+    video_qa = presets.build_from_preset("video_qa_tiny")
+    video_qa.compile(optimizer="adam", loss=mmzoo.losses.SoftTargetCrossEntropy())
+    x = {"videos": videos, "question_token_ids": text["token_ids"],
+         "question_padding_mask": text["padding_mask"]}
+    history = video_qa.fit(x, np.array([0, 1, 2, 3]), verbose=0)
+    results["video_qa_loss"] = float(history.history["loss"][-1])
+    results["video_qa_logits"] = list(video_qa.predict(x, verbose=0).shape)
+
+    captioner = presets.build_from_preset("image_captioning_tiny", vocabulary_size=64)
+    tokens = rng.randint(4, 64, (4, 24)).astype("int32")
+    logits = captioner({"images": images, "token_ids": tokens,
+                        "padding_mask": np.ones((4, 24), bool)})
+    results["image_captioning_logits"] = list(logits.shape)
+    results["image_captioning_generate"] = list(
+        np.asarray(captioner.generate(images[:2], max_length=6, method="beam", num_beams=2)).shape
+    )
+    print("RESULTS=" + json.dumps(results))
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+class JaxFamiliesTest(TestCase):
+    def test_model_families_train_on_jax(self):
+        env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+        proc = subprocess.run(
+            [sys.executable, "-c", FAMILIES_SCRIPT], env=env, capture_output=True, text=True,
+            timeout=600,
+        )
+        self.assertEqual(proc.returncode, 0, msg=proc.stderr[-4000:])
+        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULTS=")][-1]
+        results = json.loads(line[len("RESULTS="):])
+        for key in ("dual_encoder_loss", "fusion_classifier_loss", "video_qa_loss"):
+            self.assertTrue(np.isfinite(results[key]) and results[key] > 0, (key, results[key]))
+        self.assertEqual(results["dual_encoder_embeddings"], [4, 32])
+        self.assertEqual(results["video_qa_logits"], [4, 17])
+        self.assertEqual(results["image_captioning_logits"], [4, 24, 64])
+        self.assertEqual(results["image_captioning_generate"], [2, 6])

@@ -230,6 +230,8 @@ class PipelineTest(TestCase):
             ({"batch_size": 4, "seed": -1}, "Received: seed=-1"),
             ({"batch_size": 4, "augmentation": "flip"}, "Received: augmentation='flip'"),
             ({"batch_size": 4, "input_context": 2}, "Received: input_context=2"),
+            ({"batch_size": 4, "cache": ""}, "Received: cache=''"),
+            ({"batch_size": 4, "cache": 1}, "Received: cache=1"),
             ({"batch_size": 3, "input_context": tf.distribute.InputContext(1, 0, 2)},
              "Received: batch_size=3"),
         ]
@@ -238,3 +240,59 @@ class PipelineTest(TestCase):
                 mmzoo.data.captioning_pipeline(self.captions, self.tokenizer, **kwargs)
         with self.assertRaisesRegex(ValueError, "Received: dataset=list"):
             mmzoo.data.fusion_pipeline([1, 2], self.tokenizer, batch_size=2)
+
+    def test_batched_tokenization_equals_per_example(self):
+        # Tokenizing whole batches must give each row what tokenizing that
+        # row's caption alone gives.
+        examples = indexed_images(12)
+        dataset = mmzoo.data.captioning_pipeline(
+            examples, self.tokenizer, batch_size=4, seed=3, **IN_ORDER
+        )
+        for batch in dataset.as_numpy_iterator():
+            for i, index in enumerate(index_of(batch["images"])):
+                references = [f"a red circle {index}", "a blue square"]
+                alone = [self.tokenizer(c)["token_ids"].numpy() for c in references]
+                self.assertTrue(
+                    any(np.array_equal(batch["token_ids"][i], t) for t in alone),
+                    f"row {i} (example {index}) is neither reference's tokens",
+                )
+
+    def test_cache_skips_loading_after_the_first_epoch(self):
+        loads = []
+
+        def count(image):
+            loads.append(1)
+            return image
+
+        def load(example):
+            images = example["images"]
+            image = tf.numpy_function(count, [images], images.dtype, stateful=True)
+            return {**example, "images": tf.ensure_shape(image, (4, 4, 3))}
+
+        examples = indexed_images(8).map(load)
+        epochs = 3
+        batches = {}
+        for cache in (False, True):
+            del loads[:]
+            dataset = mmzoo.data.captioning_pipeline(
+                examples, self.tokenizer, batch_size=4, seed=5, deterministic=True,
+                cache=cache,
+            )
+            batches[cache] = list(dataset.take(2 * epochs).as_numpy_iterator())
+            if cache:  # read once, whatever the read-ahead
+                self.assertLen(loads, 8)
+            else:  # read again every epoch (and ahead, by prefetching)
+                self.assertGreaterEqual(len(loads), 8 * epochs)
+        # Same order, same captions drawn: caching changes only the cost.
+        for uncached, cached in zip(batches[False], batches[True]):
+            self.assertAllClose(uncached["images"], cached["images"])
+            self.assertAllEqual(uncached["token_ids"], cached["token_ids"])
+
+    def test_cache_to_files(self):
+        prefix = self.get_temp_dir() + "/examples"
+        dataset = mmzoo.data.fusion_pipeline(
+            mmzoo.data.load_synthetic("shapes_classification", num_examples=8, image_size=24),
+            self.tokenizer, batch_size=4, repeat=False, cache=prefix,
+        )
+        self.assertLen(list(dataset), 2)
+        self.assertTrue(tf.io.gfile.glob(prefix + "*"))

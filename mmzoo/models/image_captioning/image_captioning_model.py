@@ -6,12 +6,12 @@ from keras import ops
 from mmzoo.layers._validation import check_divisible
 from mmzoo.layers._validation import check_positive_int
 from mmzoo.layers._validation import check_rate
-
-GENERATION_METHODS = ("greedy", "beam", "top_k", "top_p")
+from mmzoo.models._generation import GENERATION_METHODS  # noqa: F401  (public name)
+from mmzoo.models._generation import CachedTextGeneration
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class ImageCaptioningModel(keras.Model):
+class ImageCaptioningModel(CachedTextGeneration, keras.Model):
     """Image encoder + Transformer decoder that writes captions.
 
     A functional graph: `images` -> `image_encoder` (its `sequence_output`) ->
@@ -232,160 +232,11 @@ class ImageCaptioningModel(keras.Model):
         """Image tokens projected to `hidden_dim`: `(batch, num_tokens, hidden_dim)`."""
         return self.image_projection(self.image_encoder(images, training=False)["sequence_output"])
 
-    def _initial_cache(self, image_tokens, max_length):
-        """Self-attention cache of zeros, cross-attention keys/values computed once."""
-        batch_size = ops.shape(image_tokens)[0]
-        head_dim = self.hidden_dim // self.num_heads
-        self_cache = ops.zeros(
-            (batch_size, self.num_layers, 2, max_length, self.num_heads, head_dim),
-            dtype=self.decoder_blocks[0].compute_dtype,
-        )
-        cross_caches = []
-        for block in self.decoder_blocks:
-            attention = block._cross_attention_layer
-            key = attention._key_dense(image_tokens)
-            value = attention._value_dense(image_tokens)
-            cross_caches.append(ops.stack([key, value], axis=1))
-        cross_cache = ops.stack(cross_caches, axis=1)
-        return self_cache, cross_cache
+    def _generation_memory(self, images):
+        return self.encode_images(images), None
 
-    def call_with_cache(self, token_ids, cache, index):
-        """One decoding step: the token at `index` -> logits for `index + 1`.
-
-        Args:
-            token_ids: `(batch, 1)` int, the token at position `index`.
-            cache: `(self_attention_cache, cross_attention_cache, image_tokens)`.
-            index: int tensor, the position of `token_ids`.
-
-        Returns:
-            `(logits (batch, vocabulary_size), hidden (batch, hidden_dim), cache)`.
-        """
-        self_cache, cross_cache, image_tokens = cache
-        x = self.token_embedding(token_ids, start_index=index)
-        next_caches = []
-        for i, block in enumerate(self.decoder_blocks):
-            x, next_self_cache, _ = block(
-                decoder_sequence=x,
-                encoder_sequence=image_tokens,
-                self_attention_cache=self_cache[:, i, ...],
-                self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache[:, i, ...],
-                cross_attention_cache_update_index=None,
-            )
-            next_caches.append(next_self_cache)
-        hidden = self.final_norm(x)
-        logits = ops.cast(self.logits_dense(hidden), "float32")
-        return logits[:, 0, :], hidden[:, 0, :], (ops.stack(next_caches, axis=1), cross_cache, image_tokens)
-
-    def _generate_step(self, images, sampler, max_length):
-        """Decodes a batch; traced once per input shape and sampler."""
-        self.generate_trace_count += 1
-        image_tokens = self.encode_images(images)
-        batch_size = ops.shape(images)[0]
-        prompt = ops.concatenate(
-            [
-                ops.full((batch_size, 1), self.start_token_id, dtype="int32"),
-                ops.full((batch_size, max_length - 1), self.pad_token_id, dtype="int32"),
-            ],
-            axis=1,
-        )
-        self_cache, cross_cache = self._initial_cache(image_tokens, max_length)
-
-        # Padding and the start token are never generated.
-        banned = np.zeros((self.vocabulary_size,), "float32")
-        banned[[self.pad_token_id, self.start_token_id]] = -1e9
-
-        def next_fn(prompt, cache, index):
-            num_samples = ops.shape(prompt)[0]
-            token = ops.slice(prompt, [0, index - 1], [num_samples, 1])
-            logits, hidden, cache = self.call_with_cache(token, cache, index - 1)
-            return logits + banned, hidden, cache
-
-        mask = ops.concatenate(
-            [
-                ops.ones((batch_size, 1), dtype="bool"),
-                ops.zeros((batch_size, max_length - 1), dtype="bool"),
-            ],
-            axis=1,
-        )
-        tokens = sampler(
-            next=next_fn,
-            prompt=prompt,
-            cache=(self_cache, cross_cache, image_tokens),
-            index=1,
-            mask=mask,
-            stop_token_ids=(self.end_token_id,),
-            model=self,
-        )
-        # Drop the start token; everything after the first end token is padding.
-        tokens = tokens[:, 1:]
-        is_end = ops.cast(ops.equal(tokens, self.end_token_id), "int32")
-        after_end = (ops.cumsum(is_end, axis=1) - is_end) > 0
-        return ops.where(after_end, self.pad_token_id, tokens)
-
-    def _sampler(self, method, num_beams, k, p, temperature, seed):
-        if method == "greedy":
-            return keras_hub.samplers.GreedySampler(temperature=temperature)
-        if method == "beam":
-            check_positive_int("num_beams", num_beams)
-            return keras_hub.samplers.BeamSampler(num_beams=num_beams, temperature=temperature)
-        if method == "top_k":
-            check_positive_int("k", k)
-            return keras_hub.samplers.TopKSampler(k=k, seed=seed, temperature=temperature)
-        if not 0.0 < p <= 1.0:
-            raise ValueError(f"`p` must be in (0, 1]. Received: p={p!r}")
-        return keras_hub.samplers.TopPSampler(p=p, seed=seed, temperature=temperature)
-
-    def make_generate_function(
-        self, max_length=None, method="greedy", num_beams=4, k=10, p=0.9,
-        temperature=1.0, seed=None,
-    ):
-        """The compiled decoding function `images -> token ids` for one setting.
-
-        Compiled functions are cached per setting, so repeated `generate`
-        calls with the same batch size and length do not retrace.
-        """
-        max_length = self._check_max_length(max_length)
-        if method not in GENERATION_METHODS:
-            raise ValueError(
-                f"`method` must be one of {list(GENERATION_METHODS)}. Received: method={method!r}"
-            )
-        key = (max_length, method, num_beams, k, p, temperature, seed)
-        if key in self._generate_functions:
-            return self._generate_functions[key]
-        sampler = self._sampler(method, num_beams, k, p, temperature, seed)
-        # Sampling state is reset before every call, so that the same seed
-        # gives the same captions call after call.
-        initial_state = [ops.convert_to_numpy(v) for v in sampler.variables]
-
-        def generate_step(images):
-            return self._generate_step(images, sampler, max_length)
-
-        if keras.config.backend() == "tensorflow":
-            import tensorflow as tf  # compilation is backend-specific
-
-            function = tf.function(generate_step, jit_compile=True)
-        else:
-            function = generate_step  # eager on other backends
-
-        def reset_and_generate(images):
-            for variable, value in zip(sampler.variables, initial_state):
-                variable.assign(value)
-            return function(images)
-
-        self._generate_functions[key] = reset_and_generate
-        return reset_and_generate
-
-    def _check_max_length(self, max_length):
-        # The buffer holds the start token plus `max_length` generated tokens,
-        # within the `sequence_length + 1` positions the model was trained on.
-        max_length = self.sequence_length if max_length is None else max_length
-        if not isinstance(max_length, int) or not 1 <= max_length <= self.sequence_length:
-            raise ValueError(
-                f"`max_length` must be an int in [1, {self.sequence_length}] (the model's "
-                f"`sequence_length`). Received: max_length={max_length!r}"
-            )
-        return max_length + 1
+    def _generation_sequence_length(self):
+        return "sequence_length", self.sequence_length
 
     def generate(
         self,
@@ -427,19 +278,10 @@ class ImageCaptioningModel(keras.Model):
                 f"`images` must have shape (batch, {', '.join(map(str, self.image_shape))}). "
                 f"Received: images with shape {images.shape}"
             )
-        function = self.make_generate_function(
-            max_length, method, num_beams, k, p, temperature, seed
+        tokens = self._generate_batched(
+            (images,), batch_size, max_length=max_length, method=method,
+            num_beams=num_beams, k=k, p=p, temperature=temperature, seed=seed,
         )
-        batch_size = batch_size or len(images)
-        outputs = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            missing = batch_size - len(chunk)
-            if missing:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], missing, axis=0)])
-            tokens = ops.convert_to_numpy(function(chunk))
-            outputs.append(tokens[: batch_size - missing])
-        tokens = np.concatenate(outputs, axis=0).astype("int32")
         if self.tokenizer is not None:
             texts = ops.convert_to_numpy(self.tokenizer.detokenize(tokens))
             return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]

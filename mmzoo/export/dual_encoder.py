@@ -1,0 +1,135 @@
+"""SavedModel export of a `DualEncoder`: image bytes and strings in, embeddings out."""
+
+import keras
+import tensorflow as tf
+
+from mmzoo.export._images import decode_image_batch
+from mmzoo.export.image_captioning import write_atomically
+
+
+def export_dual_encoder(model, tokenizer, path):
+    """Writes a SavedModel with `encode_images` and `encode_text` signatures.
+
+    Everything runs in the graph: JPEG/PNG decoding (grayscale and RGBA become
+    RGB) and resizing to the model's image size, or the WordPiece tokenizer,
+    then the tower, projection and L2 normalisation. The SavedModel needs only
+    `tensorflow` and `tensorflow_text` to load and run. Embeddings from the
+    two signatures are comparable by dot product (cosine similarity); the
+    learned `logit_scale` (and `logit_bias`) is exported as a variable-free
+    constant signature `logit_scale` for SigLIP-style probabilities.
+
+    Signature `encode_images` (image towers):
+        input `images`: string `(batch,)`, encoded image files.
+        outputs `embeddings`: float32 `(batch, projection_dim)`, L2-normalised;
+        `status`: string `(batch,)`, `b"ok"` or `b"undecodable image"`. An
+        element whose bytes cannot be decoded gets zeros and that status; the
+        rest of the batch is unaffected.
+    For a video tower the input is `videos`, float32 `(batch, frames,
+    height, width, 3)` in [0, 1], and the output `embeddings`.
+
+    Signature `encode_text` (text towers):
+        input `texts`: string `(batch,)`.
+        output `embeddings`: float32 `(batch, projection_dim)`, L2-normalised.
+
+    Signature `logit_scale`: no input; outputs `logit_scale` and
+    `logit_bias` (0 without a learned bias), float32 scalars.
+
+    The directory is written to a temporary sibling and renamed into place.
+
+    Args:
+        model: `DualEncoder`.
+        tokenizer: the `mmzoo.data.TextTokenizer` the text tower was trained
+            with, or None for a model without a text tower (two image views).
+        path: str. Output directory (replaced if it exists).
+
+    Returns:
+        `path`.
+
+    Example:
+
+    ```python
+    mmzoo.export.export_dual_encoder(model, tokenizer, "clip")
+    serving = tf.saved_model.load("clip")  # in any TF process
+    images = serving.signatures["encode_images"](images=tf.constant([png_bytes]))
+    texts = serving.signatures["encode_text"](texts=tf.constant(["a red circle"]))
+    scores = tf.matmul(texts["embeddings"], images["embeddings"], transpose_b=True)
+    ```
+    """
+    if not hasattr(model, "encode_images_tensor"):
+        raise ValueError(
+            f"`model` must be a mmzoo DualEncoder. Received: model={model!r}"
+        )
+    has_text = model.text_modality == "text"
+    if has_text:
+        if tokenizer is None or not hasattr(tokenizer, "vocabulary_size"):
+            raise ValueError(
+                "`tokenizer` must be the model's `mmzoo.data.TextTokenizer`. "
+                f"Received: tokenizer={tokenizer!r}"
+            )
+        text_inputs = model.text_encoder.input
+        embedding = next(
+            (l for l in model.text_encoder.layers if hasattr(l, "vocabulary_size")), None
+        )
+        vocabulary_size = getattr(embedding, "vocabulary_size", None)
+        if vocabulary_size is not None and tokenizer.vocabulary_size > vocabulary_size:
+            raise ValueError(
+                "The tokenizer has more tokens than the text tower embeds. "
+                f"Received: tokenizer.vocabulary_size={tokenizer.vocabulary_size}, "
+                f"text tower vocabulary_size={vocabulary_size}"
+            )
+        sequence_length = text_inputs["token_ids"].shape[1]
+        if tokenizer.sequence_length != sequence_length:
+            raise ValueError(
+                "The tokenizer packs texts to a different length than the text tower "
+                f"takes. Received: tokenizer.sequence_length={tokenizer.sequence_length}, "
+                f"text tower sequence_length={sequence_length}"
+            )
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    image_spec = model.image_encoder.inputs[0]
+    if model.image_modality == "image":
+
+        @tf.function
+        def encode_images(images):
+            pixels, valid = decode_image_batch(images, tuple(image_spec.shape[1:3]))
+            embeddings = model.encode_images_tensor(pixels)
+            embeddings = tf.where(valid[:, None], embeddings, tf.zeros_like(embeddings))
+            status = tf.where(valid, tf.constant("ok"), tf.constant("undecodable image"))
+            return {"embeddings": embeddings, "status": status}
+
+        signature = tf.TensorSpec((None,), tf.string, name="images")
+    else:
+
+        @tf.function
+        def encode_images(videos):
+            return {"embeddings": model.encode_images_tensor(videos)}
+
+        signature = tf.TensorSpec((None,) + tuple(image_spec.shape[1:]), tf.float32, name="videos")
+    archive.add_endpoint("encode_images", encode_images, input_signature=[signature])
+
+    if has_text:
+        archive.track(tokenizer)
+
+        @tf.function
+        def encode_text(texts):
+            tokens = tokenizer(texts)
+            inputs = {"token_ids": tokens["token_ids"], "padding_mask": tokens["padding_mask"]}
+            return {"embeddings": model.encode_text_tensor(inputs)}
+
+        archive.add_endpoint(
+            "encode_text", encode_text,
+            input_signature=[tf.TensorSpec((None,), tf.string, name="texts")],
+        )
+
+    @tf.function
+    def logit_scale():
+        bias = model.head.logit_bias
+        return {
+            "logit_scale": tf.cast(model.head.logit_scale, tf.float32),
+            "logit_bias": tf.zeros((), tf.float32) if bias is None else tf.cast(bias, tf.float32),
+        }
+
+    archive.add_endpoint("logit_scale", logit_scale, input_signature=[])
+    return write_atomically(archive, path)
+

@@ -1,0 +1,177 @@
+"""SavedModel export of a `VideoQAModel`: frames and question strings in, answer strings out."""
+
+import keras
+import tensorflow as tf
+
+from mmzoo.data import TextTokenizer
+from mmzoo.export._images import decode_image_batch
+from mmzoo.export.image_captioning import write_atomically
+
+EXPORT_METHODS = ("greedy", "beam")
+
+
+def export_video_qa_model(
+    model, question_tokenizer, path, method="greedy", num_beams=4, max_length=None
+):
+    """Writes a SavedModel whose `answer` signatures answer questions about clips.
+
+    Everything runs in the graph: frame decoding or conversion, resizing to
+    the model's frame size, question tokenization, the model, and the answer
+    lookup (classify mode: the stored answer vocabulary) or the cached
+    XLA-compiled greedy / beam decoding and detokenization (generate mode).
+    The SavedModel needs only `tensorflow` and `tensorflow_text` to load and
+    run.
+
+    Signatures (batched; pass a batch of one for a single clip):
+
+    - `answer`: inputs `frames` uint8 `(batch, num_frames, height, width, 3)`
+      (any height and width; resized bilinearly) and `questions` string
+      `(batch,)`.
+    - `answer_encoded`: inputs `frames` string `(batch, num_frames)`, each an
+      encoded JPEG / PNG / GIF / BMP frame, and `questions` string `(batch,)`.
+
+    Both return `answers` string `(batch,)`; `answer_ids` int32 (classify:
+    `(batch,)` indices into the answer vocabulary; generate: `(batch,
+    max_length)` answer token ids); `status` string `(batch,)`, `b"ok"` or,
+    for `answer_encoded`, `b"undecodable frame"` when a frame of that clip
+    cannot be decoded (its answer is empty; the rest of the batch is
+    unaffected). A batch whose clips have another number of frames than the
+    model's `num_frames` is rejected (`InvalidArgumentError` naming the expected
+    count and the received shape).
+    Questions longer than the tokenizer's `sequence_length` are truncated
+    (keeping the end token), exactly as in training.
+
+    The directory is written to a temporary sibling and renamed into place, so
+    an interrupted export never leaves a half-written SavedModel at `path`.
+
+    Args:
+        model: `VideoQAModel`.
+        question_tokenizer: the `mmzoo.data.TextTokenizer` the questions were
+            tokenized with in training.
+        path: str. Output directory (replaced if it exists).
+        method: `"greedy"` or `"beam"`, for generate mode.
+        num_beams: int, for `"beam"`.
+        max_length: int or None (the model's `answer_sequence_length`), for
+            generate mode.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    ```python
+    mmzoo.export.export_video_qa_model(model, tokenizer, "video_qa")
+    serving = tf.saved_model.load("video_qa")  # in any TF process
+    out = serving.signatures["answer"](
+        frames=tf.constant(clip_uint8[None]),  # (1, 8, 32, 32, 3)
+        questions=tf.constant(["which way does the red circle move?"]))
+    out["answers"]  # [b"left"]
+    ```
+    """
+    if method not in EXPORT_METHODS:
+        raise ValueError(
+            f"`method` must be one of {list(EXPORT_METHODS)} for export. "
+            f"Received: method={method!r}"
+        )
+    if not callable(question_tokenizer) or not hasattr(question_tokenizer, "sequence_length"):
+        raise ValueError(
+            "`question_tokenizer` must be a `mmzoo.data.TextTokenizer`. "
+            f"Received: question_tokenizer={question_tokenizer!r}"
+        )
+    if question_tokenizer.sequence_length != model.question_length:
+        raise ValueError(
+            "The question tokenizer packs questions to another length than the model's "
+            "question encoder takes. Received: question_tokenizer.sequence_length="
+            f"{question_tokenizer.sequence_length}, model.question_length={model.question_length}"
+        )
+    num_frames, height, width, channels = model.video_shape
+    if channels != 3:
+        raise ValueError(
+            f"Export takes RGB frames: the model's frames must have 3 channels. "
+            f"Received: model.video_shape={model.video_shape}"
+        )
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(question_tokenizer)
+
+    if model.answer_mode == "classify":
+        classify = model.make_classify_function()
+        vocabulary = tf.constant(model.answer_vocabulary, tf.string)
+
+        def respond(videos, token_ids, padding_mask):
+            answer_ids = classify(videos, token_ids, padding_mask)
+            return tf.gather(vocabulary, answer_ids), answer_ids
+
+    else:
+        generate = model.make_generate_function(max_length, method=method, num_beams=num_beams)
+        answer_tokenizer = TextTokenizer(
+            model.answer_vocabulary, sequence_length=model.answer_sequence_length + 1,
+            name="answer_tokenizer",
+        )
+        archive.track(answer_tokenizer)
+
+        def respond(videos, token_ids, padding_mask):
+            answer_ids = generate(videos, token_ids, padding_mask)
+            return answer_tokenizer.detokenize(answer_ids), answer_ids
+
+    def check_frame_count(frames):
+        # Signatures do not enforce the static frame count of their
+        # TensorSpec, so say it here rather than fail in a reshape.
+        return tf.debugging.Assert(
+            tf.equal(tf.shape(frames)[1], num_frames),
+            [
+                f"`frames` must have num_frames={num_frames} frames per clip (batch, "
+                "num_frames, ...); sample or pad the clips first. Received: frames with shape",
+                tf.shape(frames),
+            ],
+            summarize=6,
+        )
+
+    def run(videos, questions, valid):
+        packed = question_tokenizer(questions)
+        answers, answer_ids = respond(videos, packed["token_ids"], packed["padding_mask"])
+        answers = tf.where(valid, answers, "")
+        status = tf.where(valid, tf.constant("ok"), tf.constant("undecodable frame"))
+        return {"answers": answers, "answer_ids": answer_ids, "status": status}
+
+    def answer(frames, questions):
+        with tf.control_dependencies([check_frame_count(frames)]):
+            frames = tf.identity(frames)
+        batch = tf.shape(frames)[0]
+        flat = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], axis=0))
+        flat = tf.cast(flat, tf.float32)
+        same_size = tf.logical_and(tf.shape(flat)[1] == height, tf.shape(flat)[2] == width)
+        flat = tf.cond(
+            same_size,
+            lambda: tf.ensure_shape(flat, (None, height, width, 3)),
+            lambda: tf.image.resize(flat, (height, width)),
+        )
+        videos = tf.reshape(flat / 255.0, (batch, num_frames, height, width, 3))
+        return run(videos, questions, tf.ones((batch,), tf.bool))
+
+    def answer_encoded(frames, questions):
+        with tf.control_dependencies([check_frame_count(frames)]):
+            frames = tf.identity(frames)
+        batch = tf.shape(frames)[0]
+        images, valid = decode_image_batch(tf.reshape(frames, [-1]), (height, width))
+        videos = tf.reshape(images, (batch, num_frames, height, width, 3))
+        valid = tf.reduce_all(tf.reshape(valid, (batch, num_frames)), axis=1)
+        return run(videos, questions, valid)
+
+    questions_spec = tf.TensorSpec((None,), tf.string, name="questions")
+    archive.add_endpoint(
+        "answer",
+        tf.function(answer),
+        input_signature=[
+            tf.TensorSpec((None, num_frames, None, None, 3), tf.uint8, name="frames"),
+            questions_spec,
+        ],
+    )
+    archive.add_endpoint(
+        "answer_encoded",
+        tf.function(answer_encoded),
+        input_signature=[
+            tf.TensorSpec((None, num_frames), tf.string, name="frames"), questions_spec,
+        ],
+    )
+    return write_atomically(archive, path)

@@ -1,0 +1,544 @@
+import keras
+import numpy as np
+from keras import ops
+
+from mmzoo.layers import ContrastiveHead
+from mmzoo.layers import ProjectionHead
+from mmzoo.layers._validation import check_positive_int
+from mmzoo.layers._validation import check_rate
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class DualEncoderHead(ContrastiveHead):
+    """The `ContrastiveHead` of a dual encoder, as graph outputs.
+
+    Instead of the `(batch, batch)` logits of one device, it returns what a
+    contrastive loss needs to score embeddings against those of every replica:
+    both L2-normalised embeddings, and the clamped `logit_scale` (and
+    `logit_bias` when `use_bias`) repeated once per example, so that every
+    output has a batch axis (`predict` concatenates outputs batch by batch).
+    `pair_logits` gives the `ContrastiveHead` logits.
+
+    Args:
+        **kwargs: `ContrastiveHead` arguments (`initial_temperature`,
+            `max_logit_scale`, `use_bias`, `initial_bias`,
+            `trainable_temperature`) and base layer arguments.
+
+    Call arguments:
+        embeddings: `(batch_size, dim)`.
+        other_embeddings: `(batch_size, dim)`.
+
+    Returns:
+        dict with `embeddings`, `other_embeddings` `(batch_size, dim)`,
+        `logit_scale` `(batch_size,)` and, with `use_bias`, `logit_bias`
+        `(batch_size,)`.
+
+    Example:
+
+    >>> head = mmzoo.models.dual_encoder.DualEncoderHead()
+    >>> sorted(head(np.ones((4, 8)), np.ones((4, 8))))
+    ['embeddings', 'logit_scale', 'other_embeddings']
+    """
+
+    def call(self, embeddings, other_embeddings):
+        a = self.normalize(embeddings)
+        b = self.normalize(other_embeddings)
+        ones = ops.ones_like(a[:, 0])
+        outputs = {
+            "embeddings": a,
+            "other_embeddings": b,
+            "logit_scale": ones * ops.cast(self.logit_scale, a.dtype),
+        }
+        if self.logit_bias is not None:
+            outputs["logit_bias"] = ones * ops.cast(self.logit_bias, a.dtype)
+        return outputs
+
+    def pair_logits(self, embeddings, other_embeddings):
+        """`logit_scale * a @ b.T + logit_bias`, `(batch_a, batch_b)`."""
+        return super().call(embeddings, other_embeddings)
+
+    def compute_output_shape(self, embeddings_shape, other_embeddings_shape):
+        shapes = {
+            "embeddings": tuple(embeddings_shape),
+            "other_embeddings": tuple(other_embeddings_shape),
+            "logit_scale": (embeddings_shape[0],),
+        }
+        if self.use_bias:
+            shapes["logit_bias"] = (embeddings_shape[0],)
+        return shapes
+
+
+def _modality(encoder, argument):
+    """`"image"`, `"video"` or `"text"`, from the tower's inputs."""
+    if isinstance(encoder.input, dict):
+        if "token_ids" in encoder.input:
+            return "text"
+        raise ValueError(
+            f"`{argument}` takes a dict without `token_ids`; text towers take "
+            f"`token_ids` and `padding_mask`. Received: inputs {sorted(encoder.input)}"
+        )
+    if len(encoder.inputs) != 1:
+        raise ValueError(
+            f"`{argument}` must take one images/videos tensor or a text dict. "
+            f"Received: {len(encoder.inputs)} inputs"
+        )
+    rank = len(encoder.inputs[0].shape)
+    if rank == 4:
+        return "image"
+    if rank == 5:
+        return "video"
+    raise ValueError(
+        f"`{argument}` must take images (batch, height, width, channels), videos "
+        "(batch, frames, height, width, channels) or text. Received: input shape "
+        f"{encoder.inputs[0].shape}"
+    )
+
+
+def _pooled(encoder, outputs, argument):
+    """The tower's pooled `(batch, dim)` features."""
+    if isinstance(outputs, dict):
+        if "pooled_output" not in outputs:
+            raise ValueError(
+                f"`{argument}` returns a dict without `pooled_output` (every mmzoo "
+                f"encoder has one). Received: outputs {sorted(outputs)}"
+            )
+        outputs = outputs["pooled_output"]
+    if len(outputs.shape) != 2:
+        raise ValueError(
+            f"`{argument}` must return pooled features (batch_size, dim). "
+            f"Received: output shape {outputs.shape}"
+        )
+    return outputs
+
+
+def _tower_inputs(encoder, prefix):
+    """Fresh `keras.Input`s for a tower, named by its input keys (+ prefix)."""
+    if isinstance(encoder.input, dict):
+        return {
+            key: keras.Input(
+                shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=prefix + key
+            )
+            for key, spec in encoder.input.items()
+        }
+    spec = encoder.inputs[0]
+    key = "images" if len(spec.shape) == 4 else "videos"
+    return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=prefix + key)
+
+
+def _input_dict(tower_inputs):
+    if isinstance(tower_inputs, dict):
+        return {t.name: t for t in tower_inputs.values()}
+    return {tower_inputs.name: tower_inputs}
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class DualEncoder(keras.Model):
+    """Two towers projected into one embedding space (CLIP, SigLIP, SimCLR).
+
+    A functional graph: each tower's pooled output -> `ProjectionHead` (a
+    linear map, or an MLP with `projection_intermediate_dim`) ->
+    `DualEncoderHead` (L2 normalisation; learned, clamped logit scale and
+    optional bias; in float32 under mixed precision).
+
+    Tower pairs:
+
+    * image or video + text (CLIP / SigLIP; video-text retrieval): inputs
+      `images` (or `videos`), `token_ids`, `padding_mask`; outputs
+      `image_embeddings` (or `video_embeddings`) and `text_embeddings`.
+    * two towers of the same modality, e.g. two image towers, or
+      `text_encoder=None` for one shared tower and one shared projection
+      (SimCLR): every input key gets a view prefix, `view_1_images` and
+      `view_2_images`; outputs `view_1_embeddings` and `view_2_embeddings`.
+
+    The outputs also hold `logit_scale` and, with `use_bias`, `logit_bias`,
+    one copy per example `(batch_size,)`. The contrastive losses of
+    `mmzoo.losses` (`CLIPLoss`, `SigLIPLoss`, `NTXentLoss`) read these
+    outputs rather than a logit matrix, so that under a `tf.distribute`
+    strategy they can score each replica's rows against the embeddings of
+    all replicas. Keras applies a single `compile` loss to each output of a
+    dict-output model separately (`CompileLoss.build` maps it over `y_pred`);
+    `compute_loss` below gives such losses the whole dict instead, so
+    `model.compile(loss=mmzoo.losses.CLIPLoss())` and `model.fit(dataset)`
+    work with datasets that yield the inputs alone (no labels).
+
+    With several CPU replicas, compile with `jit_compile=False`: XLA cannot
+    compile the all-gather collective on CPU (the loss says so if you try).
+    Under MirroredStrategy, `model.fit` averages the first batch across
+    replicas to build the model (Keras 3.15), which fails on a bool
+    `padding_mask` (`AddN` has no bool kernel): feed it as int32 there
+    (the model casts it back), or train with `mmzoo.training.Trainer`.
+
+    Args:
+        image_encoder: `keras.Model` image or video tower (any mmzoo image or
+            video encoder): one input `(batch, height, width, channels)` or
+            `(batch, frames, height, width, channels)`, output dict with
+            `pooled_output` (or one `(batch, dim)` tensor).
+        text_encoder: `keras.Model` second tower (an mmzoo text encoder, or
+            another image/video tower for two views), or None to share
+            `image_encoder` (and its projection) between two views.
+        projection_dim: int. Size of the shared embedding space.
+        projection_intermediate_dim: int or None. Hidden size of a two-layer
+            MLP projection (SimCLR); None for CLIP's linear projection.
+        initial_temperature: float. The logit scale starts at its inverse
+            (CLIP 0.07, SigLIP 0.1).
+        max_logit_scale: float. Upper clamp of the logit scale (CLIP: 100).
+        trainable_temperature: bool. Learn the scale (False: SimCLR's fixed
+            temperature).
+        use_bias: bool. Learn a logit bias (SigLIP).
+        initial_bias: float. SigLIP starts at -10.
+        freeze_image_encoder: bool. Lock the image tower (LiT: a pretrained,
+            frozen image tower with a trained text tower).
+        freeze_text_encoder: bool. Lock the text tower.
+        dropout_rate: float. Dropout in an MLP projection.
+        **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
+
+    Example:
+
+    ```python
+    model = mmzoo.models.build_dual_encoder(
+        mmzoo.presets.build_from_preset("vit_image_encoder_tiny"),
+        mmzoo.presets.build_from_preset("text_encoder_tiny"),
+        projection_dim=64)
+    model.compile(optimizer="adam", loss=mmzoo.losses.CLIPLoss())
+    model.fit(mmzoo.data.contrastive_pipeline(examples, tokenizer, 64), steps_per_epoch=100)
+    model.tokenizer = tokenizer
+    text = model.encode_text(["a red circle"])      # (1, 64), L2-normalised
+    images = model.encode_images(pixels)            # (n, 64)
+    scores = text @ images.T
+    ```
+    """
+
+    def __init__(
+        self,
+        image_encoder,
+        text_encoder,
+        projection_dim,
+        projection_intermediate_dim=None,
+        initial_temperature=0.07,
+        max_logit_scale=100.0,
+        trainable_temperature=True,
+        use_bias=False,
+        initial_bias=0.0,
+        freeze_image_encoder=False,
+        freeze_text_encoder=False,
+        dropout_rate=0.0,
+        dtype=None,
+        **kwargs,
+    ):
+        if not isinstance(image_encoder, keras.Model):
+            raise ValueError(
+                f"`image_encoder` must be a keras.Model. Received: image_encoder={image_encoder!r}"
+            )
+        if text_encoder is not None and not isinstance(text_encoder, keras.Model):
+            raise ValueError(
+                "`text_encoder` must be a keras.Model or None (one tower shared by two "
+                f"views). Received: text_encoder={text_encoder!r}"
+            )
+        if text_encoder is image_encoder:
+            text_encoder = None  # one shared tower; stored once in the config
+        check_positive_int("projection_dim", projection_dim)
+        check_rate("dropout_rate", dropout_rate)
+        first_modality = _modality(image_encoder, "image_encoder")
+        if first_modality == "text":
+            raise ValueError(
+                "`image_encoder` must be an image or video tower (the text tower is "
+                "`text_encoder`). Received: an encoder taking "
+                f"{sorted(image_encoder.input)}"
+            )
+        shared = text_encoder is None
+        second_encoder = image_encoder if shared else text_encoder
+        second_modality = _modality(second_encoder, "text_encoder")
+        if not shared and text_encoder.name == image_encoder.name:
+            raise ValueError(
+                "The two towers must have different names (layers are matched by "
+                "name when saving); pass `name=` to one of the encoder builders. "
+                f"Received: both named {image_encoder.name!r}"
+            )
+        two_views = second_modality == first_modality
+        if shared and freeze_text_encoder != freeze_image_encoder:
+            raise ValueError(
+                "A shared tower is frozen or not as a whole: pass the same "
+                "`freeze_image_encoder` and `freeze_text_encoder`. Received: "
+                f"freeze_image_encoder={freeze_image_encoder}, "
+                f"freeze_text_encoder={freeze_text_encoder}"
+            )
+
+        # === Layers ===
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        image_encoder.trainable = not freeze_image_encoder
+        if text_encoder is not None:
+            text_encoder.trainable = not freeze_text_encoder
+
+        def projection(name):
+            return ProjectionHead(
+                projection_dim,
+                intermediate_dim=projection_intermediate_dim,
+                dropout_rate=dropout_rate,
+                dtype=dtype,
+                name=name,
+            )
+
+        self.image_projection = projection("image_projection")
+        self.text_projection = self.image_projection if shared else projection("text_projection")
+        # Normalisation and logits in float32 whatever the compute dtype.
+        self.head = DualEncoderHead(
+            initial_temperature=initial_temperature,
+            max_logit_scale=max_logit_scale,
+            use_bias=use_bias,
+            initial_bias=initial_bias,
+            trainable_temperature=trainable_temperature,
+            dtype="float32",
+            name="contrastive_head",
+        )
+
+        # === Functional Model ===
+        if two_views:
+            first_prefix, second_prefix = "view_1_", "view_2_"
+            first_key, second_key = "view_1_embeddings", "view_2_embeddings"
+        else:
+            first_prefix = second_prefix = ""
+            first_key = f"{first_modality}_embeddings"
+            second_key = f"{second_modality}_embeddings"
+        first_inputs = _tower_inputs(image_encoder, first_prefix)
+        second_inputs = _tower_inputs(second_encoder, second_prefix)
+        image_features = self.image_projection(
+            _pooled(image_encoder, image_encoder(first_inputs), "image_encoder")
+        )
+        text_features = self.text_projection(
+            _pooled(second_encoder, second_encoder(_strip(second_inputs, second_prefix)),
+                    "text_encoder")
+        )
+        head_outputs = self.head(image_features, text_features)
+        outputs = {
+            first_key: head_outputs["embeddings"],
+            second_key: head_outputs["other_embeddings"],
+            "logit_scale": head_outputs["logit_scale"],
+        }
+        if use_bias:
+            outputs["logit_bias"] = head_outputs["logit_bias"]
+        inputs = {**_input_dict(first_inputs), **_input_dict(second_inputs)}
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.projection_dim = projection_dim
+        self.projection_intermediate_dim = projection_intermediate_dim
+        self.initial_temperature = initial_temperature
+        self.max_logit_scale = max_logit_scale
+        self.trainable_temperature = trainable_temperature
+        self.use_bias = use_bias
+        self.initial_bias = initial_bias
+        self.freeze_image_encoder = freeze_image_encoder
+        self.freeze_text_encoder = freeze_text_encoder
+        self.dropout_rate = dropout_rate
+        # Output keys of the two embeddings, the second tower's input-key
+        # prefix (two views), and each tower's modality.
+        self.embedding_keys = (first_key, second_key)
+        self.text_input_prefix = second_prefix
+        self.image_modality = first_modality
+        self.text_modality = second_modality
+        self.tokenizer = None
+        self._encode_functions = {}
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "image_encoder": keras.saving.serialize_keras_object(self.image_encoder),
+            "text_encoder": (
+                None
+                if self.text_encoder is None
+                else keras.saving.serialize_keras_object(self.text_encoder)
+            ),
+            "projection_dim": self.projection_dim,
+            "projection_intermediate_dim": self.projection_intermediate_dim,
+            "initial_temperature": self.initial_temperature,
+            "max_logit_scale": self.max_logit_scale,
+            "trainable_temperature": self.trainable_temperature,
+            "use_bias": self.use_bias,
+            "initial_bias": self.initial_bias,
+            "freeze_image_encoder": self.freeze_image_encoder,
+            "freeze_text_encoder": self.freeze_text_encoder,
+            "dropout_rate": self.dropout_rate,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("image_encoder", "text_encoder"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+    # ------------------------------------------------------------- loss
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Gives whole-output losses (the `mmzoo.losses` contrastive ones) the dict.
+
+        A loss whose `takes_output_dict` is True gets the model's whole output
+        dict, and `y` may be None (datasets yielding inputs only). Any other
+        `compile` loss goes through Keras's usual per-output handling.
+        """
+        if not getattr(self.loss, "takes_output_dict", False):
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        total = self.loss(y, y_pred, sample_weight)
+        for extra in self.losses:  # regularisation, as Keras adds it
+            total = total + self._aggregate_additional_loss(extra)
+        return total
+
+    # ------------------------------------------------------- embeddings
+    def encode_images_tensor(self, images, training=False):
+        """`encode_images` on tensors, traceable (no batching, no numpy):
+        float32 `(batch, projection_dim)`, L2-normalised. Used by the export."""
+        features = self.image_encoder(images, training=training)
+        features = _pooled(self.image_encoder, features, "image_encoder")
+        return self.head.normalize(ops.cast(self.image_projection(features), "float32"))
+
+    def encode_text_tensor(self, inputs, training=False):
+        """`encode_text` on token tensors (or a second view), traceable:
+        float32 `(batch, projection_dim)`, L2-normalised. Used by the export."""
+        encoder = self.image_encoder if self.text_encoder is None else self.text_encoder
+        if isinstance(inputs, dict):
+            inputs = {
+                k: ops.cast(v, "bool") if k == "padding_mask" else ops.convert_to_tensor(v)
+                for k, v in _strip(inputs, self.text_input_prefix).items()
+            }
+        features = _pooled(encoder, encoder(inputs, training=training), "text_encoder")
+        return self.head.normalize(ops.cast(self.text_projection(features), "float32"))
+
+    def encode_images(self, images, batch_size=None):
+        """L2-normalised embeddings of images (or videos, for a video tower).
+
+        Args:
+            images: array `(n, height, width, channels)` (or `(n, frames,
+                height, width, channels)`), floats in [0, 1].
+            batch_size: int or None. Encode in batches of this size (the last
+                one padded, so one compiled function serves all).
+
+        Returns:
+            float32 numpy array `(n, projection_dim)`.
+        """
+        images = np.asarray(images, dtype="float32")
+        expected = tuple(self.image_encoder.inputs[0].shape[1:])
+        if images.ndim != len(expected) + 1 or tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"`images` must have shape (n, {', '.join(map(str, expected))}). "
+                f"Received: images with shape {images.shape}"
+            )
+        return self._run_batched("image", images, batch_size)
+
+    def encode_text(self, inputs, batch_size=None):
+        """L2-normalised embeddings of texts (of the second tower's inputs).
+
+        Args:
+            inputs: a list of strings when a tokenizer is attached
+                (`model.tokenizer = tokenizer`), else a dict with `token_ids`
+                and `padding_mask` arrays `(n, sequence_length)` (or, for a
+                two-view model, the second view's inputs).
+            batch_size: int or None, as in `encode_images`.
+
+        Returns:
+            float32 numpy array `(n, projection_dim)`.
+        """
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if isinstance(inputs, (list, tuple)) and all(isinstance(t, str) for t in inputs):
+            if self.tokenizer is None:
+                raise ValueError(
+                    "`encode_text` got strings but the model has no tokenizer; set "
+                    "`model.tokenizer = tokenizer` or pass token ids. Received: "
+                    f"{len(inputs)} strings"
+                )
+            tokens = self.tokenizer(np.asarray(inputs, dtype=object))
+            inputs = {k: ops.convert_to_numpy(v) for k, v in tokens.items()}
+        elif not isinstance(inputs, dict):
+            inputs = np.asarray(inputs, dtype="float32")  # a second visual view
+        return self._run_batched("text", inputs, batch_size)
+
+    def pair_logits(self, image_embeddings, text_embeddings):
+        """Logits `(n_images, n_texts)`: `logit_scale * a @ b.T (+ logit_bias)`."""
+        return ops.convert_to_numpy(
+            self.head.pair_logits(
+                ops.convert_to_tensor(image_embeddings, "float32"),
+                ops.convert_to_tensor(text_embeddings, "float32"),
+            )
+        )
+
+    def _encode_function(self, tower):
+        if tower in self._encode_functions:
+            return self._encode_functions[tower]
+        fn = self.encode_images_tensor if tower == "image" else self.encode_text_tensor
+        if keras.config.backend() == "tensorflow":
+            import tensorflow as tf  # compilation is backend-specific
+
+            # No autograph: there is no tensor-dependent Python control flow.
+            fn = tf.function(fn, jit_compile=True, autograph=False)
+        self._encode_functions[tower] = fn
+        return fn
+
+    def _run_batched(self, tower, inputs, batch_size):
+        function = self._encode_function(tower)
+        flat = list(inputs.values()) if isinstance(inputs, dict) else [inputs]
+        total = len(flat[0])
+        batch_size = batch_size or total
+        check_positive_int("batch_size", batch_size)
+        outputs = []
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            missing = batch_size - (stop - start)
+
+            def chunk(array):
+                part = np.asarray(array[start:stop])
+                if missing:
+                    part = np.concatenate([part, np.repeat(part[-1:], missing, axis=0)])
+                return part
+
+            if isinstance(inputs, dict):
+                batch = {k: chunk(v) for k, v in inputs.items()}
+            else:
+                batch = chunk(inputs)
+            outputs.append(ops.convert_to_numpy(function(batch))[: stop - start])
+        return np.concatenate(outputs, axis=0).astype("float32")
+
+
+def _strip(inputs, prefix):
+    """A tower's own input keys from the model's (view-prefixed) ones."""
+    if not prefix or not isinstance(inputs, dict):
+        return inputs
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in inputs.items()}
+
+
+def build_dual_encoder(image_encoder, text_encoder, projection_dim, **kwargs):
+    """Builds a `DualEncoder` (see its docstring for all arguments).
+
+    Args:
+        image_encoder: any mmzoo image or video encoder.
+        text_encoder: an mmzoo text encoder; another image/video encoder for
+            two-view (SimCLR-style) training; or None to share `image_encoder`.
+        projection_dim: int. Embedding size.
+        **kwargs: `projection_intermediate_dim`, `initial_temperature`,
+            `max_logit_scale`, `trainable_temperature`, `use_bias`,
+            `initial_bias`, `freeze_image_encoder`, `freeze_text_encoder`,
+            `dropout_rate`, `name`, `dtype`.
+
+    Returns:
+        A `DualEncoder`.
+
+    Example:
+
+    ```python
+    clip = mmzoo.models.build_dual_encoder(
+        mmzoo.presets.build_from_preset("vit_image_encoder_tiny"),
+        mmzoo.presets.build_from_preset("text_encoder_tiny"), projection_dim=32)
+    simclr = mmzoo.models.build_dual_encoder(
+        mmzoo.presets.build_from_preset("vit_image_encoder_tiny"), None,
+        projection_dim=32, projection_intermediate_dim=64,
+        initial_temperature=0.1, trainable_temperature=False)
+    lit = mmzoo.models.build_dual_encoder(
+        pretrained_image_tower, text_tower, projection_dim=32,
+        freeze_image_encoder=True)
+    ```
+    """
+    return DualEncoder(image_encoder, text_encoder, projection_dim, **kwargs)

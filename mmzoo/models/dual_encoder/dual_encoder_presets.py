@@ -1,0 +1,61 @@
+"""Dual encoder presets: the towers are given by encoder preset name."""
+
+from mmzoo.models.dual_encoder.dual_encoder_model import build_dual_encoder
+from mmzoo.presets import register_preset
+
+DUAL_ENCODER_PRESETS = {
+    "dual_encoder_tiny": (
+        {
+            "image_encoder": "vit_image_encoder_tiny",
+            "text_encoder": "text_encoder_tiny",
+            "projection_dim": 32,
+        },
+        "Tiny ViT + tiny text Transformer, 32x32 images, 16 tokens; trains in "
+        "seconds on a CPU (CLIP loss).",
+    ),
+    "dual_encoder_video_tiny": (
+        {
+            "image_encoder": "video_encoder_tiny",
+            "text_encoder": "text_encoder_tiny",
+            "projection_dim": 32,
+        },
+        "Tiny ViViT (8 frames of 32x32) + tiny text Transformer, for video-text retrieval.",
+    ),
+    "dual_encoder_simclr_tiny": (
+        {
+            "image_encoder": "vit_image_encoder_tiny",
+            "text_encoder": None,
+            "projection_dim": 32,
+            "projection_intermediate_dim": 64,
+            "initial_temperature": 0.1,
+            "trainable_temperature": False,
+        },
+        "One shared tiny ViT on two augmented views, MLP projection, fixed "
+        "temperature 0.1 (NT-Xent).",
+    ),
+    "dual_encoder_siglip_tiny": (
+        {
+            "image_encoder": "vit_image_encoder_tiny",
+            "text_encoder": "text_encoder_tiny",
+            "projection_dim": 32,
+            "initial_temperature": 0.1,
+            "use_bias": True,
+            "initial_bias": -10.0,
+        },
+        "dual_encoder_tiny with SigLIP's scale 10 and bias -10 (SigLIP loss).",
+    ),
+    "dual_encoder_base": (
+        {
+            "image_encoder": "vit_image_encoder_base",
+            "text_encoder": "text_encoder_base",
+            "projection_dim": 512,
+        },
+        "CLIP ViT-B/16 sizes: ViT-B/16 at 224x224 + 12-layer 512-wide text "
+        "tower (77 tokens), 512-d embeddings (about 150M parameters).",
+    ),
+}
+
+for _name, (_config, _description) in DUAL_ENCODER_PRESETS.items():
+    register_preset(
+        _name, build_dual_encoder, _config, family="dual_encoder", description=_description
+    )

@@ -1,0 +1,8 @@
+from mmzoo.models.fusion_classifier import fusion_classifier_presets  # noqa: F401
+from mmzoo.models.fusion_classifier.fusion_classifier_layers import GatedModalityUnit
+from mmzoo.models.fusion_classifier.fusion_classifier_layers import SequenceMask
+from mmzoo.models.fusion_classifier.fusion_classifier_layers import WeightedLogitAverage
+from mmzoo.models.fusion_classifier.fusion_classifier_model import FUSION_TYPES
+from mmzoo.models.fusion_classifier.fusion_classifier_model import FusionClassifier
+from mmzoo.models.fusion_classifier.fusion_classifier_model import build_fusion_classifier
+from mmzoo.models.fusion_classifier.fusion_classifier_model import classification_split

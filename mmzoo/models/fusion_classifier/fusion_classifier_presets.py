@@ -1,0 +1,39 @@
+"""Fusion classifier presets: the encoders are given by preset name."""
+
+from mmzoo.models.fusion_classifier.fusion_classifier_model import build_fusion_classifier
+from mmzoo.presets import register_preset
+
+FUSION_CLASSIFIER_PRESETS = {
+    "fusion_classifier_tiny": (
+        {
+            "encoders": {"image": "vit_image_encoder_tiny", "text": "text_encoder_tiny"},
+            "num_classes": 2,
+            "fusion": "attention",
+            "hidden_dim": 32,
+            "num_heads": 2,
+            "num_layers": 1,
+            "intermediate_dim": 64,
+            "dropout_rate": 0.0,
+        },
+        "Tiny ViT (32x32) + tiny text Transformer, one co-attention layer; CPU seconds.",
+    ),
+    "fusion_classifier_base": (
+        {
+            "encoders": {"image": "vit_image_encoder_small", "text": "text_encoder_base"},
+            "num_classes": 2,
+            "fusion": "attention",
+            "hidden_dim": 384,
+            "num_heads": 6,
+            "num_layers": 2,
+            "intermediate_dim": 1536,
+            "dropout_rate": 0.1,
+        },
+        "ViT-S/16 (224x224) + CLIP-size text tower, two 384-wide co-attention layers.",
+    ),
+}
+
+for _name, (_config, _description) in FUSION_CLASSIFIER_PRESETS.items():
+    register_preset(
+        _name, build_fusion_classifier, _config, family="fusion_classifier",
+        description=_description,
+    )

@@ -1,0 +1,76 @@
+"""Video QA presets: the towers are given by preset name."""
+
+from mmzoo.models.video_qa.video_qa_model import build_video_qa_model
+from mmzoo.presets import register_preset
+
+# The closed answer set of the built-in `shapes_video_qa` dataset
+# (`mmzoo.data.VIDEO_QA_ANSWERS`; a test checks they agree). Written out
+# because `mmzoo.models` does not import the TensorFlow-only `mmzoo.data`.
+SHAPES_VIDEO_QA_ANSWERS = (
+    "red", "green", "blue", "yellow", "purple", "cyan",
+    "circle", "square", "triangle", "diamond",
+    "left", "right", "up", "down",
+    "one", "two", "three",
+)
+
+VIDEO_QA_PRESETS = {
+    "video_qa_tiny": (
+        {
+            "video_encoder": "video_encoder_tiny",
+            "question_encoder": "text_encoder_tiny",
+            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
+            "num_fusion_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 64,
+            "intermediate_dim": 128,
+            "dropout_rate": 0.0,
+        },
+        "Tiny ViViT (8 frames of 32x32) + question Transformer + 2 cross-attention "
+        "fusion blocks; shapes_video_qa answers. Trains in minutes on a CPU.",
+    ),
+    "video_qa_frames_tiny": (
+        {
+            "video_encoder": "frame_video_encoder_tiny",
+            "question_encoder": "text_encoder_tiny",
+            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
+            "num_fusion_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 64,
+            "intermediate_dim": 128,
+            "dropout_rate": 0.0,
+        },
+        "Tiny per-frame ViT + temporal Transformer video tower; otherwise video_qa_tiny.",
+    ),
+    "image_qa_tiny": (
+        {
+            "video_encoder": "vit_image_encoder_tiny",
+            "question_encoder": "text_encoder_tiny",
+            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
+            "num_fusion_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 64,
+            "intermediate_dim": 128,
+            "dropout_rate": 0.0,
+        },
+        "Image VQA (a one-frame video): tiny ViT + question Transformer + fusion.",
+    ),
+    "video_qa_base": (
+        {
+            "video_encoder": "video_encoder_base",
+            "question_encoder": "text_encoder_base",
+            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
+            "num_fusion_layers": 4,
+            "num_heads": 12,
+            "hidden_dim": 768,
+            "intermediate_dim": 3072,
+            "dropout_rate": 0.1,
+        },
+        "ViViT-B (32 frames at 224x224) + base text Transformer + 4 fusion blocks; "
+        "pass your own `answer_vocabulary`.",
+    ),
+}
+
+for _name, (_config, _description) in VIDEO_QA_PRESETS.items():
+    register_preset(
+        _name, build_video_qa_model, _config, family="video_qa", description=_description,
+    )
