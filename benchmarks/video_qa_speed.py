@@ -1,7 +1,9 @@
 """How fast does the video QA model train and answer? Clips/s, XLA on vs off.
 
 Training: clips/s of `model.fit` steps (AdamW) for video QA presets in both
-answer modes, compiled with XLA (`jit_compile=True`) and without.
+answer modes, compiled with XLA (`jit_compile=True`) and without, and the
+MFU: 3 x the forward FLOPs per step (XLA's cost analysis) over the measured
+fp32 matmul throughput of the machine (2048x2048).
 
 Answering: clips/s of the compiled answer functions on prepared batches
 (tokenized questions, float frames): the classifier's argmax, and in
@@ -25,6 +27,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from _common import forward_flops  # noqa: E402
+from _common import matmul_flops_per_second  # noqa: E402
 from _common import record  # noqa: E402
 
 PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,7 +96,8 @@ def training_runs(args, preset, mode):
             model.fit(data, steps_per_epoch=args.train_steps, epochs=1, verbose=0)
 
         run()  # compile
-        runs[jit] = (run, args.batch_size * args.train_steps, model.count_params())
+        flops = 3 * forward_flops(model, x) * args.train_steps
+        runs[jit] = (run, args.batch_size * args.train_steps, model.count_params(), flops)
     return runs
 
 
@@ -122,23 +127,26 @@ def measure(configurations, rounds):
     results = {name: {jit: [] for jit in runs} for name, runs in configurations.items()}
     for _ in range(rounds):
         for name, runs in configurations.items():
-            for jit, (run, clips, _) in runs.items():
+            for jit, (run, clips, *_) in runs.items():
                 start = time.perf_counter()
                 run()
                 results[name][jit].append(clips / (time.perf_counter() - start))
     return results
 
 
-def rows(configurations, results):
+def rows(configurations, results, peak=None):
     out = []
     for name, runs in configurations.items():
         on, off = results[name][True], results[name][False]
         ratios = [a / b for a, b in zip(on, off)]
         params = runs[True][2]
-        out.append(
-            name + (f"{params:,}", f"{statistics.median(on):.1f}", f"{statistics.median(off):.1f}",
-                    f"{statistics.median(ratios):.2f}x")
-        )
+        row = name + (f"{params:,}", f"{statistics.median(on):.1f}", f"{statistics.median(off):.1f}",
+                      f"{statistics.median(ratios):.2f}x")
+        if peak:
+            run, clips, _, flops = runs[True]
+            mfu = [rate / clips * flops / peak for rate in (statistics.median(on), statistics.median(off))]
+            row += (f"{mfu[0]:.1%}", f"{mfu[1]:.1%}")
+        out.append(row)
     return out
 
 
@@ -156,6 +164,7 @@ def main(args):
     keras.utils.set_random_seed(0)
     training = {(p, m): training_runs(args, p, m) for p in presets for m in modes}
     answering = {(p, m): answer_runs(args, p, m) for p in presets for m in modes}
+    peak = matmul_flops_per_second()
     load_before = os.getloadavg()[0]
     train_results = measure(training, args.rounds)
     answer_results = measure(answering, args.rounds)
@@ -168,7 +177,8 @@ def main(args):
         f"{args.rounds} round-robin rounds; ratios are medians of per-round ratios. "
         f"1-minute load average {load_before:.1f} before the timed rounds, {load_after:.1f} "
         "after (2 cores, shared with other jobs).\n\nTraining:\n\n"
-        + table(header, rows(training, train_results))
+        + f"Measured fp32 matmul throughput: {peak / 1e9:.0f} GFLOP/s.\n\n"
+        + table(header + ["MFU XLA on", "MFU XLA off"], rows(training, train_results, peak))
         + "\n\nAnswering:\n\n"
         + table(header, rows(answering, answer_results))
     )

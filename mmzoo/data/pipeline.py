@@ -206,22 +206,20 @@ def _image_text_pipeline(
         input_context, augmentation, cache,
     )
     several_captions = dataset.element_spec["captions"].shape.rank == 1
-    steps = [ops.choose_caption()] if several_captions else []
-    steps += [
-        ops.tokenize(tokenizer, key="captions"),
-        ops.keep("images", "token_ids", "padding_mask"),
-    ]
+    # The caption is drawn per example (images may have different numbers of
+    # captions, which cannot be batched); tokenizing is per batch.
+    choose = ops.choose_caption() if several_captions else None
+    tokenize = ops.tokenize(tokenizer, key="captions")
+    keep = ops.keep("images", "token_ids", "padding_mask")
 
-    def preprocess(example):
-        for step in steps:
-            example = step(example)
-        return example
+    def batch_preprocess(batch):
+        return keep(tokenize(batch))
 
     return _batch(
-        dataset, None, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        dataset, choose, batch_size, shuffle_buffer, repeat, seed, deterministic,
         input_context, augmentation=augmentation,
         random_key=_RANDOM_KEY if several_captions else None,
-        batch_preprocess=preprocess, cache=cache,
+        batch_preprocess=batch_preprocess, cache=cache,
     )
 
 
