@@ -46,6 +46,83 @@ def forward_flops(model, inputs):
     return info.total_float_ops
 
 
+def add_budget_arguments(parser, minutes=10.0, what="training"):
+    """Adds `--max-minutes` and `--clock` (see `TimeBudget`) to an argparse parser."""
+    parser.add_argument(
+        "--max-minutes", type=float, default=minutes, help=f"{what} budget (see --clock)"
+    )
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="what --max-minutes counts: wall-clock time, or this process's CPU time "
+        "summed over all cores",
+    )
+
+
+class TimeBudget:
+    """Keras callback stopping `fit` once `minutes` of training have passed.
+
+    `clock="cpu"` counts this process's CPU time (all cores) instead of wall
+    time, so the budget does not shrink when other jobs share the machine.
+    The clock starts when the first step ends, so the one-time XLA compilation
+    (minutes on a loaded 2-core machine) is not counted; it is reported
+    separately as `compile_seconds`, and the training time after it as
+    `train_seconds` (wall) and `cpu_seconds`. Every `eval_every` steps the
+    callback prints `evaluate()`.
+
+    Example:
+
+    ```python
+    budget = TimeBudget(10, clock="cpu")
+    model.fit(train, steps_per_epoch=4000, callbacks=[budget.callback])
+    print(budget.steps, budget.train_seconds, budget.cpu_seconds)
+    ```
+    """
+
+    def __init__(self, minutes, clock="wall", eval_every=0, evaluate=None):
+        import keras
+
+        if clock not in ("wall", "cpu"):
+            raise ValueError(f"`clock` must be 'wall' or 'cpu'. Received: clock={clock!r}")
+        budget = self
+        self.minutes, self.clock = minutes, clock
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_begin(cb, logs=None):
+                budget.begin = time.perf_counter()
+                budget.start = None
+                budget.cpu_start = None
+                budget.steps = 0
+                budget.compile_seconds = 0.0
+
+            def on_train_batch_end(cb, batch, logs=None):
+                budget.steps += 1
+                if budget.start is None:
+                    budget.start = time.perf_counter()
+                    budget.cpu_start = time.process_time()
+                    budget.compile_seconds = budget.start - budget.begin
+                if eval_every and budget.steps % eval_every == 0 and evaluate is not None:
+                    print(f"step {budget.steps}: {evaluate()}", flush=True)
+                if clock == "cpu":
+                    spent = time.process_time() - budget.cpu_start
+                else:
+                    spent = time.perf_counter() - budget.start
+                if spent > minutes * 60:
+                    cb.model.stop_training = True
+
+            def on_train_end(cb, logs=None):
+                budget.train_seconds = time.perf_counter() - (budget.start or budget.begin)
+                budget.cpu_seconds = time.process_time() - (budget.cpu_start or 0.0)
+
+        self.callback = _Callback()
+
+    def describe(self):
+        """`"<wall> min wall / <cpu> CPU min after <compile> s of compilation"`."""
+        return (
+            f"{self.train_seconds / 60:.1f} min wall / {self.cpu_seconds / 60:.1f} CPU min "
+            f"after {self.compile_seconds:.0f} s of compilation"
+        )
+
+
 def machine():
     cpu = platform.processor() or platform.machine()
     try:

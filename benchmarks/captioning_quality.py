@@ -13,6 +13,8 @@ import argparse
 import os
 import time
 
+from _common import TimeBudget
+from _common import add_budget_arguments
 from _common import record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,27 +27,10 @@ PARSER.add_argument("--test-examples", type=int, default=500)
 PARSER.add_argument("--batch-size", type=int, default=64)
 PARSER.add_argument("--learning-rate", type=float, default=2e-3)
 PARSER.add_argument("--max-steps", type=int, default=6000)
-PARSER.add_argument("--max-minutes", type=float, default=10.0, help="training wall-clock budget")
+add_budget_arguments(PARSER, 10.0)
 PARSER.add_argument("--vocabulary-size", type=int, default=128)
 PARSER.add_argument("--seed", type=int, default=0)
 PARSER.add_argument("--no-record", action="store_true", help="do not append to README.md")
-
-
-class TimeBudget:
-    """Keras callback stopping training once `minutes` have passed."""
-
-    def __init__(self, minutes):
-        import keras
-
-        class _Callback(keras.callbacks.Callback):
-            def on_train_begin(cb, logs=None):
-                cb.start = time.perf_counter()
-
-            def on_train_batch_end(cb, batch, logs=None):
-                if time.perf_counter() - cb.start > minutes * 60:
-                    cb.model.stop_training = True
-
-        self.callback = _Callback()
 
 
 def main(args):
@@ -86,7 +71,7 @@ def main(args):
     start = time.perf_counter()
     history = model.fit(
         train, steps_per_epoch=args.max_steps, epochs=1, verbose=2,
-        callbacks=[TimeBudget(args.max_minutes).callback],
+        callbacks=[TimeBudget(args.max_minutes, args.clock).callback],
     )
     train_minutes = (time.perf_counter() - start) / 60
     steps_done = model.optimizer.iterations.numpy()

@@ -22,8 +22,9 @@ Prints a table and appends it, with the command, to benchmarks/README.md.
 import argparse
 import itertools
 import os
-import time
 
+from _common import TimeBudget
+from _common import add_budget_arguments
 from _common import record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,7 +37,7 @@ PARSER.add_argument("--test-examples", type=int, default=1000)
 PARSER.add_argument("--batch-size", type=int, default=128)
 PARSER.add_argument("--learning-rate", type=float, default=2e-3)
 PARSER.add_argument("--max-steps", type=int, default=4000)
-PARSER.add_argument("--max-minutes", type=float, default=10.0, help="training wall-clock budget")
+add_budget_arguments(PARSER, 10.0)
 PARSER.add_argument("--vocabulary-size", type=int, default=128)
 PARSER.add_argument(
     "--sequence-length", type=int, default=None,
@@ -44,23 +45,6 @@ PARSER.add_argument(
 )
 PARSER.add_argument("--seed", type=int, default=0)
 PARSER.add_argument("--no-record", action="store_true", help="do not append to README.md")
-
-
-class TimeBudget:
-    """Keras callback stopping training once `minutes` have passed."""
-
-    def __init__(self, minutes):
-        import keras
-
-        class _Callback(keras.callbacks.Callback):
-            def on_train_begin(cb, logs=None):
-                cb.start = time.perf_counter()
-
-            def on_train_batch_end(cb, batch, logs=None):
-                if time.perf_counter() - cb.start > minutes * 60:
-                    cb.model.stop_training = True
-
-        self.callback = _Callback()
 
 
 def possible_captions(scene, index):
@@ -95,18 +79,15 @@ def main(args):
         seed=args.seed, image_size=args.image_size,
     )
     config = mmzoo.presets.get_preset_config(args.preset)
-    text_config = mmzoo.presets.get_preset_config(config["text_encoder"])
+    text_config = mmzoo.presets.encoder_config(config["text_encoder"])
     sequence_length = args.sequence_length or text_config["sequence_length"]
     vocabulary = data.train_word_piece_vocabulary(
         train_examples.map(lambda x: x["captions"]), vocabulary_size=args.vocabulary_size,
     )
     tokenizer = data.TextTokenizer(vocabulary, sequence_length=sequence_length)
-    overrides = {}
-    if sequence_length != text_config["sequence_length"]:
-        overrides["text_encoder"] = mmzoo.presets.build_from_preset(
-            config["text_encoder"], sequence_length=sequence_length
-        )
-    model = mmzoo.presets.build_from_preset(args.preset, **overrides)
+    model = mmzoo.presets.build_from_preset(
+        args.preset, text_encoder={"sequence_length": sequence_length}
+    )
     model.tokenizer = tokenizer
     train = data.contrastive_pipeline(
         train_examples, tokenizer, batch_size=args.batch_size, seed=args.seed
@@ -119,13 +100,11 @@ def main(args):
         loss=mmzoo.losses.CLIPLoss(),
         jit_compile=True,
     )
-    start, cpu_start = time.perf_counter(), time.process_time()
+    budget = TimeBudget(args.max_minutes, args.clock)
     history = model.fit(
         train, steps_per_epoch=args.max_steps, epochs=1, verbose=2,
-        callbacks=[TimeBudget(args.max_minutes).callback],
+        callbacks=[budget.callback],
     )
-    train_minutes = (time.perf_counter() - start) / 60
-    train_cpu_minutes = (time.process_time() - cpu_start) / 60
     steps_done = int(model.optimizer.iterations.numpy())
 
     test = data.generate_shapes_captions(
@@ -155,8 +134,7 @@ def main(args):
         ("image size / text tokens", f"{args.image_size}x{args.image_size} / {sequence_length}"),
         ("parameters", f"{model.count_params():,}"),
         ("training steps x batch", f"{steps_done} x {args.batch_size}"),
-        ("training minutes: wall / process CPU (all threads)",
-         f"{train_minutes:.1f} / {train_cpu_minutes:.1f}"),
+        ("training time (after the first step's XLA compilation)", budget.describe()),
         ("final train loss", f"{history.history['loss'][-1]:.3f}"),
         ("test pairs (chance recall@1)", f"{len(queries)} ({1 / len(queries):.3f})"),
         ("queries that fit more than one test image", f"{ambiguous}"),
@@ -172,8 +150,8 @@ def main(args):
             "Text-to-image and image-to-text retrieval over held-out `shapes_captions` "
             "test pairs (one caption per image, its first). Exact recall counts only the "
             "paired image; caption-consistent recall@1 counts any image the query "
-            "caption correctly describes (see the script's docstring). The machine was "
-            "shared with other jobs during training.\n\n| metric | value |\n| --- | --- |\n"
+            "caption correctly describes (see the script's docstring). 1-minute load "
+            f"average at the end: {os.getloadavg()[0]:.1f}.\n\n| metric | value |\n| --- | --- |\n"
             + table,
         )
     return metrics, consistent_recall

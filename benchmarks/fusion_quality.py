@@ -18,6 +18,8 @@ import argparse
 import os
 import time
 
+from _common import TimeBudget
+from _common import add_budget_arguments
 from _common import record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,35 +29,35 @@ MODELS = ("early", "late", "attention", "gated", "image_only", "text_only")
 PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 PARSER.add_argument("--models", default=",".join(MODELS), help=f"subset of {MODELS}")
 PARSER.add_argument("--preset", default="fusion_classifier_tiny")
+PARSER.add_argument(
+    "--image-encoder", default=None,
+    help="image tower preset (default: the fusion preset's), built at --image-size",
+)
 PARSER.add_argument("--image-size", type=int, default=64)
-PARSER.add_argument("--patch-size", type=int, default=16)
-PARSER.add_argument("--width", type=int, default=64, help="hidden_dim of towers and fusion")
+PARSER.add_argument("--patch-size", type=int, default=None, help="ViT towers only")
+PARSER.add_argument("--width", type=int, default=64, help="hidden_dim of the fusion and of "
+                    "the Transformer towers")
 PARSER.add_argument("--train-examples", type=int, default=20000)
 PARSER.add_argument("--test-examples", type=int, default=500)
 PARSER.add_argument("--batch-size", type=int, default=64)
 PARSER.add_argument("--learning-rate", type=float, default=1e-3)
 PARSER.add_argument("--max-steps", type=int, default=8000)
-PARSER.add_argument("--max-minutes", type=float, default=3.0, help="training budget per model")
+add_budget_arguments(PARSER, 3.0, "training budget per model")
 PARSER.add_argument("--vocabulary-size", type=int, default=128)
 PARSER.add_argument("--seed", type=int, default=0)
 PARSER.add_argument("--no-record", action="store_true", help="do not append to README.md")
 
 
-class TimeBudget:
-    """Keras callback stopping training once `minutes` have passed."""
+def build_tower(encoder, **overrides):
+    """The encoder preset with those of `overrides` its builder takes (and not None)."""
+    import inspect
 
-    def __init__(self, minutes):
-        import keras
+    import mmzoo
 
-        class _Callback(keras.callbacks.Callback):
-            def on_train_begin(cb, logs=None):
-                cb.start = time.perf_counter()
-
-            def on_train_batch_end(cb, batch, logs=None):
-                if time.perf_counter() - cb.start > minutes * 60:
-                    cb.model.stop_training = True
-
-        self.callback = _Callback()
+    name, nested = mmzoo.presets.encoder_spec(encoder)
+    names = inspect.signature(mmzoo.presets.get_preset(name).builder).parameters
+    overrides = {k: v for k, v in overrides.items() if k in names and v is not None}
+    return mmzoo.presets.build_from_preset(name, **{**nested, **overrides})
 
 
 def build_model(args, name, tokenizer):
@@ -66,12 +68,12 @@ def build_model(args, name, tokenizer):
     widths = {"hidden_dim": args.width, "intermediate_dim": 2 * args.width}
     encoders = {}
     if name != "text_only":
-        encoders["image"] = mmzoo.presets.build_from_preset(
-            config["encoders"]["image"], image_shape=image_shape, patch_size=args.patch_size,
-            **widths,
+        encoders["image"] = build_tower(
+            args.image_encoder or config["encoders"]["image"], image_shape=image_shape,
+            patch_size=args.patch_size, **widths,
         )
     if name != "image_only":
-        encoders["text"] = mmzoo.presets.build_from_preset(
+        encoders["text"] = build_tower(
             config["encoders"]["text"], vocabulary_size=tokenizer.vocabulary_size,
             sequence_length=tokenizer.sequence_length, **widths,
         )
@@ -83,7 +85,19 @@ def build_model(args, name, tokenizer):
     )
 
 
-def evaluate(model, dataset, class_names):
+def question_types(examples):
+    """"colour" or "shape" for each example's question, in dataset order."""
+    from mmzoo.data.synthetic import shapes
+
+    colours = set(shapes.COLORS)
+    return [
+        "colour" if colours & set(text.decode().rstrip("?").split()) else "shape"
+        for text in examples.map(lambda x: x["texts"]).as_numpy_iterator()
+    ]
+
+
+def evaluate(model, dataset, class_names, types):
+    """`classification_report` of the split, and its accuracy per question type."""
     import numpy as np
 
     import mmzoo
@@ -93,11 +107,15 @@ def evaluate(model, dataset, class_names):
         logits = model.predict_on_batch(x)
         y_true.append(np.asarray(y))
         y_pred.append(np.argmax(logits, axis=-1))
+    y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     report = mmzoo.evaluation.classification_report(
-        np.concatenate(y_true), np.concatenate(y_pred), labels=list(range(len(class_names))),
-        target_names=list(class_names),
+        y_true, y_pred, labels=list(range(len(class_names))), target_names=list(class_names),
     )
-    return report
+    types = np.array(types[: len(y_true)])
+    by_type = {
+        t: float(np.mean(y_true[types == t] == y_pred[types == t])) for t in sorted(set(types))
+    }
+    return report, by_type
 
 
 def main(args):
@@ -119,7 +137,7 @@ def main(args):
     vocabulary = data.train_word_piece_vocabulary(
         train_examples.map(lambda x: x["texts"]), vocabulary_size=args.vocabulary_size,
     )
-    sequence_length = mmzoo.presets.get_preset_config(
+    sequence_length = mmzoo.presets.encoder_config(
         mmzoo.presets.get_preset_config(args.preset)["encoders"]["text"]
     )["sequence_length"]
     tokenizer = data.TextTokenizer(vocabulary, sequence_length=sequence_length)
@@ -135,6 +153,7 @@ def main(args):
 
     splits = {"test": load("test", args.test_examples),
               "test_unseen": load("test_unseen", args.test_examples)}
+    types = {split: question_types(examples) for split, examples in splits.items()}
     class_names = data.CLASSIFICATION_CLASS_NAMES
     rows = []
     for name in names:
@@ -147,30 +166,34 @@ def main(args):
             metrics=["accuracy"],
             jit_compile=True,
         )
-        start = time.perf_counter()
+        budget = TimeBudget(args.max_minutes, args.clock)
         history = model.fit(
             pipeline(train_examples, model, True), steps_per_epoch=args.max_steps, epochs=1,
-            verbose=2, callbacks=[TimeBudget(args.max_minutes).callback],
+            verbose=2, callbacks=[budget.callback],
         )
-        minutes = (time.perf_counter() - start) / 60
         steps = int(model.optimizer.iterations.numpy())
-        reports = {
-            split: evaluate(model, pipeline(examples, model, False), class_names)
-            for split, examples in splits.items()
-        }
+        reports, by_types = {}, {}
+        for split, examples in splits.items():
+            reports[split], by_types[split] = evaluate(
+                model, pipeline(examples, model, False), class_names, types[split]
+            )
+        by_type = by_types["test"]
         row = (
             name, "+".join(model.modalities), model.fusion, f"{model.count_params():,}",
-            f"{steps} x {args.batch_size}", f"{minutes:.1f}",
-            f"{history.history['accuracy'][-1]:.3f}",
-            f"{reports['test']['accuracy']:.3f}", f"{reports['test']['macro avg']['f1-score']:.3f}",
+            f"{steps} x {args.batch_size}", f"{budget.train_seconds / 60:.1f}",
+            f"{budget.cpu_seconds / 60:.1f}", f"{history.history['accuracy'][-1]:.3f}",
+            f"{reports['test']['accuracy']:.3f}", f"{by_type['colour']:.3f}",
+            f"{by_type['shape']:.3f}", f"{reports['test']['macro avg']['f1-score']:.3f}",
             f"{reports['test_unseen']['accuracy']:.3f}",
         )
         print(mmzoo.evaluation.format_classification_report(reports["test"], digits=3))
+        print(f"test accuracy by question type: {by_type}", flush=True)
         print(" | ".join(row), flush=True)
         rows.append(row)
 
     header = ("model", "modalities", "fusion head", "parameters", "steps x batch",
-              "train min", "train acc (last epoch)", "test acc", "test macro F1",
+              "train min (wall)", "train CPU min", "train acc (last epoch)", "test acc",
+              "test acc, colour questions", "test acc, shape questions", "test macro F1",
               "test_unseen acc")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -180,16 +203,17 @@ def main(args):
         load_average = os.getloadavg()[0]
         record(
             "Fusion classifier quality",
-            f"`{args.preset}` towers and fusion at width {args.width} (ViT patch "
-            f"{args.patch_size} at {args.image_size}x{args.image_size}, text "
-            f"Transformer), trained from scratch on {args.train_examples} "
+            f"`{args.preset}` fusion at width {args.width}, image tower "
+            f"`{args.image_encoder or mmzoo.presets.get_preset_config(args.preset)['encoders']['image']}` "
+            f"at {args.image_size}x{args.image_size}"
+            + (f" (patch {args.patch_size})" if args.patch_size else "")
+            + f", text Transformer, trained from scratch on {args.train_examples} "
             f"`shapes_classification` examples, Adam {args.learning_rate}, batch "
             f"{args.batch_size}, at most {args.max_steps} steps or "
-            f"{args.max_minutes} minutes per model; scored on {args.test_examples} test "
+            f"{args.max_minutes} {args.clock} minutes per model (after compilation); scored on {args.test_examples} test "
             "and test_unseen examples with `mmzoo.evaluation.classification_report`. "
-            "One-modality rows use the attention head over their own tokens. The "
-            f"machine was shared with other jobs (1-minute load average {load_average:.1f} "
-            "at the end), so step counts within the time budget vary from run to run.\n\n"
+            "One-modality rows use the attention head over their own tokens. 1-minute "
+            f"load average at the end: {load_average:.1f}.\n\n"
             + table,
         )
     return rows

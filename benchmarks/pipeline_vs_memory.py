@@ -21,7 +21,10 @@ files (16 frames of 64x64 on disk, sampled to 8 frames of 32x32) with and
 without `cache=True`.
 
 Reports examples/s (median over rounds) and each pipeline's rate as a fraction
-of training from memory; appends the table to benchmarks/README.md.
+of training from memory (the median and range of the per-round ratios: the
+speed of this 2-core machine drifts by tens of percent from minute to minute,
+so a ratio is only meaningful within one round); appends the table to
+benchmarks/README.md.
 """
 
 import argparse
@@ -112,7 +115,9 @@ def video_qa_sources(args, directory):
     manifest = write_clips(directory, args.num_files)
     files, _ = data.load_video_qa_files(manifest, num_frames=8, image_shape=(32, 32))
     sources = {
-        "memory (one batch, repeated)": tf.data.Dataset.from_tensors(batch).repeat(),
+        "memory (one batch, repeated)": (
+            tf.data.Dataset.from_tensors(batch).repeat().prefetch(tf.data.AUTOTUNE)
+        ),
         "synthetic: load_synthetic -> video_qa_pipeline": from_pipeline(
             data.load_synthetic("shapes_video_qa", "train", num_examples=200000)
         ),
@@ -155,7 +160,8 @@ def caption_main(args):
         return ds.map(mmzoo.models.teacher_forcing_split)
 
     batch = next(iter(from_pipeline(examples)))
-    memory = tf.data.Dataset.from_tensors(batch).repeat()
+    # Prefetched like the pipelines, so that only the work per batch differs.
+    memory = tf.data.Dataset.from_tensors(batch).repeat().prefetch(tf.data.AUTOTUNE)
     with tempfile.TemporaryDirectory() as directory:
         manifest = write_files(directory, args.num_files, args.file_size)
         files, _ = data.load_image_caption_files(manifest, image_shape=(image_size, image_size))
@@ -184,17 +190,24 @@ def measure(args, model, sources, what, load_before=None):
             start = time.perf_counter()
             model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
-    base = statistics.median(rates["memory (one batch, repeated)"])
-    rows = [
-        f"| {name} | {statistics.median(r):,.0f} | {statistics.median(r) / base:.2f} |"
-        for name, r in rates.items()
-    ]
+    # Each round's rate over the memory rate of the same round, so that
+    # drifts in the machine's speed between rounds cancel out.
+    memory = rates["memory (one batch, repeated)"]
+    rows = []
+    for name, r in rates.items():
+        ratios = [a / b for a, b in zip(r, memory)]
+        rows.append(
+            f"| {name} | {statistics.median(r):,.0f} | {statistics.median(ratios):.2f} "
+            f"| {min(ratios):.2f}-{max(ratios):.2f} |"
+        )
     load = os.getloadavg()[0]
     body = (
         f"{what}, `model.fit` with XLA, batch {args.batch_size}, "
-        f"{args.steps} steps per run, median of {args.rounds} interleaved rounds; 1-minute load "
-        f"average {load_before:.1f} before, {load:.1f} at the end.\n\n| data source | examples/s | vs memory |\n"
-        "| --- | --- | --- |\n" + "\n".join(rows)
+        f"{args.steps} steps per run, {args.rounds} interleaved rounds (examples/s: median; "
+        "vs memory: median and range of the per-round ratios to the memory run of the same "
+        f"round); 1-minute load average {load_before:.1f} before, {load:.1f} at the end.\n\n"
+        "| data source | examples/s | vs memory | range |\n"
+        "| --- | --- | --- | --- |\n" + "\n".join(rows)
     )
     print(body)
     if not args.no_record:

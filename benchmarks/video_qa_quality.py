@@ -19,6 +19,8 @@ import collections
 import os
 import time
 
+from _common import TimeBudget
+from _common import add_budget_arguments
 from _common import record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,56 +38,9 @@ PARSER.add_argument("--batch-size", type=int, default=64)
 PARSER.add_argument("--learning-rate", type=float, default=2e-3)
 PARSER.add_argument("--weight-decay", type=float, default=0.01)
 PARSER.add_argument("--max-steps", type=int, default=4000, help="length of the cosine schedule")
-PARSER.add_argument("--max-minutes", type=float, default=10.0, help="training wall-clock budget per mode")
-PARSER.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="what --max-minutes counts: wall-clock or this process's CPU time")
+add_budget_arguments(PARSER, 10.0, "training budget per answer mode")
 PARSER.add_argument("--seed", type=int, default=0)
 PARSER.add_argument("--no-record", action="store_true", help="do not append to README.md")
-
-
-class TimeBudget:
-    """Keras callback stopping training once `minutes` have passed.
-
-    `clock="cpu"` counts this process's CPU time (all cores) instead of wall
-    time, so the budget does not shrink when other jobs share the machine.
-    The clock starts when the first step ends, so the one-time XLA compilation
-    (minutes on a loaded 2-core machine) is not counted; it is reported
-    separately as `compile_seconds`. Every `eval_every` steps it prints the
-    exact-match accuracy by question type of `evaluate()`.
-    """
-
-    def __init__(self, minutes, eval_every=0, evaluate=None, clock="wall"):
-        import keras
-
-        budget = self
-
-        class _Callback(keras.callbacks.Callback):
-            def on_train_begin(cb, logs=None):
-                budget.begin = time.perf_counter()
-                budget.start = None
-                budget.cpu_start = None
-                budget.steps = 0
-
-            def on_train_batch_end(cb, batch, logs=None):
-                budget.steps += 1
-                if budget.start is None:
-                    budget.start = time.perf_counter()
-                    budget.cpu_start = time.process_time()
-                    budget.compile_seconds = budget.start - budget.begin
-                if eval_every and budget.steps % eval_every == 0 and evaluate is not None:
-                    print(f"step {budget.steps}: {evaluate()}", flush=True)
-                if clock == "cpu":
-                    spent = time.process_time() - budget.cpu_start
-                else:
-                    spent = time.perf_counter() - budget.start
-                if spent > minutes * 60:
-                    cb.model.stop_training = True
-
-            def on_train_end(cb, logs=None):
-                budget.train_seconds = time.perf_counter() - (budget.start or budget.begin)
-                budget.cpu_seconds = time.process_time() - (budget.cpu_start or 0.0)
-
-        self.callback = _Callback()
 
 
 def load_split(split, num_examples, seed):
@@ -147,11 +102,13 @@ def train_and_answer(args, mode, train, test, tokenizer, validation):
 
     keras.utils.set_random_seed(args.seed)
     config = mmzoo.presets.get_preset_config(args.preset)
-    question_encoder = mmzoo.presets.build_from_preset(
-        config["question_encoder"], vocabulary_size=tokenizer.vocabulary_size,
-        sequence_length=tokenizer.sequence_length,
-    )
-    overrides = {"question_encoder": question_encoder, "answer_mode": mode}
+    overrides = {
+        "question_encoder": {
+            "vocabulary_size": tokenizer.vocabulary_size,
+            "sequence_length": tokenizer.sequence_length,
+        },
+        "answer_mode": mode,
+    }
     if args.fusion:
         overrides["fusion"] = args.fusion
     answer_tokens = None
@@ -189,7 +146,7 @@ def train_and_answer(args, mode, train, test, tokenizer, validation):
         by_type = " ".join(f"{t} {m['exact_match']:.2f}" for t, m in metrics["by_question_type"].items())
         return f"validation exact match {metrics['exact_match']:.3f} on {n} ({by_type})"
 
-    budget = TimeBudget(args.max_minutes, args.eval_every, evaluate, args.clock)
+    budget = TimeBudget(args.max_minutes, args.clock, args.eval_every, evaluate)
     # Epochs of 200 steps, only to print the loss as training goes.
     history = model.fit(
         batches, steps_per_epoch=min(200, args.max_steps),
@@ -225,7 +182,7 @@ def main(args):
           f"in {time.perf_counter() - start:.0f} s; clips {train['videos'].shape[1:]}")
     vocabulary = data.train_word_piece_vocabulary(list(train["questions"]), vocabulary_size=128)
     config = mmzoo.presets.get_preset_config(args.preset)
-    question_length = mmzoo.presets.get_preset_config(config["question_encoder"])["sequence_length"]
+    question_length = mmzoo.presets.encoder_config(config["question_encoder"])["sequence_length"]
     tokenizer = data.TextTokenizer(vocabulary, sequence_length=question_length)
 
     majority = majority_baseline(train)
@@ -293,8 +250,7 @@ def main(args):
         "(one reference answer each, so VQA accuracy equals exact match); the majority "
         "baseline answers each question type's most common training answer.\n\n"
         f"{table}\n\n{runs}\n\n" + "\n".join(f"- {c}" for c in checks)
-        + f"\n\n1-minute load average at the end: {load:.1f} (2 cores; the machine was shared "
-        "with other jobs, so the wall-clock budget bought fewer steps than on an idle machine)."
+        + f"\n\n1-minute load average at the end: {load:.1f} ({os.cpu_count()} cores)."
     )
     print("\n" + body)
     for m in modes:

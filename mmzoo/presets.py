@@ -4,7 +4,9 @@ A preset is a plain dict of builder arguments, registered with the builder it
 feeds. Each family and encoder has a `*_tiny` preset that trains in seconds on a
 CPU (used by the tests, notebooks and the demo) and larger ones for real runs.
 A preset argument whose value is another preset's name (for example the image
-encoder of a video encoder) is built from that preset first.
+encoder of a video encoder) is built from that preset first; a dict
+`{"preset": name, **overrides}` builds that preset with the overrides (a text
+tower with a longer `sequence_length`, say).
 
 Example:
 
@@ -13,6 +15,9 @@ Example:
 ['cnn_image_encoder_tiny', 'frame_video_encoder_tiny']
 >>> encoder = mmzoo.presets.build_from_preset("vit_image_encoder_tiny")
 >>> encoder = mmzoo.presets.build_from_preset("vit_image_encoder_tiny", num_layers=4)
+>>> # Override arguments of a nested encoder preset with a dict:
+>>> model = mmzoo.presets.build_from_preset(
+...     "dual_encoder_tiny", text_encoder={"vocabulary_size": 300})
 """
 
 import copy
@@ -82,30 +87,87 @@ def get_preset_config(name):
     return copy.deepcopy(_get(name).config)
 
 
+def encoder_spec(value):
+    """`(preset_name, overrides)` of an encoder given by preset, else None.
+
+    An encoder argument of a preset is a preset name (`"text_encoder_tiny"`),
+    a dict `{"preset": "text_encoder_tiny", "sequence_length": 24}`, or
+    anything else (a built model, None), for which this returns None.
+    """
+    if isinstance(value, str) and value in _PRESETS:
+        return value, {}
+    if isinstance(value, dict) and "preset" in value:
+        overrides = dict(value)
+        name = overrides.pop("preset")
+        _get(name)  # a clear error for an unknown name
+        return name, overrides
+    return None
+
+
+def encoder_config(value):
+    """The builder arguments of an encoder given by preset (see `encoder_spec`).
+
+    The preset's config with the spec's overrides applied, or None when
+    `value` is not given by preset (a built model, None).
+
+    Example:
+
+    >>> config = mmzoo.presets.get_preset_config("dual_encoder_tiny")
+    >>> mmzoo.presets.encoder_config(config["text_encoder"])["sequence_length"]
+    32
+    """
+    spec = encoder_spec(value)
+    if spec is None:
+        return None
+    name, overrides = spec
+    return {**get_preset_config(name), **copy.deepcopy(overrides)}
+
+
 def build_from_preset(preset, /, **overrides):
     """Builds the model registered under the name `preset`.
 
     Args:
         preset: str. A name from `list_presets()`.
         **overrides: builder arguments replacing those of the preset (the
-            model's `name` and `dtype` included).
+            model's `name` and `dtype` included). For an encoder argument
+            (one whose name ends in `encoder`) that the preset gives by
+            preset name, a dict without a `"preset"` key overrides arguments
+            of that nested preset, e.g. `text_encoder={"vocabulary_size":
+            300}`; a dict with one names another preset, and a built model
+            is used as is.
 
     Returns:
         What the preset's builder returns (a Keras model).
     """
     record = _get(preset)
-    names = set(inspect.signature(record.builder).parameters)
+    parameters = inspect.signature(record.builder).parameters
+    names = {n for n, p in parameters.items() if p.kind is not p.VAR_KEYWORD}
+    takes_any = len(names) < len(parameters)  # `**kwargs` (name, dtype, ...)
     unknown = sorted(k for k in overrides if k not in names)
-    if unknown:
+    if unknown and not takes_any:
         raise ValueError(
             f"Preset '{preset}' has no argument(s) {unknown}; valid arguments: "
             f"{sorted(names)}. Received: {overrides}"
         )
-    config = {**copy.deepcopy(record.config), **overrides}
+    config = copy.deepcopy(record.config)
+    for key, value in overrides.items():
+        if key.endswith("encoder") and isinstance(value, dict) and "preset" not in value:
+            spec = encoder_spec(config.get(key))
+            if spec is None:
+                raise ValueError(
+                    f"Preset '{preset}' does not build its `{key}` from a preset, so there "
+                    f"is nothing to override; pass a built model or "
+                    f"{{'preset': name, ...}}. Received: {key}={value!r}"
+                )
+            value = {"preset": spec[0], **spec[1], **value}
+        config[key] = value
     for key, value in config.items():
-        # A tower given by preset name (e.g. a video encoder's image encoder)
-        # is built first, in the same dtype policy.
-        if key.endswith("encoder") and isinstance(value, str) and value in _PRESETS:
-            nested = {"dtype": config["dtype"]} if config.get("dtype") else {}
-            config[key] = build_from_preset(value, **nested)
+        # A tower given by preset (e.g. a video encoder's image encoder) is
+        # built first, in the same dtype policy.
+        spec = encoder_spec(value) if key.endswith("encoder") else None
+        if spec is not None:
+            name, nested = spec
+            if config.get("dtype") and "dtype" not in nested:
+                nested["dtype"] = config["dtype"]
+            config[key] = build_from_preset(name, **nested)
     return record.builder(**config)

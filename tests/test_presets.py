@@ -46,6 +46,40 @@ class PresetsTest(TestCase):
         with self.assertRaisesRegex(ValueError, r"no argument\(s\) \['num_layerz'\].*valid arguments"):
             presets.build_from_preset("vit_image_encoder_tiny", num_layerz=1)
 
+    def test_nested_encoder_spec(self):
+        # A preset may give a tower as {"preset": name, **overrides}.
+        config = presets.get_preset_config("dual_encoder_tiny")
+        self.assertEqual(presets.encoder_spec(config["text_encoder"]),
+                         ("text_encoder_tiny", {"sequence_length": 32}))
+        self.assertEqual(presets.encoder_config(config["text_encoder"])["sequence_length"], 32)
+        self.assertEqual(presets.encoder_config("text_encoder_tiny")["sequence_length"], 16)
+        self.assertIsNone(presets.encoder_spec(None))
+        self.assertIsNone(presets.encoder_config("not a preset"))
+        model = presets.build_from_preset("dual_encoder_tiny")
+        self.assertEqual(model.text_encoder.input["token_ids"].shape[1], 32)
+        with self.assertRaisesRegex(ValueError, "Received: preset='text_encoder_tinny'"):
+            presets.encoder_spec({"preset": "text_encoder_tinny"})
+
+    def test_nested_overrides(self):
+        # A dict without "preset" overrides arguments of the nested preset,
+        # keeping the preset's own overrides of it.
+        model = presets.build_from_preset(
+            "dual_encoder_tiny", text_encoder={"vocabulary_size": 300}, dtype="bfloat16"
+        )
+        text = model.text_encoder
+        self.assertEqual(text.input["token_ids"].shape[1], 32)
+        embedding = [w for w in text.weights if w.shape[0] == 300]
+        self.assertNotEmpty(embedding)
+        # The dtype reaches the tower.
+        self.assertEqual(text.get_layer("transformer_block_0").dtype_policy.name, "bfloat16")
+        # Another preset by spec, and a built model, replace the tower.
+        model = presets.build_from_preset(
+            "dual_encoder_tiny", text_encoder={"preset": "text_encoder_tiny", "num_layers": 1}
+        )
+        self.assertEqual(model.text_encoder.input["token_ids"].shape[1], 16)
+        with self.assertRaisesRegex(ValueError, "does not build its `text_encoder` from a preset"):
+            presets.build_from_preset("dual_encoder_simclr_tiny", text_encoder={"num_layers": 1})
+
     def test_unknown_family(self):
         with self.assertRaisesRegex(ValueError, "Received: family='nope'"):
             presets.list_presets(family="nope")

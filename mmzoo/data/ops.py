@@ -92,8 +92,9 @@ def choose_caption(key="captions", random_key="caption_random"):
     The choice is `example[random_key] % num_captions`, where `random_key`
     holds a random int64 (the pipelines zip in `tf.data.Dataset.random`), so
     the op itself is deterministic. `random_key` is removed. Works on single
-    examples (`captions` `(n,)`, scalar random) and on batches (`(b, n)`,
-    `(b,)`).
+    examples (`captions` `(n,)`, scalar random) and on batches: `(b, n)`, or
+    a `tf.RaggedTensor` `(b, None)` when examples have different numbers of
+    captions (`Dataset.ragged_batch`), with randoms `(b,)`.
 
     Args:
         key: str. Key of the caption vectors.
@@ -112,8 +113,14 @@ def choose_caption(key="captions", random_key="caption_random"):
 
     def op(example):
         example = dict(example)
-        captions = tf.convert_to_tensor(example[key])
+        captions = example[key]
         random = tf.convert_to_tensor(example.pop(random_key), tf.int64)
+        if isinstance(captions, tf.RaggedTensor):
+            num = captions.row_lengths()
+            index = captions.row_starts() + tf.math.floormod(random, tf.maximum(num, 1))
+            example[key] = tf.gather(captions.values, index)
+            return example
+        captions = tf.convert_to_tensor(captions)
         num = tf.cast(tf.shape(captions)[-1], tf.int64)
         index = tf.math.floormod(random, tf.maximum(num, 1))
         example[key] = tf.gather(captions, index, axis=-1, batch_dims=random.shape.rank)

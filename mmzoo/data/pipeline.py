@@ -5,11 +5,15 @@ Each function takes an unbatched dataset of example dicts (from
 static shapes, in big_vision's order:
 
     shard -> [cache] -> shuffle -> repeat -> [map(per-example, parallel)]
-    -> batch(drop_remainder) -> map(tokenize, per batch) -> [augment] -> prefetch
+    -> batch(drop_remainder) -> map(per batch: choose a caption, tokenize)
+    -> [augment] -> prefetch
 
-Text is tokenized once per batch rather than once per example: the
-tensorflow-text ops are vectorised, and on this project's 2-core machine
-that made the caption pipeline about 5 times faster.
+Text is chosen and tokenized once per batch rather than once per example:
+the tensorflow-text ops are vectorised, and on this project's 2-core machine
+that made the caption pipeline about 5 times faster. Examples with several
+captions are batched with `Dataset.ragged_batch` (so images may have
+different numbers of captions) and one caption per image is drawn from the
+batch.
 
 `cache=True` keeps the loaded examples (decoded images and raw texts) in
 memory after the first pass, so later epochs skip file reading and JPEG
@@ -136,6 +140,7 @@ def _batch(
     keep_if=None,
     batch_preprocess=None,
     cache=False,
+    ragged=False,
 ):
     """The shared shard -> shuffle -> repeat -> map -> batch -> map -> prefetch chain.
 
@@ -143,7 +148,9 @@ def _batch(
     (`batch_preprocess`: tokenization, choosing a caption, selecting keys)
     runs once per batch, where the text ops are vectorised: tokenizing a
     batch of 64 strings at once measured about 5x the examples/s of 64
-    per-example calls (`benchmarks/pipeline_vs_memory.py`).
+    per-example calls (`benchmarks/pipeline_vs_memory.py`). `random_key`
+    adds a random int64 per example to each batch, `(batch_size,)`, drawn
+    anew every epoch. `ragged=True` batches with `Dataset.ragged_batch`.
     """
     if deterministic and seed is None:
         seed = 0
@@ -158,20 +165,30 @@ def _batch(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    if random_key is not None:
-        # One random int64 per example, e.g. to pick one of several captions,
-        # drawn after `repeat` so that each epoch picks anew.
-        randoms = tf.data.Dataset.random(seed=seed)
-        dataset = tf.data.Dataset.zip(dataset, randoms).map(
-            lambda example, r: {**example, random_key: r}
-        )
     if preprocess is not None:
         dataset = dataset.map(
             preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
     if keep_if is not None:
         dataset = dataset.filter(keep_if)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if ragged:
+        dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
+    else:
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+    if random_key is not None:
+        # One random int64 per example, e.g. to pick one of several captions:
+        # a seed per batch from `Dataset.random` (after `repeat`, so each
+        # epoch draws anew), expanded to the batch statelessly.
+        randoms = tf.data.Dataset.random(seed=seed)
+
+        def add_randoms(batch, r):
+            values = tf.random.stateless_uniform(
+                [batch_size], seed=tf.stack([r, tf.constant(0, tf.int64)]), minval=None,
+                maxval=None, dtype=tf.int64,
+            )
+            return {**batch, random_key: values}
+
+        dataset = tf.data.Dataset.zip(dataset, randoms).map(add_randoms)
     if batch_preprocess is not None:
         dataset = dataset.map(
             batch_preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
@@ -206,20 +223,22 @@ def _image_text_pipeline(
         input_context, augmentation, cache,
     )
     several_captions = dataset.element_spec["captions"].shape.rank == 1
-    # The caption is drawn per example (images may have different numbers of
-    # captions, which cannot be batched); tokenizing is per batch.
-    choose = ops.choose_caption() if several_captions else None
+    # One caption per image is drawn from the batch (a ragged batch: images
+    # may have different numbers of captions), then the batch is tokenized.
+    choose = ops.choose_caption() if several_captions else (lambda batch: batch)
     tokenize = ops.tokenize(tokenizer, key="captions")
     keep = ops.keep("images", "token_ids", "padding_mask")
 
     def batch_preprocess(batch):
-        return keep(tokenize(batch))
+        # Only what the batch needs first (other keys may be ragged).
+        batch = {k: batch[k] for k in ("images", "captions", _RANDOM_KEY) if k in batch}
+        return keep(tokenize(choose(batch)))
 
     return _batch(
-        dataset, choose, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        dataset, None, batch_size, shuffle_buffer, repeat, seed, deterministic,
         input_context, augmentation=augmentation,
         random_key=_RANDOM_KEY if several_captions else None,
-        batch_preprocess=batch_preprocess, cache=cache,
+        batch_preprocess=batch_preprocess, cache=cache, ragged=True,
     )
 
 

@@ -50,10 +50,16 @@ def pool_sequence(sequence, padding_mask, pooling, num_heads, dtype, name="pooli
 
 def transformer_block(
     index, num_heads, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
-    prefix="transformer",
+    prefix="transformer", decoder=False,
 ):
-    """The pre-norm keras-hub TransformerEncoder block all towers stack."""
-    return keras_hub.layers.TransformerEncoder(
+    """The pre-norm GELU keras-hub Transformer block every mmzoo stack uses.
+
+    A `TransformerEncoder` named `f"{prefix}_block_{index}"`, or with
+    `decoder=True` a `TransformerDecoder` (causal self-attention, and
+    cross-attention when called with encoder outputs).
+    """
+    block = keras_hub.layers.TransformerDecoder if decoder else keras_hub.layers.TransformerEncoder
+    return block(
         intermediate_dim=intermediate_dim,
         num_heads=num_heads,
         dropout=dropout_rate,

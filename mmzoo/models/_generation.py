@@ -12,7 +12,8 @@ are cached per setting, so repeated calls with the same shapes do not retrace
 A model using it sets, in its constructor:
 
 - `token_embedding` (keras-hub `TokenAndPositionEmbedding`), `decoder_blocks`
-  (list of `TransformerDecoder`), `final_norm`, `logits_dense`;
+  (list of `TransformerDecoder`), `final_norm`, `logits_dense` (all created
+  by `_build_text_decoder(...)`) and `embedding_dropout`;
 - `vocabulary_size`, `num_heads`, `hidden_dim`, `start_token_id`,
   `end_token_id`, `pad_token_id`;
 - `_generate_functions = {}` and `generate_trace_count = 0`;
@@ -28,6 +29,7 @@ import keras_hub
 import numpy as np
 from keras import ops
 
+from mmzoo.encoders._common import transformer_block
 from mmzoo.layers._validation import check_positive_int
 
 GENERATION_METHODS = ("greedy", "beam", "top_k", "top_p")
@@ -54,6 +56,38 @@ def make_sampler(method, num_beams=4, k=10, p=0.9, temperature=1.0, seed=None):
 
 class CachedTextGeneration:
     """Mixin: cached greedy / beam / sampling decoding (see the module docstring)."""
+
+    def _build_text_decoder(
+        self, vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
+        intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
+    ):
+        """Creates the text decoder's layers as attributes (see the module docstring).
+
+        Token + position embedding and its dropout, `num_layers` pre-norm
+        keras-hub `TransformerDecoder` blocks (GELU, cross-attention to the
+        memory), the final norm and the vocabulary logits.
+        """
+        self.token_embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size=vocabulary_size,
+            sequence_length=sequence_length,
+            embedding_dim=hidden_dim,
+            dtype=dtype,
+            name="token_embedding",
+        )
+        self.embedding_dropout = keras.layers.Dropout(
+            dropout_rate, dtype=dtype, name="embedding_dropout"
+        )
+        self.decoder_blocks = [
+            transformer_block(
+                i, num_heads, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
+                prefix="decoder", decoder=True,
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+        )
+        self.logits_dense = keras.layers.Dense(vocabulary_size, dtype=dtype, name="logits")
 
     def _generation_memory(self, *inputs):  # pragma: no cover - abstract
         raise NotImplementedError

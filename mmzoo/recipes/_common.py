@@ -28,49 +28,62 @@ def check_family(preset, family):
     return record
 
 
-def encoder_config(value):
-    """The config of an encoder given by preset name, or None for a built model."""
+def _build_encoder(value):
+    """Builds an encoder given by preset name or `{"preset": ..., **overrides}`."""
     from mmzoo import presets
 
-    if isinstance(value, str):
-        return presets.get_preset_config(value)
-    return None
+    name, overrides = presets.encoder_spec(value)
+    return presets.build_from_preset(name, **overrides)
 
 
 def input_shape(value):
-    """The input shape (no batch axis) of an encoder given by preset name or model."""
+    """The input shape (no batch axis) of an encoder given by preset or as a model."""
     from mmzoo import presets
 
-    if isinstance(value, str):
-        # Built to read its input; tiny presets build in well under a second,
-        # and the shape of a keras-hub tower is only known once built.
-        config = presets.get_preset_config(value)
+    config = presets.encoder_config(value)
+    if config is not None:
         if "image_shape" in config:
             frames = (config["num_frames"],) if "num_frames" in config else ()
             return frames + tuple(config["image_shape"])
-        value = presets.build_from_preset(value)
+        # Otherwise built to read its input: the input shape of a keras-hub
+        # tower is only known once built (tiny presets build in well under
+        # a second).
+        value = _build_encoder(value)
     return tuple(value.inputs[0].shape[1:])
 
 
 def text_length(value):
-    """The token length a text encoder (preset name or model) takes."""
+    """The token length a text encoder (given by preset or as a model) takes."""
     from mmzoo import presets
 
-    if isinstance(value, str):
-        config = presets.get_preset_config(value)
+    config = presets.encoder_config(value)
+    if config is not None:
         if "sequence_length" in config:
             return int(config["sequence_length"])
-        value = presets.build_from_preset(value)
+        value = _build_encoder(value)
     return int(value.input["token_ids"].shape[1])
 
 
-def text_encoder_for(value, vocabulary_size):
-    """A text encoder preset built with the run's vocabulary size."""
+def is_text_encoder(value):
+    """Whether an encoder given by preset is a text tower (takes a vocabulary)."""
     from mmzoo import presets
 
-    if isinstance(value, str):
-        return presets.build_from_preset(value, vocabulary_size=vocabulary_size)
-    return value
+    config = presets.encoder_config(value)
+    return config is not None and "vocabulary_size" in config
+
+
+def text_encoder_for(value, vocabulary_size):
+    """A text encoder given by preset, built with the run's vocabulary size.
+
+    A built model is returned as is.
+    """
+    from mmzoo import presets
+
+    spec = presets.encoder_spec(value)
+    if spec is None:
+        return value
+    name, overrides = spec
+    return presets.build_from_preset(name, **{**overrides, "vocabulary_size": vocabulary_size})
 
 
 def tokenizer_for(run_dir, texts, sequence_length, vocabulary_size):

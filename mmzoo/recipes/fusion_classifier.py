@@ -9,14 +9,11 @@ FAMILY = "fusion_classifier"
 
 def _encoders(config, vocabulary_size):
     """The preset's encoders, text towers built with the run's vocabulary size."""
-    from mmzoo import presets
-
-    encoders = {}
-    for modality, encoder in config["encoders"].items():
-        if isinstance(encoder, str) and "vocabulary_size" in presets.get_preset_config(encoder):
-            encoder = presets.build_from_preset(encoder, vocabulary_size=vocabulary_size)
-        encoders[modality] = encoder
-    return encoders
+    return {
+        modality: _common.text_encoder_for(encoder, vocabulary_size)
+        if _common.is_text_encoder(encoder) else encoder
+        for modality, encoder in config["encoders"].items()
+    }
 
 
 def _image_and_text(preset, config):
@@ -24,10 +21,9 @@ def _image_and_text(preset, config):
 
     image, text = None, None
     for encoder in config["encoders"].values():
-        if not isinstance(encoder, str):
+        if presets.encoder_spec(encoder) is None:
             continue
-        encoder_config = presets.get_preset_config(encoder)
-        if "vocabulary_size" in encoder_config:
+        if _common.is_text_encoder(encoder):
             text = encoder
         else:
             image = encoder

@@ -47,6 +47,20 @@ class OpsTest(TestCase):
         self.assertEqual([o["captions"] for o in outputs], [b"red", b"a blue square", b"three"])
         self.assertNotIn("caption_random", outputs[0])
 
+    def test_choose_caption_from_ragged_batch(self):
+        # Images with different numbers of captions, batched with ragged_batch.
+        captions = tf.ragged.constant([["a", "b", "c"], ["d"], ["e", "f"]])
+        op = ops.choose_caption()
+        outputs = op({"captions": captions, "caption_random": tf.constant([4, 9, -1], tf.int64)})
+        # 4 % 3 = 1, 9 % 1 = 0, -1 % 2 = 1.
+        self.assertAllEqual(outputs["captions"], [b"b", b"d", b"f"])
+        self.assertNotIn("caption_random", outputs)
+        # The same choices as the dense op when the rows have equal lengths.
+        dense = op({"captions": self.captions, "caption_random": self.randoms})
+        ragged = op({"captions": tf.RaggedTensor.from_tensor(self.captions),
+                     "caption_random": self.randoms})
+        self.assertAllEqual(dense["captions"], ragged["captions"])
+
     def test_tokenize_with_prefix(self):
         tokenizer = mmzoo.data.TextTokenizer(
             ["[PAD]", "[UNK]", "[START]", "[END]", "red", "?"], sequence_length=4

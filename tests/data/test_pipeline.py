@@ -1,3 +1,5 @@
+import collections
+
 import numpy as np
 import tensorflow as tf
 
@@ -75,6 +77,38 @@ class PipelineTest(TestCase):
         token_ids = np.concatenate([b["token_ids"] for b in batches]).tolist()
         for ids, refs in zip(token_ids, references):
             self.assertIn(ids, refs)
+
+    def test_images_with_different_numbers_of_captions(self):
+        # As in COCO: each image has its own number of references (here 1-3),
+        # and an extra key of varying length that the pipeline drops.
+        references = [[f"a red circle {i}", "a blue square", "a green diamond"][: 1 + i % 3]
+                      for i in range(12)]
+
+        def examples():
+            for i, refs in enumerate(references):
+                yield {"images": np.full((4, 4, 3), i / 100, "float32"),
+                       "captions": np.array(refs), "ids": np.arange(i % 4)}
+
+        dataset = tf.data.Dataset.from_generator(examples, output_signature={
+            "images": tf.TensorSpec((4, 4, 3), tf.float32),
+            "captions": tf.TensorSpec((None,), tf.string),
+            "ids": tf.TensorSpec((None,), tf.int64),
+        })
+        tokenizer = mmzoo.data.TextTokenizer(vocabulary(), sequence_length=12)
+        pipeline = mmzoo.data.captioning_pipeline(
+            dataset, tokenizer, batch_size=4, shuffle_buffer=None, seed=3, deterministic=True
+        )
+        self.assertEqual(set(pipeline.element_spec), {"images", "token_ids", "padding_mask"})
+        chosen = collections.defaultdict(set)
+        for batch in pipeline.take(30).as_numpy_iterator():
+            self.assertEqual(batch["token_ids"].shape, (4, 12))
+            for i, ids in zip(index_of(batch["images"]), batch["token_ids"].tolist()):
+                refs = [tokenizer(r)["token_ids"].numpy().tolist() for r in references[i]]
+                self.assertIn(ids, refs)  # always one of the image's own captions
+                chosen[i].add(tuple(ids))
+        # Over 10 epochs every image with several captions got more than one.
+        self.assertEqual({i: len(c) > 1 for i, c in chosen.items()},
+                         {i: len(references[i]) > 1 for i in range(12)})
 
     def test_caption_choice_changes_across_epochs(self):
         dataset = mmzoo.data.captioning_pipeline(

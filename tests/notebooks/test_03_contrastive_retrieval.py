@@ -1,32 +1,11 @@
 """The contrastive retrieval tutorial runs top to bottom (with fewer training steps)."""
 
-import os
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from _notebooks import outputs_text
+from _notebooks import run_notebook
 
 from mmzoo.testing import TestCase
-
-NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "..", "notebooks")
-
-
-def run_notebook(name, steps):
-    path = os.path.join(NOTEBOOKS, name)
-    notebook = nbformat.read(path, as_version=4)
-    os.environ["MMZOO_TUTORIAL_STEPS"] = str(steps)
-    client = NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": NOTEBOOKS}})
-    client.execute()
-    return notebook
-
-
-def outputs_text(notebook):
-    texts = []
-    for cell in notebook.cells:
-        for out in cell.get("outputs", []):
-            texts.append(out.get("text", "") or str(out.get("data", {}).get("text/plain", "")))
-    return "\n".join(texts)
 
 
 @pytest.mark.slow

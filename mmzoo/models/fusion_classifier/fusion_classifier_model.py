@@ -71,8 +71,9 @@ class FusionClassifier(keras.Model):
             -> encoder. An encoder is any mmzoo encoder (returning
             `{"sequence_output", "pooled_output"}`), a plain `keras.Model`
             returning one tensor `(batch, dim)` (features) or `(batch,
-            length, dim)` (tokens, mean-pooled for the pooled features), or
-            an encoder preset name. Frozen encoders stay frozen.
+            length, dim)` (tokens, mean-pooled for the pooled features), an
+            encoder preset name, or `{"preset": name, **overrides}`. Frozen
+            encoders stay frozen.
         num_classes: int >= 2.
         fusion: str. One of `"early"`, `"late"`, `"attention"`, `"gated"`.
         hidden_dim: int. Width of the classifier MLPs, of the attention
@@ -306,21 +307,27 @@ _EncoderSpec = collections.namedtuple(
 
 
 def _resolve_encoders(encoders, dtype):
-    """Builds the encoders given by preset name (in the model's dtype policy)."""
+    """Builds the encoders given by preset (in the model's dtype policy)."""
     if not isinstance(encoders, dict):
         raise ValueError(
             "`encoders` must be a dict {modality: encoder}, e.g. {'image': "
             f"image_encoder, 'text': text_encoder}}. Received: encoders={encoders!r}"
         )
-    if any(isinstance(e, str) for e in encoders.values()):
-        from mmzoo.presets import build_from_preset
+    from mmzoo import presets
 
-        nested = {"dtype": dtype} if dtype is not None else {}
-        encoders = {
-            m: build_from_preset(e, **nested) if isinstance(e, str) else e
-            for m, e in encoders.items()
-        }
-    return dict(encoders)
+    resolved = {}
+    for modality, encoder in encoders.items():
+        if isinstance(encoder, str):
+            spec = (encoder, {})  # an unknown name gets the presets' error
+        else:
+            spec = presets.encoder_spec(encoder)
+        if spec is not None:
+            name, overrides = spec
+            if dtype is not None:
+                overrides.setdefault("dtype", dtype)
+            encoder = presets.build_from_preset(name, **overrides)
+        resolved[modality] = encoder
+    return resolved
 
 
 def _check_arguments(
@@ -471,7 +478,8 @@ def build_fusion_classifier(
 
     Args:
         encoders: dict, modality name -> encoder (any mmzoo encoder, a plain
-            `keras.Model` returning one tensor, or an encoder preset name).
+            `keras.Model` returning one tensor, an encoder preset name, or
+            `{"preset": name, **overrides}`).
             One entry gives a single-modality classifier.
         num_classes: int >= 2. Binary tasks get two logits.
         fusion: `"early"` (concatenated pooled features + MLP), `"late"`

@@ -1,5 +1,4 @@
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 
@@ -93,34 +92,9 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         self.image_projection = keras.layers.Dense(
             hidden_dim, dtype=dtype, name="image_projection"
         )
-        self.token_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-            vocabulary_size=vocabulary_size,
-            sequence_length=sequence_length,
-            embedding_dim=hidden_dim,
-            dtype=dtype,
-            name="token_embedding",
-        )
-        self.embedding_dropout = keras.layers.Dropout(
-            dropout_rate, dtype=dtype, name="embedding_dropout"
-        )
-        self.decoder_blocks = [
-            keras_hub.layers.TransformerDecoder(
-                intermediate_dim=intermediate_dim,
-                num_heads=num_heads,
-                dropout=dropout_rate,
-                activation="gelu",
-                layer_norm_epsilon=layer_norm_epsilon,
-                normalize_first=True,
-                dtype=dtype,
-                name=f"decoder_block_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
-        )
-        self.logits_dense = keras.layers.Dense(
-            vocabulary_size, dtype=dtype, name="logits"
+        self._build_text_decoder(
+            vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
+            intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
         )
         # Softmax statistics in float32 whatever the compute dtype.
         self.logits_cast = keras.layers.Activation("linear", dtype="float32", name="logits_float32")

@@ -1,8 +1,8 @@
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 
+from mmzoo.encoders._common import transformer_block
 from mmzoo.encoders.video_encoder import FoldFrames
 from mmzoo.layers import AttentionPooling
 from mmzoo.layers import CrossModalFusionBlock
@@ -163,15 +163,9 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         else:
             self.modality_concat = ModalityConcat(dtype=dtype, name="modality_concat")
             self.fusion_blocks = [
-                keras_hub.layers.TransformerEncoder(
-                    intermediate_dim=intermediate_dim,
-                    num_heads=num_heads,
-                    dropout=dropout_rate,
-                    activation="gelu",
-                    layer_norm_epsilon=layer_norm_epsilon,
-                    normalize_first=True,
-                    dtype=dtype,
-                    name=f"fusion_block_{i}",
+                transformer_block(
+                    i, num_heads, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
+                    prefix="fusion",
                 )
                 for i in range(num_fusion_layers)
             ]
@@ -198,34 +192,9 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
                 vocabulary_size, dtype=dtype, name="answer_logits"
             )
         else:
-            self.token_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-                vocabulary_size=vocabulary_size,
-                sequence_length=answer_sequence_length,
-                embedding_dim=hidden_dim,
-                dtype=dtype,
-                name="token_embedding",
-            )
-            self.embedding_dropout = keras.layers.Dropout(
-                dropout_rate, dtype=dtype, name="embedding_dropout"
-            )
-            self.decoder_blocks = [
-                keras_hub.layers.TransformerDecoder(
-                    intermediate_dim=intermediate_dim,
-                    num_heads=num_heads,
-                    dropout=dropout_rate,
-                    activation="gelu",
-                    layer_norm_epsilon=layer_norm_epsilon,
-                    normalize_first=True,
-                    dtype=dtype,
-                    name=f"decoder_block_{i}",
-                )
-                for i in range(num_decoder_layers)
-            ]
-            self.final_norm = keras.layers.LayerNormalization(
-                epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
-            )
-            self.logits_dense = keras.layers.Dense(
-                vocabulary_size, dtype=dtype, name="logits"
+            self._build_text_decoder(
+                vocabulary_size, answer_sequence_length, num_decoder_layers, num_heads,
+                hidden_dim, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
             )
 
         # === Functional Model ===
