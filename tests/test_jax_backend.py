@@ -103,8 +103,12 @@ FAMILIES_SCRIPT = textwrap.dedent(
     from mmzoo import presets
 
     rng = np.random.RandomState(0)
-    text = {"token_ids": rng.randint(4, 512, (4, 16)).astype("int32"),
-            "padding_mask": np.ones((4, 16), bool)}
+
+    def tokens(length):
+        return {"token_ids": rng.randint(4, 512, (4, length)).astype("int32"),
+                "padding_mask": np.ones((4, length), bool)}
+
+    text = tokens(16)
     images = rng.rand(4, 32, 32, 3).astype("float32")
     videos = rng.rand(4, 8, 32, 32, 3).astype("float32")
     results = {}
@@ -112,7 +116,8 @@ FAMILIES_SCRIPT = textwrap.dedent(
     # Each family's tiny preset trains one step with its loss on JAX.
     dual = presets.build_from_preset("dual_encoder_tiny")
     dual.compile(optimizer="adam", loss=mmzoo.losses.CLIPLoss())
-    history = dual.fit({"images": images, **text}, epochs=1, batch_size=4, verbose=0)
+    dual_text = tokens(dual.text_encoder.input["token_ids"].shape[1])  # 32 tokens
+    history = dual.fit({"images": images, **dual_text}, epochs=1, batch_size=4, verbose=0)
     results["dual_encoder_loss"] = float(history.history["loss"][-1])
     results["dual_encoder_embeddings"] = list(dual.encode_images(images).shape)
 
