@@ -208,9 +208,9 @@ def main(args):
             f"{before / 1e9:.0f} / {after / 1e9:.0f} GFLOP/s. MFU is 3 x forward FLOPs per "
             f"step over the larger one, and over the hardware peak. `model.fit` with "
             f"`CLIPLoss` on one device, batch {args.batch_size}, in-memory data, median of "
-            f"{args.repeats} runs of {args.train_steps} steps. The machine was shared with "
-            f"other jobs (timings vary by about 30% run to run; compare rows of the same "
-            f"run).\n\n{train_table}"
+            f"{args.repeats} runs of {args.train_steps} steps. 1-minute load average at the "
+            f"end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores); compare rows of the "
+            f"same run.\n\n{train_table}"
         )
     if "memory" in parts:
         memory_table = table(

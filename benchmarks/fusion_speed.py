@@ -108,8 +108,8 @@ def main(args):
         f"median of {args.rounds} interleaved rounds of {args.train_steps} steps; the XLA "
         "speed-up is the median of per-round ratios. Measured fp32 matmul throughput "
         f"(2048x2048): {peak / 1e9:.0f} GFLOP/s; MFU is 3 x forward FLOPs per step over "
-        f"it. The machine was shared with other jobs (1-minute load average "
-        f"{load_average:.1f} at the end), so absolute figures are low and noisy.\n\n"
+        f"it. 1-minute load average at the end: {load_average:.1f} ({os.cpu_count()} "
+        "cores); compare rows of the same run.\n\n"
         + "\n".join(lines)
     )
     print(body)

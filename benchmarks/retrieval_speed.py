@@ -108,8 +108,8 @@ def main(args):
     body = (
         f"{args.num:,} images x {args.num:,} texts, dim {args.dim}, float32, one text per image; "
         f"both directions, recall@1/5/10, mean and median rank. Median of {args.rounds} interleaved "
-        f"rounds. The machine was shared with other jobs: 1-minute load average {load_before:.1f} "
-        f"before, {load_after:.1f} after (2 cores), so compare the ratios, not the seconds.\n\n"
+        f"rounds. 1-minute load average {load_before:.1f} before, {load_after:.1f} after "
+        f"({os.cpu_count()} cores); compare the ratios rather than the seconds.\n\n"
         "| configuration | median s | min - max s | vs matmul floor | score memory |\n"
         "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n"
         "Score memory: one `(block_size, N)` float32 score block plus its boolean comparison "

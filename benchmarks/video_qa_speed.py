@@ -176,7 +176,7 @@ def main(args):
         "logits; generate: cached greedy decoding of the full answer length). Medians over "
         f"{args.rounds} round-robin rounds; ratios are medians of per-round ratios. "
         f"1-minute load average {load_before:.1f} before the timed rounds, {load_after:.1f} "
-        "after (2 cores, shared with other jobs).\n\nTraining:\n\n"
+        f"after ({os.cpu_count()} cores).\n\nTraining:\n\n"
         + f"Measured fp32 matmul throughput: {peak / 1e9:.0f} GFLOP/s.\n\n"
         + table(header + ["MFU XLA on", "MFU XLA off"], rows(training, train_results, peak))
         + "\n\nAnswering:\n\n"
