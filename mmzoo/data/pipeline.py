@@ -230,8 +230,6 @@ def _image_text_pipeline(
     keep = ops.keep("images", "token_ids", "padding_mask")
 
     def batch_preprocess(batch):
-        # Only what the batch needs first (other keys may be ragged).
-        batch = {k: batch[k] for k in ("images", "captions", _RANDOM_KEY) if k in batch}
         return keep(tokenize(choose(batch)))
 
     return _batch(

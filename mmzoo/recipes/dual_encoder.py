@@ -65,8 +65,10 @@ def train_dual_encoder(
     )
 
     def model_fn():
-        text_encoder = _common.text_encoder_for(config["text_encoder"], tokenizer.vocabulary_size)
-        return presets.build_from_preset(preset, text_encoder=text_encoder)
+        # The preset's text tower, with the run's vocabulary.
+        return presets.build_from_preset(
+            preset, text_encoder={"vocabulary_size": tokenizer.vocabulary_size}
+        )
 
     loss = mmzoo.losses.SigLIPLoss() if config.get("use_bias") else mmzoo.losses.CLIPLoss()
     trainer = training.Trainer(

@@ -104,10 +104,10 @@ def train_video_qa(
     )
 
     def model_fn():
-        question_encoder = _common.text_encoder_for(
-            config["question_encoder"], tokenizer.vocabulary_size
+        # The preset's question tower, with the run's vocabulary.
+        return presets.build_from_preset(
+            preset, question_encoder={"vocabulary_size": tokenizer.vocabulary_size}
         )
-        return presets.build_from_preset(preset, question_encoder=question_encoder)
 
     trainer = training.Trainer(
         model_fn=model_fn,
