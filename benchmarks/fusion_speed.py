@@ -73,7 +73,8 @@ def make_runner(args, fusion, jit):
         model.fit(data, steps_per_epoch=args.train_steps, epochs=1, verbose=0)
 
     run()  # build, trace and compile outside the timed runs
-    return run, flops, model.count_params()
+    inputs = ", ".join(f"{key} {tuple(value.shape[1:])}" for key, value in sorted(x.items()))
+    return run, flops, model.count_params(), inputs
 
 
 def main(args):
@@ -85,13 +86,13 @@ def main(args):
             runners[fusion, jit] = make_runner(args, fusion, jit)
     seconds = {key: [] for key in runners}
     for _ in range(args.rounds):
-        for key, (run, _, _) in runners.items():
+        for key, (run, _, _, _) in runners.items():
             seconds[key].append(median_time(run, 1, warmup=0) / args.train_steps)
     rows = []
     for fusion in fusions:
         ratios = [off / on for on, off in zip(seconds[fusion, True], seconds[fusion, False])]
         for jit in (True, False):
-            _, flops, params = runners[fusion, jit]
+            _, flops, params, _ = runners[fusion, jit]
             step = statistics.median(seconds[fusion, jit])
             rows.append(
                 (fusion, "on" if jit else "off", f"{params:,}",
@@ -104,7 +105,7 @@ def main(args):
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     load_average = os.getloadavg()[0]
     body = (
-        f"`{args.preset}` towers (32x32 images, 16 tokens), batch {args.batch_size}, "
+        f"`{args.preset}` towers ({runners[fusions[0], True][3]}), batch {args.batch_size}, "
         f"median of {args.rounds} interleaved rounds of {args.train_steps} steps; the XLA "
         "speed-up is the median of per-round ratios. Measured fp32 matmul throughput "
         f"(2048x2048): {peak / 1e9:.0f} GFLOP/s; MFU is 3 x forward FLOPs per step over "

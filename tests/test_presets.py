@@ -7,6 +7,7 @@ from mmzoo.testing import TestCase
 TINY_INPUTS = {
     "vit_image_encoder_tiny": lambda: np.random.rand(2, 32, 32, 3).astype("float32"),
     "cnn_image_encoder_tiny": lambda: np.random.rand(2, 32, 32, 3).astype("float32"),
+    "conv_image_encoder_tiny": lambda: np.random.rand(2, 64, 64, 3).astype("float32"),
     "text_encoder_tiny": lambda: {
         "token_ids": np.random.randint(0, 512, (2, 16)).astype("int32"),
         "padding_mask": np.ones((2, 16), bool),

@@ -7,23 +7,31 @@ A JSONL manifest has one JSON object per line; a CSV manifest has a header
 row. Rows that list the same image are grouped into one example with several
 captions.
 
-Images are decoded with Pillow (JPEG, PNG and the other formats it reads);
-grayscale, palette and RGBA images become RGB (alpha is dropped), and
-resizing to `image_shape` (bilinear, antialiased) happens in TensorFlow.
+Images are decoded inside the `tf.data` graph (no Python per image): JPEG
+and PNG files, recognised by their first bytes, by TensorFlow's decoders,
+a JPEG at the smallest DCT scale (1, 1/2, 1/4 or 1/8) that still covers the
+output size, which costs much less than decoding in full and resizing
+afterwards; any other format Pillow reads (BMP, GIF, TIFF, WebP, ...) by
+Pillow. Grayscale, palette, CMYK and RGBA images become RGB (alpha is
+dropped), and resizing to `image_shape` (bilinear, antialiased) happens in
+TensorFlow.
 A video is a folder of JPEG/PNG frames (taken in file-name order, so number
-them with leading zeros), or a `.npy` file, or a `.npz` file with a `frames`
-array (or a single array): `(frames, height, width[, channels])`, uint8 in
-[0, 255] or float in [0, 1].
+them with leading zeros; the folder is listed when the loader is called and
+its frames are decoded in the graph), or a `.npy` file, or a `.npz` file
+with a `frames` array (or a single array): `(frames, height, width[,
+channels])`, uint8 in [0, 255] or float in [0, 1].
 
 Bad input never stops an epoch. By default a bad record is skipped, logged
 once as a warning on the `mmzoo.data` logger naming the file (or manifest
 line), and counted in the returned `LoadReport`:
 
 * problems found when the manifest is read (missing file, empty or
-  non-UTF-8 caption/question/answer, a row without the needed columns) are
-  counted as soon as the loader returns;
-* images or videos that fail to decode (corrupt or truncated files, empty
-  frame folders) are counted as the dataset reaches them.
+  non-UTF-8 caption/question/answer, a row without the needed columns, a
+  frame folder without frames) are counted as soon as the loader returns;
+* images or videos that fail to decode (corrupt or truncated files, frames
+  of different sizes) are counted as the dataset reaches them. The reason
+  logged comes from reading the bad file again with Pillow (or numpy), so
+  files that decode cost no Python call.
 
 With `strict=True` the first problem raises instead: a `ValueError` naming
 the file for manifest problems (from the loader call), and, for files that
@@ -34,7 +42,8 @@ Repaired rather than skipped: a caption longer than the tokenizer's
 `sequence_length` is truncated by the tokenizer (keeping `[END]`); a video
 with fewer than `num_frames` frames is padded by repeating its last frame
 (a frozen ending keeps motion answers true, which looping would not) and
-listed in `LoadReport.padded`; a longer video is subsampled to `num_frames`
+listed in `LoadReport.padded` (a frame folder when the loader is called, an
+array file when the dataset reaches it); a longer video is subsampled to `num_frames`
 evenly spaced frames (only those are decoded).
 """
 
@@ -226,20 +235,131 @@ def _read_image(path, min_size=None):
         return np.asarray(image.convert("RGB"), dtype="uint8")
 
 
-def _decoder(read, report, strict, what):
-    """Wraps `read(path)` for `tf.numpy_function`: (pixels, ok), never raising
-    unless `strict`."""
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_RATIOS = (1, 2, 4, 8)
 
-    def decode(path):
-        path = path.decode("utf-8", errors="surrogateescape")
+
+def _decode_images_in_graph(paths, min_size):
+    """uint8 `(len(paths), height, width, 3)`: image files decoded in the graph.
+
+    `paths` is a list of scalar string tensors, images of one size (the
+    frames of a clip, or one image). When the first is a JPEG (recognised by
+    its first bytes, whatever the file name), all are decoded by
+    TensorFlow's JPEG decoder at the smallest DCT scale (1, 1/2, 1/4 or 1/8)
+    that still covers `min_size` `(width, height)`, chosen once from the
+    first image's header; otherwise each is decoded as PNG by TensorFlow, or
+    by Pillow for any other format. Raises (an op error) on a file that does
+    not decode, and when the images differ in size.
+    """
+    contents = [tf.io.read_file(path) for path in paths]
+    min_width, min_height = min_size
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(contents[0]), tf.int64)
+        # The largest ratio whose output still covers `min_size`.
+        index = tf.constant(0, tf.int32)
+        for i, ratio in enumerate(_JPEG_RATIOS[1:], start=1):
+            covers = tf.logical_and(
+                (shape[0] + ratio - 1) // ratio >= min_height,
+                (shape[1] + ratio - 1) // ratio >= min_width,
+            )
+            index = tf.where(covers, i, index)
+        branches = [
+            lambda ratio=ratio: tf.stack(
+                [tf.io.decode_jpeg(c, channels=3, ratio=ratio) for c in contents]
+            )
+            for ratio in _JPEG_RATIOS
+        ]
+        return tf.switch_case(index, branches)
+
+    def read_with_pillow(path):
+        return _read_image(path.decode("utf-8", errors="surrogateescape"), min_size)
+
+    def other():
+        return tf.stack([
+            tf.cond(
+                tf.strings.substr(c, 0, len(_PNG_MAGIC)) == _PNG_MAGIC,
+                lambda c=c: tf.io.decode_png(c, channels=3, dtype=tf.uint8),
+                lambda path=path: tf.numpy_function(
+                    read_with_pillow, [path], tf.uint8, stateful=False
+                ),
+            )
+            for c, path in zip(contents, paths)
+        ])
+
+    is_jpeg = tf.strings.substr(contents[0], 0, len(_JPEG_MAGIC)) == _JPEG_MAGIC
+    pixels = tf.cond(is_jpeg, jpeg, other)
+    return tf.ensure_shape(pixels, (len(paths), None, None, 3))
+
+
+def _path_tensor(paths):
+    """A string tensor of file paths (bytes, so that any file name survives)."""
+    return tf.constant([p.encode("utf-8", errors="surrogateescape") for p in paths], tf.string)
+
+
+def _placeholder(spec):
+    """A tensor of `spec` with every unknown dimension 0."""
+    shape = [0 if d is None else d for d in spec.shape]
+    if spec.dtype == tf.string:
+        return tf.fill(shape, "")
+    return tf.zeros(shape, spec.dtype)
+
+
+def _skipping_failures(indexed, count, on_failure):
+    """Drops the examples whose decoding failed and reports each one.
+
+    `indexed` yields `(index, example)` in increasing `index` order (a
+    deterministic map over `range(count)`); an element whose map raised is
+    dropped by `ignore_errors`, and the gap it leaves in the indices names
+    it: `on_failure(index)` runs (in Python) for each missing index, only
+    when a gap is found, so files that decode cost no Python call. A
+    sentinel element closes the last gap of each pass.
+    """
+    indexed = indexed.ignore_errors()
+    _, example_spec = indexed.element_spec
+    sentinel = tf.data.Dataset.from_tensors(
+        (tf.constant(count, tf.int64), tf.nest.map_structure(_placeholder, example_spec))
+    )
+
+    def report(first, stop):
+        for index in range(int(first), int(stop)):
+            on_failure(index)
+        return np.bool_(True)
+
+    def check(expected, element):
+        index, example = element
+        reported = tf.cond(
+            index > expected,
+            lambda: tf.numpy_function(report, [expected, index], tf.bool, stateful=True),
+            lambda: tf.constant(True),
+        )
+        return index + 1, (example, tf.logical_and(reported, index < count))
+
+    def keep(example, kept):
+        return kept
+
+    def drop_flag(example, kept):
+        return example
+
+    checked = indexed.concatenate(sentinel).scan(tf.constant(0, tf.int64), check)
+    return checked.filter(keep).map(drop_flag)
+
+
+def _failure_reporter(paths, read, report, strict, what):
+    """`on_failure(index)` for `_skipping_failures`: reads the file again in
+    Python for the reason, then skips it (or raises when `strict`)."""
+
+    def on_failure(index):
+        path = paths[index]
         try:
-            return read(path), True
-        except Exception as e:  # noqa: BLE001 - any decoding failure skips
+            read(path)
+            reason = f"cannot decode {what} (TensorFlow's decoder rejects it; Pillow reads it)"
+        except Exception as e:  # noqa: BLE001 - any failure is the reason
             reason = f"cannot decode {what} ({type(e).__name__}: {e})"
-            report.skip(path, reason, strict)
-            return None, False
+        report.skip(path, reason, strict)
 
-    return decode
+    return on_failure
 
 
 def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False):
@@ -280,28 +400,22 @@ def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False
         tf.constant([c for path in paths for c in grouped[path]], tf.string),
         tf.constant([len(grouped[path]) for path in paths], tf.int64),
     )
-    decode = _decoder(lambda path: _read_image(path, (width, height)), report, strict, "image")
-
-    def numpy_decode(path):
-        pixels, ok = decode(path)
-        return (pixels if ok else np.zeros((1, 1, 3), "uint8")), np.bool_(ok)
-
-    def load(index, path):
-        pixels, ok = tf.numpy_function(numpy_decode, [path], [tf.uint8, tf.bool])
-        pixels = tf.ensure_shape(pixels, (None, None, 3))
-        return {"images": pixels, "captions": captions[index]}, ok
-
+    min_size = (width, height)
     resize = ops.resize((height, width))
-    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.filter(lambda example, ok: ok)
-    dataset = dataset.map(
-        lambda example, ok: resize(
-            {**example, "images": tf.cast(example["images"], tf.float32) / 255.0}
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    path_tensor = _path_tensor(paths)
+
+    def load(index):
+        pixels = _decode_images_in_graph([path_tensor[index]], min_size)[0]
+        images = tf.cast(pixels, tf.float32) / 255.0
+        return index, resize({"images": images, "captions": captions[index]})
+
+    indexed = tf.data.Dataset.range(len(paths)).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
+    on_failure = _failure_reporter(
+        paths, lambda path: _read_image(path, min_size), report, strict, "image"
+    )
+    dataset = _skipping_failures(indexed, len(paths), on_failure)
     return dataset, report
 
 
@@ -310,6 +424,18 @@ def _frame_indices(count, num_frames):
     if count >= num_frames:
         return np.linspace(0, count - 1, num_frames).round().astype(int)
     return np.minimum(np.arange(num_frames), count - 1)
+
+
+def _list_frames(path, num_frames, report, strict):
+    """The `num_frames` frame files kept from a frame folder, or None (skipped)."""
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(_FRAME_EXTENSIONS))
+    if not names:
+        report.skip(path, f"cannot decode video (no {'/'.join(_FRAME_EXTENSIONS)} frames "
+                    "in the folder)", strict)
+        return None
+    if len(names) < num_frames:
+        report.pad(path, len(names))
+    return [os.path.join(path, names[i]) for i in _frame_indices(len(names), num_frames)]
 
 
 def _read_array(path):
@@ -389,45 +515,71 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
     """
     height, width = check_image_shape(image_shape)
     num_frames = check_int("num_frames", num_frames, 1)
+    min_size = (width, height)
     report = LoadReport(manifest_path)
     records = _read_records(
         manifest_path, ("question", "answer"), "video_path", report, strict,
         optional=("question_type",),
     )
+    # Frame folders are listed once, here: the frames kept are decoded in
+    # the graph. `.npy`/`.npz` clips are read in Python (memory-mapped).
+    listed = {}
+    kept, frame_paths = [], []
+    for path, values in records:
+        if os.path.isdir(path):
+            if path not in listed:
+                listed[path] = _list_frames(path, num_frames, report, strict)
+            if listed[path] is None:
+                continue
+            frame_paths.append(listed[path])
+        else:
+            frame_paths.append([""] * num_frames)
+        kept.append((path, values))
+    records = kept
     _check_no_records(records, manifest_path, report)
-    decode = _decoder(
-        lambda path: _read_frames(path, num_frames, (width, height)), report, strict, "video"
+    paths = [path for path, _ in records]
+    path_tensor = _path_tensor(paths)
+    frame_tensor = tf.reshape(
+        _path_tensor([p for clip in frame_paths for p in clip]), (len(records), num_frames)
     )
+    is_folder = tf.constant([bool(clip[0]) for clip in frame_paths])
+    texts = {
+        key: tf.constant([values[column] for _, values in records], tf.string)
+        for key, column in (
+            ("questions", "question"), ("answers", "answer"), ("question_types", "question_type")
+        )
+    }
 
-    def numpy_decode(path):
-        result, ok = decode(path)
-        if not ok:
-            return np.zeros((num_frames, 1, 1, 3), "float32"), np.bool_(False)
-        frames, count = result
+    def read_array(path):
+        path = path.decode("utf-8", errors="surrogateescape")
+        frames, count = _read_frames(path, num_frames, min_size)
         if count < num_frames:
-            report.pad(path.decode("utf-8", errors="surrogateescape"), count)
-        return frames, np.bool_(True)
+            report.pad(path, count)
+        return frames
 
-    def load(example):
-        frames, ok = tf.numpy_function(numpy_decode, [example["path"]], [tf.float32, tf.bool])
-        frames = tf.ensure_shape(frames, (num_frames, None, None, 3))
-        example = {k: v for k, v in example.items() if k != "path"}
-        return {"videos": frames, **example}, ok
+    def from_folder(index):
+        frames = _decode_images_in_graph(
+            [frame_tensor[index, t] for t in range(num_frames)], min_size
+        )
+        return tf.cast(frames, tf.float32) / 255.0
+
+    def from_array(index):
+        return tf.numpy_function(read_array, [path_tensor[index]], tf.float32, stateful=False)
 
     resize = ops.resize((height, width), key="videos")
-    dataset = tf.data.Dataset.from_tensor_slices(
-        {
-            "path": [path for path, _ in records],
-            "questions": [values["question"] for _, values in records],
-            "answers": [values["answer"] for _, values in records],
-            "question_types": [values["question_type"] for _, values in records],
-        }
+
+    def load(index):
+        frames = tf.cond(
+            is_folder[index], lambda: from_folder(index), lambda: from_array(index)
+        )
+        frames = tf.ensure_shape(frames, (num_frames, None, None, 3))
+        example = {"videos": frames, **{key: text[index] for key, text in texts.items()}}
+        return index, resize(example)
+
+    indexed = tf.data.Dataset.range(len(records)).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.filter(lambda example, ok: ok)
-    dataset = dataset.map(
-        lambda example, ok: resize(example),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    on_failure = _failure_reporter(
+        paths, lambda path: _read_frames(path, num_frames, min_size), report, strict, "video"
     )
-    return dataset, report
+    return _skipping_failures(indexed, len(records), on_failure), report

@@ -173,3 +173,89 @@ def _resolve_backbone(backbone, image_shape, weights, dtype):
         "{'class_name', 'config'} dict or a Keras model. "
         f"Received: backbone={backbone!r}"
     )
+
+
+def build_conv_image_encoder(
+    image_shape=(64, 64, 3),
+    stackwise_num_filters=(16, 32, 64, 64),
+    stackwise_num_strides=(1, 2, 2, 2),
+    pooling="mean",
+    name="conv_image_encoder",
+    dtype=None,
+):
+    """A small from-scratch CNN tower that keeps the spatial detail of small objects.
+
+    A stack of `3x3 convolution -> BatchNormalization -> ReLU` blocks, one per
+    entry of `stackwise_num_filters`, with the given strides, wrapped by
+    `build_cnn_image_encoder`. Unlike ImageNet backbones (a stride-2 stem and
+    max-pooling: 4x downsampling before the first block), the first block can
+    run at full resolution, so a shape a few pixels across still spans several
+    positions when its outline is read (with the defaults, 64x64 images become
+    8x8 tokens of 64 channels, each position seeing 17x17 pixels).
+
+    Args:
+        image_shape: tuple `(height, width, channels)`; images are floats in
+            [0, 1].
+        stackwise_num_filters: list of ints. Output channels of each block.
+        stackwise_num_strides: list of ints (1 or 2), one per block. Strides of
+            each block's convolution.
+        pooling: `"mean"` or `"max"` over the spatial positions.
+        name: str.
+        dtype: dtype or policy name; None for the global policy.
+
+    Returns:
+        A functional `keras.Model` with input `images`
+        `(batch_size, height, width, channels)` and outputs
+        `{"sequence_output": (batch_size, h * w, stackwise_num_filters[-1]),
+        "pooled_output": (batch_size, stackwise_num_filters[-1])}`, where
+        `h, w` are the image size divided by the product of the strides
+        (rounded up).
+
+    Example:
+
+    ```python
+    encoder = mmzoo.encoders.build_conv_image_encoder(image_shape=(64, 64, 3))
+    outputs = encoder(np.random.rand(2, 64, 64, 3).astype("float32"))
+    outputs["sequence_output"].shape  # (2, 64, 64): 8x8 positions, 64 channels
+    ```
+    """
+    image_shape = check_image_shape(image_shape)
+    stackwise_num_filters = list(stackwise_num_filters)
+    stackwise_num_strides = list(stackwise_num_strides)
+    if not stackwise_num_filters or len(stackwise_num_filters) != len(stackwise_num_strides):
+        raise ValueError(
+            "`stackwise_num_filters` and `stackwise_num_strides` must be non-empty and of "
+            f"the same length. Received: stackwise_num_filters={stackwise_num_filters}, "
+            f"stackwise_num_strides={stackwise_num_strides}"
+        )
+    if not all(isinstance(f, int) and not isinstance(f, bool) and f > 0
+               for f in stackwise_num_filters):
+        raise ValueError(
+            "`stackwise_num_filters` must be positive ints. "
+            f"Received: stackwise_num_filters={stackwise_num_filters}"
+        )
+    if any(s not in (1, 2) for s in stackwise_num_strides):
+        raise ValueError(
+            "`stackwise_num_strides` must be 1s and 2s. "
+            f"Received: stackwise_num_strides={stackwise_num_strides}"
+        )
+    check_choice("pooling", pooling, ("mean", "max"))
+
+    # === Backbone: the conv blocks as a functional model ===
+    images = keras.Input(shape=image_shape, name="images")
+    x = images
+    for i, (filters, strides) in enumerate(zip(stackwise_num_filters, stackwise_num_strides)):
+        prefix = f"{name}_block_{i}"
+        # No bias: the batch norm right after has its own offset.
+        x = keras.layers.Conv2D(
+            filters, 3, strides=strides, padding="same", use_bias=False, dtype=dtype,
+            name=f"{prefix}_conv",
+        )(x)
+        x = keras.layers.BatchNormalization(dtype=dtype, name=f"{prefix}_batch_norm")(x)
+        x = keras.layers.ReLU(dtype=dtype, name=f"{prefix}_relu")(x)
+    backbone = keras.Model(images, x, name=f"{name}_backbone")
+
+    # === Encoder: tokens and pooled output ===
+    return build_cnn_image_encoder(
+        backbone, image_shape=image_shape, pooling=pooling, name=name, dtype=dtype
+    )

@@ -2,6 +2,7 @@
 published sizes (ViT-S/16, ViT-B/16, CLIP's text tower, ViViT-B)."""
 
 from mmzoo.encoders.cnn_image_encoder import build_cnn_image_encoder
+from mmzoo.encoders.cnn_image_encoder import build_conv_image_encoder
 from mmzoo.encoders.text_encoder import build_text_encoder
 from mmzoo.encoders.video_encoder import build_frame_video_encoder
 from mmzoo.encoders.video_encoder import build_video_encoder
@@ -62,6 +63,15 @@ ENCODER_PRESETS = {
             "image_shape": (32, 32, 3),
         },
         "keras-hub ResNet with two basic blocks, 32x32 images.",
+    ),
+    "conv_image_encoder_tiny": (
+        build_conv_image_encoder,
+        {
+            "image_shape": (64, 64, 3),
+            "stackwise_num_filters": (16, 32, 64, 64),
+            "stackwise_num_strides": (1, 2, 2, 2),
+        },
+        "Four 3x3 conv + batch norm blocks, full resolution first, 64x64 images -> 8x8 tokens.",
     ),
     "cnn_image_encoder_efficientnet_v2_b0": (
         build_cnn_image_encoder,

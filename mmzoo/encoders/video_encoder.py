@@ -16,6 +16,7 @@ def build_video_encoder(
     num_frames=16,
     image_shape=(224, 224, 3),
     tubelet_size=(2, 16, 16),
+    frame_differences=False,
     num_layers=12,
     num_heads=12,
     hidden_dim=768,
@@ -28,15 +29,28 @@ def build_video_encoder(
 ):
     """Builds a ViViT video tower with factorised space-time attention.
 
-    Tubelet embedding (`TubeletEmbedding`) -> `num_layers`
-    `FactorisedAttentionBlock`s (spatial attention within each time step, then
-    temporal attention at each position; ViViT model 3) -> final layer norm.
+    Optional frame differences -> tubelet embedding (`TubeletEmbedding`) ->
+    `num_layers` `FactorisedAttentionBlock`s (spatial attention within each
+    time step, then temporal attention at each position; ViViT model 3) ->
+    final layer norm.
+
+    With `frame_differences=True` each frame also carries its difference to
+    the previous frame as extra channels (`FrameDifferences`), so a moving
+    object shows its leading and trailing edges inside every tubelet: the
+    linear tubelet projection sees the motion directly instead of the
+    attention layers having to compare tokens across time. On
+    `shapes_video_qa`, with 2x4x4 tubelets, it takes the tiny model's
+    direction questions from the majority baseline (0.28) to 0.81-0.86
+    (benchmarks/README.md, "Video QA quality").
 
     Args:
         num_frames: int. Frames per clip; divisible by `tubelet_size[0]`.
         image_shape: tuple `(height, width, channels)` of each frame; height
             and width divisible by the tubelet's. Pixels are floats in [0, 1].
         tubelet_size: int or tuple `(frames, height, width)`.
+        frame_differences: bool. Append `frame[t] - frame[t - 1]` (zeros for
+            the first frame) to each frame's channels before the tubelet
+            embedding.
         num_layers: int.
         num_heads: int. Must divide `hidden_dim`.
         hidden_dim: int.
@@ -62,6 +76,12 @@ def build_video_encoder(
         num_frames=8, image_shape=(32, 32, 3), tubelet_size=(2, 8, 8),
         num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64)
     encoder(np.zeros((2, 8, 32, 32, 3)))["sequence_output"].shape  # (2, 64, 32)
+    # Small moving objects: 4x4 patches and frame differences.
+    encoder = mmzoo.encoders.build_video_encoder(
+        num_frames=8, image_shape=(32, 32, 3), tubelet_size=(2, 4, 4),
+        frame_differences=True, num_layers=2, num_heads=2, hidden_dim=32,
+        intermediate_dim=64)
+    encoder(np.zeros((2, 8, 32, 32, 3)))["sequence_output"].shape  # (2, 256, 32)
     ```
     """
     check_positive_int("num_frames", num_frames)
@@ -77,13 +97,20 @@ def build_video_encoder(
                 f"`{label}` must be divisible by the matching entry of `tubelet_size` "
                 f"{tubelet_size}. Received: {label}={dim}"
             )
+    if not isinstance(frame_differences, bool):
+        raise ValueError(
+            f"`frame_differences` must be a bool. Received: frame_differences={frame_differences!r}"
+        )
     check_transformer_args(num_layers, num_heads, hidden_dim, intermediate_dim, dropout_rate)
     num_steps = num_frames // tubelet_size[0]
     num_patches = (image_shape[0] // tubelet_size[1]) * (image_shape[1] // tubelet_size[2])
 
     # === Functional Model ===
     videos = keras.Input(shape=(num_frames,) + image_shape, name="videos")
-    x = TubeletEmbedding(tubelet_size, hidden_dim, dtype=dtype, name="tubelet_embedding")(videos)
+    x = videos
+    if frame_differences:
+        x = FrameDifferences(dtype=dtype, name="frame_differences")(x)
+    x = TubeletEmbedding(tubelet_size, hidden_dim, dtype=dtype, name="tubelet_embedding")(x)
     x = keras.layers.Dropout(dropout_rate, dtype=dtype, name="embedding_dropout")(x)
     for i in range(num_layers):
         x = FactorisedAttentionBlock(
@@ -205,6 +232,37 @@ def build_frame_video_encoder(
     return keras.Model(
         videos, {"sequence_output": sequence, "pooled_output": pooled}, name=name
     )
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class FrameDifferences(keras.layers.Layer):
+    """Appends each frame's difference to the previous frame to its channels.
+
+    `(batch, frames, height, width, channels)` -> `(batch, frames, height,
+    width, 2 * channels)`: the frame, then `frame[t] - frame[t - 1]`, zero for
+    the first frame. Where an object moves, the difference is non-zero at its
+    leading and trailing edges, so a per-patch layer sees the motion without
+    comparing tokens across time.
+
+    Example:
+
+    >>> videos = np.zeros((1, 3, 2, 2, 1), "float32")
+    >>> videos[0, 1:] = 1.0  # Lights up at frame 1.
+    >>> out = mmzoo.encoders.FrameDifferences()(videos)
+    >>> out.shape
+    (1, 3, 2, 2, 2)
+    >>> keras.ops.convert_to_numpy(out)[0, :, 0, 0, 1]
+    array([0., 1., 0.], dtype=float32)
+    """
+
+    def call(self, videos):
+        differences = videos[:, 1:] - videos[:, :-1]
+        differences = ops.concatenate([ops.zeros_like(videos[:, :1]), differences], axis=1)
+        return ops.concatenate([videos, differences], axis=-1)
+
+    def compute_output_shape(self, videos_shape):
+        channels = None if videos_shape[-1] is None else 2 * videos_shape[-1]
+        return tuple(videos_shape[:-1]) + (channels,)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

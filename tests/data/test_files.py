@@ -128,6 +128,88 @@ class ImageCaptionFilesTest(TestCase):
             self.assertLen(list(dataset), 1)
         self.assertEqual(report.num_skipped, 1)
 
+    def test_jpeg_decoded_in_graph_at_reduced_scale_matches_pillow(self):
+        # A 64x64 JPEG read for 16x16 output is decoded at 1/4 scale in the
+        # graph, as Pillow's draft mode does; the two agree.
+        with open(self.path("noise.jpg"), "wb") as f:
+            f.write(jpeg_bytes())
+        dataset, _ = self.load([("noise.jpg", "noise")], image_shape=(16, 16))
+        (example,) = list(dataset.as_numpy_iterator())
+        with PIL.Image.open(self.path("noise.jpg")) as image:
+            image.draft("RGB", (16, 16))
+            self.assertEqual(image.size, (16, 16))
+            expected = np.asarray(image.convert("RGB"), "float32") / 255
+        self.assertAllClose(example["images"], expected, atol=2 / 255)
+
+    def test_format_read_from_content_and_other_formats_through_pillow(self):
+        write_image(self.path("png_named.jpg"), fmt="PNG")
+        write_image(self.path("image.bmp"))
+        write_image(self.path("image.gif"))
+        write_image(self.path("image.tiff"))
+        names = ["png_named.jpg", "image.bmp", "image.gif", "image.tiff"]
+        dataset, report = self.load([(name, name) for name in names])
+        examples = list(dataset.as_numpy_iterator())
+        self.assertEqual([e["captions"][0].decode() for e in examples], names)
+        for example in examples:
+            # GIF is palette-quantised, hence the looser tolerance.
+            self.assertAllClose(
+                example["images"], np.broadcast_to(np.array(RED) / 255, (8, 8, 3)), atol=0.05
+            )
+        self.assertEqual(report.num_skipped, 0)
+
+    def test_bad_images_anywhere_in_a_long_manifest_are_each_named(self):
+        # Bad files first, in a run and last: each is reported, no good file
+        # is, and the good ones all come through, over several epochs and
+        # through a shuffling, non-deterministic pipeline.
+        bad = {0, 7, 8, 9, 29}
+        rows = []
+        for i in range(30):
+            rows.append((f"{'bad' if i in bad else 'good'}_{i}.jpg", f"caption {i}"))
+            if i in bad:
+                with open(self.path(rows[-1][0]), "wb") as f:
+                    f.write(jpeg_bytes()[: 200 + i])
+            else:
+                write_image(self.path(rows[-1][0]))
+        dataset, report = self.load(rows)
+        for _ in range(2):
+            captions = [e["captions"][0].decode() for e in dataset.as_numpy_iterator()]
+            self.assertEqual(captions, [f"caption {i}" for i in range(30) if i not in bad])
+        self.assertEqual(sorted(report.skipped), sorted(self.path(f"bad_{i}.jpg") for i in bad))
+        tokenizer = mmzoo.data.TextTokenizer(
+            ["[PAD]", "[UNK]", "[START]", "[END]", "caption"], sequence_length=4
+        )
+        batches = mmzoo.data.captioning_pipeline(
+            dataset, tokenizer, batch_size=5, seed=1, repeat=False
+        )
+        self.assertEqual(sum(len(b["images"]) for b in batches.as_numpy_iterator()), 25)
+        self.assertEqual(report.num_skipped, len(bad))
+
+    def test_iterator_checkpoint_resumes_after_skipped_files(self):
+        rows = []
+        for i in range(8):
+            rows.append((f"image_{i}.jpg", f"caption {i}"))
+            if i in (2, 7):
+                with open(self.path(rows[-1][0]), "wb") as f:
+                    f.write(b"\xff\xd8\xff not a jpeg")
+            else:
+                write_image(self.path(rows[-1][0]))
+        dataset, report = self.load(rows)
+        options = tf.data.Options()
+        options.experimental_external_state_policy = (
+            tf.data.experimental.ExternalStatePolicy.WARN
+        )
+        dataset = dataset.with_options(options)
+        iterator = iter(dataset)
+        for _ in range(3):
+            next(iterator)
+        saved = tf.train.Checkpoint(iterator=iterator).save(self.path("checkpoint"))
+        rest = [e["captions"][0].numpy() for e in iterator]
+        restored = iter(dataset)
+        tf.train.Checkpoint(iterator=restored).restore(saved)
+        self.assertEqual([e["captions"][0].numpy() for e in restored], rest)
+        self.assertEqual(rest, [b"caption 4", b"caption 5", b"caption 6"])
+        self.assertEqual(report.num_skipped, 2)
+
     def test_missing_file_skipped(self):
         with self.assertLogs("mmzoo.data", "WARNING") as logs:
             dataset, report = self.load([("missing.jpg", "gone"), ("images/good.jpg", "good")])
@@ -287,6 +369,35 @@ class VideoQAFilesTest(TestCase):
         self.assertLen(list(dataset), 1)
         self.assertEqual(sorted(report.skipped), [self.path("broken"), self.path("empty")])
         self.assertRegex(report.skipped[self.path("empty")], "no .jpg")
+
+    def test_frame_folder_decoded_in_graph_subsampled_and_checked(self):
+        os.makedirs(self.path("jpegs"))
+        for t in range(16):
+            write_image(self.path(f"jpegs/{t:02d}.jpg"), size=(40, 48), color=(t * 15, 0, 0))
+        os.makedirs(self.path("mixed"))
+        write_image(self.path("mixed/0.png"), size=(5, 6))
+        write_image(self.path("mixed/1.png"), size=(6, 6))
+        dataset, report = self.load([("jpegs", "q", "a"), ("mixed", "q", "a")])
+        (example,) = list(dataset.as_numpy_iterator())
+        # 8 of the 16 frames, evenly spaced: 0, 2, 4, 6, 9, 11, 13, 15.
+        self.assertAllClose(
+            example["videos"][:, 3, 2, 0] * 255, [0, 30, 60, 90, 135, 165, 195, 225], atol=3
+        )
+        self.assertEqual(list(report.skipped), [self.path("mixed")])
+        self.assertRegex(report.skipped[self.path("mixed")], "frames differ in size")
+
+    def test_strict_raises_on_corrupt_frame_naming_the_folder(self):
+        os.makedirs(self.path("broken"))
+        with open(self.path("broken/000.jpg"), "wb") as f:
+            f.write(jpeg_bytes()[:300])
+        dataset, _ = self.load([("frames", "q", "a"), ("broken", "q", "a")], strict=True)
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "broken"):
+            list(dataset)
+
+    def test_strict_raises_on_empty_frame_folder_when_read(self):
+        os.makedirs(self.path("empty"))
+        with self.assertRaisesRegex(ValueError, "empty.*no .jpg"):
+            self.load([("empty", "q", "a")], strict=True)
 
     def test_missing_video_and_empty_answer_skipped(self):
         dataset, report = self.load(

@@ -34,6 +34,14 @@ class OpsTest(TestCase):
         self.assertAllClose(outputs["images"], np.full((30, 30, 3), 0.25))
         self.assertEqual(outputs["labels"], 1)  # other keys pass through
 
+    def test_resize_to_the_same_size_keeps_pixels_and_clips(self):
+        images = np.concatenate([self.images, np.full((1, 12, 10, 3), 1.5, "float32")])
+        outputs = self.run_dataset_op_test(ops.resize((12, 10)), {"images": images})
+        self.assertAllEqual([o["images"] for o in outputs[:3]], self.images)
+        self.assertAllEqual(outputs[3]["images"], np.ones((12, 10, 3)))
+        uint8 = ops.resize((12, 10))({"images": np.full((12, 10, 3), 7, "uint8")})
+        self.assertEqual(uint8["images"].dtype, tf.float32)
+
     def test_resize_bad_shape(self):
         for bad in [(8,), (8, 8, 1), (0, 8), "8x8", (8.0, 8)]:
             with self.assertRaisesRegex(ValueError, "Received: image_shape="):

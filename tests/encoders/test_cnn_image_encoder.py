@@ -5,6 +5,7 @@ import keras_hub
 import numpy as np
 
 from mmzoo.encoders import build_cnn_image_encoder
+from mmzoo.encoders import build_conv_image_encoder
 from mmzoo.presets import get_preset_config
 from mmzoo.testing import TestCase
 
@@ -90,3 +91,68 @@ class CNNImageEncoderTest(TestCase):
     def test_bad_image_shape(self):
         with self.assertRaisesRegex(ValueError, r"Received: image_shape=\(32, 32, 3, 1\)"):
             build_cnn_image_encoder(TINY_RESNET, image_shape=(32, 32, 3, 1))
+
+
+class ConvImageEncoderTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.init_kwargs = {
+            "image_shape": (16, 16, 3),
+            "stackwise_num_filters": (4, 8, 6),
+            "stackwise_num_strides": (1, 2, 2),
+        }
+        self.input_data = np.random.RandomState(0).rand(2, 16, 16, 3).astype("float32")
+
+    def test_builder_basics(self):
+        # 16x16 images, total stride 4: 4x4 positions of the last block's 6 channels.
+        self.run_model_builder_test(
+            build_conv_image_encoder,
+            self.init_kwargs,
+            self.input_data,
+            {"sequence_output": (2, 16, 6), "pooled_output": (2, 6)},
+        )
+
+    def test_first_block_keeps_full_resolution(self):
+        encoder = build_conv_image_encoder(**self.init_kwargs, name="conv")
+        backbone = encoder.get_layer("conv_backbone")
+        self.assertEqual(backbone.get_layer("conv_block_0_relu").output.shape, (None, 16, 16, 4))
+        self.assertEqual(backbone.get_layer("conv_block_1_relu").output.shape, (None, 8, 8, 8))
+
+    def test_odd_sizes_round_up(self):
+        encoder = build_conv_image_encoder(
+            image_shape=(10, 6, 1), stackwise_num_filters=(3,), stackwise_num_strides=(2,)
+        )
+        self.assertEqual(tuple(encoder.output["sequence_output"].shape), (None, 15, 3))
+
+    def test_max_pooling(self):
+        encoder = build_conv_image_encoder(**self.init_kwargs, pooling="max")
+        out = encoder(self.input_data)
+        self.assertAllClose(
+            out["pooled_output"], np.max(out["sequence_output"], axis=1), atol=1e-6
+        )
+
+    def test_saving(self):
+        encoder = build_conv_image_encoder(**self.init_kwargs)
+        self.run_model_saving_test(encoder, self.input_data)
+
+    def test_preset(self):
+        encoder = get_preset_config("conv_image_encoder_tiny")
+        self.assertEqual(encoder["image_shape"], (64, 64, 3))
+        self.assertEqual(encoder["stackwise_num_strides"][0], 1)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(
+            ValueError, r"same length. Received: stackwise_num_filters=\[4, 8\], "
+            r"stackwise_num_strides=\[1\]"
+        ):
+            build_conv_image_encoder(stackwise_num_filters=(4, 8), stackwise_num_strides=(1,))
+        with self.assertRaisesRegex(ValueError, r"Received: stackwise_num_filters=\[\]"):
+            build_conv_image_encoder(stackwise_num_filters=(), stackwise_num_strides=())
+        with self.assertRaisesRegex(ValueError, r"Received: stackwise_num_filters=\[4, 0\]"):
+            build_conv_image_encoder(stackwise_num_filters=(4, 0), stackwise_num_strides=(1, 2))
+        with self.assertRaisesRegex(ValueError, r"Received: stackwise_num_strides=\[1, 3\]"):
+            build_conv_image_encoder(stackwise_num_filters=(4, 8), stackwise_num_strides=(1, 3))
+        with self.assertRaisesRegex(ValueError, "Received: pooling='attention'"):
+            build_conv_image_encoder(**self.init_kwargs, pooling="attention")
+        with self.assertRaisesRegex(ValueError, r"Received: image_shape=\(16, 16\)"):
+            build_conv_image_encoder(image_shape=(16, 16))

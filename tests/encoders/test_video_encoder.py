@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from mmzoo.encoders import FoldFrames
+from mmzoo.encoders import FrameDifferences
 from mmzoo.encoders import UnfoldFrames
 from mmzoo.encoders import build_frame_video_encoder
 from mmzoo.encoders import build_video_encoder
@@ -36,6 +37,24 @@ class VideoEncoderTest(TestCase):
 
     def test_export(self):
         self.run_export_test(build_video_encoder(**self.init_kwargs), {"videos": self.input_data})
+
+    def test_frame_differences(self):
+        kwargs = {**self.init_kwargs, "frame_differences": True}
+        self.run_model_builder_test(
+            build_video_encoder,
+            kwargs,
+            self.input_data,
+            {"sequence_output": (2, 8, 8), "pooled_output": (2, 8)},
+        )
+        encoder = build_video_encoder(**kwargs)
+        # Each tubelet sees 3 colour channels and 3 difference channels.
+        projection = encoder.get_layer("tubelet_embedding").projection
+        self.assertEqual(tuple(projection.kernel.shape), (2, 4, 4, 6, 8))
+        self.run_model_saving_test(encoder, self.input_data)
+
+    def test_frame_differences_must_be_bool(self):
+        with self.assertRaisesRegex(ValueError, "Received: frame_differences='yes'"):
+            build_video_encoder(**{**self.init_kwargs, "frame_differences": "yes"})
 
     def test_frames_not_divisible_by_tubelet(self):
         with self.assertRaisesRegex(ValueError, "Received: num_frames=5"):
@@ -129,3 +148,14 @@ class FoldFramesTest(TestCase):
         self.assertEqual(layer.compute_output_shape((8, 5)), (2, 4, 5))
         with self.assertRaisesRegex(ValueError, "Received: num_frames=0"):
             UnfoldFrames(num_frames=0)
+
+
+class FrameDifferencesTest(TestCase):
+    def test_differences_to_the_previous_frame(self):
+        x = np.random.RandomState(0).rand(2, 3, 4, 4, 3).astype("float32")
+        out = keras.ops.convert_to_numpy(FrameDifferences()(x))
+        self.assertEqual(out.shape, (2, 3, 4, 4, 6))
+        self.assertAllClose(out[..., :3], x)
+        self.assertAllClose(out[:, 0, ..., 3:], np.zeros((2, 4, 4, 3)))
+        self.assertAllClose(out[:, 1:, ..., 3:], x[:, 1:] - x[:, :-1])
+        self.assertEqual(FrameDifferences().compute_output_shape((None, 3, 4, 4, 3)), (None, 3, 4, 4, 6))

@@ -279,7 +279,8 @@ class FusionClassifierTest(TestCase, parameterized.TestCase):
         self.assertIn("fusion_classifier_tiny", presets.list_presets(family="fusion_classifier"))
         self.assertEqual(model.fusion, "attention")
         self.assertLess(model.count_params(), 500_000)
-        x = {"images": np.random.rand(2, 32, 32, 3).astype("float32"),
+        self.assertEqual(tuple(model.input["images"].shape), (None, 64, 64, 3))
+        x = {"images": np.random.rand(2, 64, 64, 3).astype("float32"),
              "token_ids": np.random.randint(0, 512, (2, 16)).astype("int32"),
              "padding_mask": np.ones((2, 16), bool)}
         self.assertEqual(tuple(model(x).shape), (2, 2))

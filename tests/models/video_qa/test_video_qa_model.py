@@ -331,6 +331,9 @@ class VideoQAPresetsTest(TestCase):
         model = presets.build_from_preset("video_qa_tiny")
         self.assertLess(model.count_params(), 500_000)
         self.assertEqual(model.video_shape, (8, 32, 32, 3))
+        # Motion reaches every tubelet as frame differences; 4x4-pixel patches.
+        self.assertIsNotNone(model.video_encoder.get_layer("frame_differences"))
+        self.assertEqual(model.video_encoder.get_layer("tubelet_embedding").tubelet_size, (2, 4, 4))
         logits = model(
             {
                 "videos": np.zeros((2, 8, 32, 32, 3), "float32"),
