@@ -235,7 +235,6 @@ def _read_image(path, min_size=None):
         return np.asarray(image.convert("RGB"), dtype="uint8")
 
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_RATIOS = (1, 2, 4, 8)
 
@@ -288,8 +287,7 @@ def _decode_images_in_graph(paths, min_size):
             for c, path in zip(contents, paths)
         ])
 
-    is_jpeg = tf.strings.substr(contents[0], 0, len(_JPEG_MAGIC)) == _JPEG_MAGIC
-    pixels = tf.cond(is_jpeg, jpeg, other)
+    pixels = tf.cond(tf.io.is_jpeg(contents[0]), jpeg, other)
     return tf.ensure_shape(pixels, (len(paths), None, None, 3))
 
 
