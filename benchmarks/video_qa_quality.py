@@ -43,7 +43,7 @@ PARSER.add_argument("--batch-size", type=int, default=64)
 PARSER.add_argument("--learning-rate", type=float, default=2e-3)
 PARSER.add_argument("--weight-decay", type=float, default=0.01)
 # About the steps `video_qa_tiny` makes in 10 CPU minutes, so the cosine schedule ends.
-PARSER.add_argument("--max-steps", type=int, default=2500, help="length of the cosine schedule")
+PARSER.add_argument("--max-steps", type=int, default=4500, help="length of the cosine schedule")
 add_budget_arguments(PARSER, 10.0, "training budget per answer mode")
 PARSER.add_argument("--seed", type=int, default=0)
 PARSER.add_argument("--no-record", action="store_true", help="do not append to README.md")

@@ -32,7 +32,7 @@ from _common import matmul_flops_per_second  # noqa: E402
 from _common import record  # noqa: E402
 
 PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-PARSER.add_argument("--presets", default="video_qa_tiny,video_qa_frames_tiny")
+PARSER.add_argument("--presets", default="video_qa_tiny,video_qa_vivit_tiny")
 PARSER.add_argument("--modes", default="classify,generate")
 PARSER.add_argument("--batch-size", type=int, default=32)
 PARSER.add_argument("--train-steps", type=int, default=10, help="steps per timed run")

@@ -12,7 +12,7 @@ Example:
 
 >>> import mmzoo
 >>> mmzoo.presets.list_presets(family="encoders")[:2]
-['cnn_image_encoder_tiny', 'frame_video_encoder_tiny']
+['cnn_image_encoder_efficientnet_v2_b0', 'cnn_image_encoder_tiny']
 >>> encoder = mmzoo.presets.build_from_preset("vit_image_encoder_tiny")
 >>> encoder = mmzoo.presets.build_from_preset("vit_image_encoder_tiny", num_layers=4)
 >>> # Override arguments of a nested encoder preset with a dict:

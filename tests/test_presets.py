@@ -14,6 +14,7 @@ TINY_INPUTS = {
     },
     "video_encoder_tiny": lambda: np.random.rand(2, 8, 32, 32, 3).astype("float32"),
     "frame_video_encoder_tiny": lambda: np.random.rand(2, 8, 32, 32, 3).astype("float32"),
+    "conv_frame_video_encoder_tiny": lambda: np.random.rand(2, 8, 32, 32, 3).astype("float32"),
 }
 
 

@@ -139,6 +139,27 @@ ENCODER_PRESETS = {
         },
         "Tiny ViT on each of 8 frames + 1 temporal Transformer layer.",
     ),
+    "conv_frame_video_encoder_tiny": (
+        build_frame_video_encoder,
+        {
+            # Each 32x32 frame with its difference to the previous frame (6
+            # channels) through three stride-2 conv blocks (32 -> 4x4), mean
+            # pooled, then a temporal Transformer over the 8 frame vectors.
+            "image_encoder": {
+                "preset": "conv_image_encoder_tiny",
+                "image_shape": (32, 32, 6),
+                "stackwise_num_filters": (16, 32, 64),
+                "stackwise_num_strides": (2, 2, 2),
+            },
+            "num_frames": 8,
+            "frame_differences": True,
+            "num_layers": 1,
+            "num_heads": 2,
+            "intermediate_dim": 64,
+        },
+        "Small conv net on each of 8 frames of 32x32 and its frame difference + 1 "
+        "temporal Transformer layer.",
+    ),
 }
 
 for _name, (_builder, _config, _description) in ENCODER_PRESETS.items():

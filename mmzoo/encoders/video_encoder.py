@@ -136,6 +136,7 @@ def build_video_encoder(
 def build_frame_video_encoder(
     image_encoder,
     num_frames,
+    frame_differences=False,
     num_layers=2,
     num_heads=8,
     intermediate_dim=2048,
@@ -154,9 +155,21 @@ def build_frame_video_encoder(
     image is a one-frame video, so `num_frames=1` gives an image tower with the
     same interface.
 
+    With `frame_differences=True` each frame is stacked with its difference to
+    the previous frame (`FrameDifferences`) before the image encoder, which
+    then takes twice the video's channels (6 for RGB clips). A moving object
+    shows its leading and trailing edges in the difference channels, so a
+    per-frame convolution sees the direction of motion locally, where the
+    pooled per-frame features alone keep little of where the object was. On
+    `shapes_video_qa` this is what lets a per-frame conv tower answer
+    direction questions (benchmarks/README.md, "Video QA quality").
+
     Args:
-        image_encoder: `keras.Model` taking `(batch, height, width, channels)`.
+        image_encoder: `keras.Model` taking `(batch, height, width, channels)`;
+            with `frame_differences=True`, `channels` is twice the video's.
         num_frames: int. Frames per clip.
+        frame_differences: bool. Stack `frame[t] - frame[t - 1]` (zeros for
+            the first frame) onto each frame's channels before encoding it.
         num_layers: int. Temporal Transformer blocks.
         num_heads: int. Must divide the image encoder's pooled size.
         intermediate_dim: int.
@@ -171,7 +184,8 @@ def build_frame_video_encoder(
         `(batch_size, num_frames, height, width, channels)` and outputs
         `{"sequence_output": (batch_size, num_frames, hidden_dim),
         "pooled_output": (batch_size, hidden_dim)}` where `hidden_dim` is the
-        image encoder's pooled size.
+        image encoder's pooled size and `channels` the image encoder's (half
+        of it with `frame_differences=True`).
 
     Example:
 
@@ -179,6 +193,12 @@ def build_frame_video_encoder(
     frames = mmzoo.presets.build_from_preset("vit_image_encoder_tiny")
     encoder = mmzoo.encoders.build_frame_video_encoder(
         frames, num_frames=8, num_layers=1, num_heads=2, intermediate_dim=64)
+    # A conv tower that sees each RGB frame and its change from the last one.
+    frames = mmzoo.encoders.build_conv_image_encoder(image_shape=(32, 32, 6))
+    encoder = mmzoo.encoders.build_frame_video_encoder(
+        frames, num_frames=8, frame_differences=True, num_layers=1, num_heads=2,
+        intermediate_dim=64)
+    encoder(np.zeros((2, 8, 32, 32, 3)))["pooled_output"].shape  # (2, 64)
     ```
     """
     if not isinstance(image_encoder, keras.Model):
@@ -193,6 +213,20 @@ def build_frame_video_encoder(
             "`image_encoder` must take images (batch_size, height, width, channels). "
             f"Received: image_encoder with input shape {image_encoder.inputs[0].shape}"
         )
+    if not isinstance(frame_differences, bool):
+        raise ValueError(
+            f"`frame_differences` must be a bool. Received: frame_differences={frame_differences!r}"
+        )
+    if frame_differences:
+        channels = frame_shape[-1]
+        if channels is None or channels % 2:
+            raise ValueError(
+                "With `frame_differences=True` the image encoder takes each frame and its "
+                "difference stacked on the channels, so its channel count must be even "
+                f"(6 for RGB videos). Received: image_encoder with input shape "
+                f"{image_encoder.inputs[0].shape}"
+            )
+        frame_shape = frame_shape[:-1] + (channels // 2,)
     feature_spec = image_encoder.output
     if isinstance(feature_spec, dict):
         if "pooled_output" not in feature_spec:
@@ -211,7 +245,10 @@ def build_frame_video_encoder(
 
     # === Functional Model ===
     videos = keras.Input(shape=(num_frames,) + frame_shape, name="videos")
-    frames = FoldFrames(dtype=dtype, name="fold_frames")(videos)
+    x = videos
+    if frame_differences:
+        x = FrameDifferences(dtype=dtype, name="frame_differences")(x)
+    frames = FoldFrames(dtype=dtype, name="fold_frames")(x)
     features = image_encoder(frames)
     if isinstance(features, dict):
         features = features["pooled_output"]

@@ -123,6 +123,38 @@ class FrameVideoEncoderTest(TestCase):
     def test_saving(self):
         self.run_model_saving_test(build_frame_video_encoder(**self.init_kwargs), self.input_data)
 
+    def test_frame_differences(self):
+        image_encoder = build_vit_image_encoder(
+            image_shape=(8, 8, 6), patch_size=4, num_layers=1, num_heads=2,
+            hidden_dim=8, intermediate_dim=16,
+        )
+        encoder = build_frame_video_encoder(
+            **{**self.init_kwargs, "image_encoder": image_encoder, "frame_differences": True}
+        )
+        self.assertEqual(tuple(encoder.input.shape), (None, 3, 8, 8, 3))
+        # Frame 2 is encoded together with its change from frame 1; frame 0
+        # with zeros.
+        folded = keras.Model(encoder.input, encoder.get_layer("unfold_frames").output)
+        features = keras.ops.convert_to_numpy(folded(self.input_data))
+        frames = self.input_data
+        expected_2 = image_encoder(
+            np.concatenate([frames[:, 2], frames[:, 2] - frames[:, 1]], axis=-1)
+        )["pooled_output"]
+        expected_0 = image_encoder(
+            np.concatenate([frames[:, 0], np.zeros_like(frames[:, 0])], axis=-1)
+        )["pooled_output"]
+        self.assertAllClose(features[:, 2], expected_2, atol=1e-5)
+        self.assertAllClose(features[:, 0], expected_0, atol=1e-5)
+        self.run_model_saving_test(encoder, self.input_data)
+
+    def test_frame_differences_need_even_channels(self):
+        with self.assertRaisesRegex(ValueError, r"must be even.*Received: image_encoder with input shape \(None, 8, 8, 3\)"):
+            build_frame_video_encoder(**{**self.init_kwargs, "frame_differences": True})
+
+    def test_frame_differences_must_be_bool(self):
+        with self.assertRaisesRegex(ValueError, "Received: frame_differences=1"):
+            build_frame_video_encoder(**{**self.init_kwargs, "frame_differences": 1})
+
     def test_image_encoder_without_pooled_output(self):
         inputs = keras.Input((8, 8, 3))
         bad = keras.Model(inputs, {"features": keras.layers.Flatten()(inputs)})

@@ -331,9 +331,9 @@ class VideoQAPresetsTest(TestCase):
         model = presets.build_from_preset("video_qa_tiny")
         self.assertLess(model.count_params(), 500_000)
         self.assertEqual(model.video_shape, (8, 32, 32, 3))
-        # Motion reaches every tubelet as frame differences; 4x4-pixel patches.
+        # Each frame reaches the per-frame conv net with its frame difference.
         self.assertIsNotNone(model.video_encoder.get_layer("frame_differences"))
-        self.assertEqual(model.video_encoder.get_layer("tubelet_embedding").tubelet_size, (2, 4, 4))
+        self.assertEqual(model.video_encoder.get_layer("fold_frames").output.shape[1:], (32, 32, 6))
         logits = model(
             {
                 "videos": np.zeros((2, 8, 32, 32, 3), "float32"),
@@ -342,6 +342,13 @@ class VideoQAPresetsTest(TestCase):
             }
         )
         self.assertEqual(tuple(logits.shape), (2, len(VIDEO_QA_ANSWERS)))
+
+    def test_vivit_tiny_preset(self):
+        model = presets.build_from_preset("video_qa_vivit_tiny")
+        self.assertEqual(model.video_shape, (8, 32, 32, 3))
+        # Motion reaches every tubelet as frame differences; 4x4-pixel patches.
+        self.assertIsNotNone(model.video_encoder.get_layer("frame_differences"))
+        self.assertEqual(model.video_encoder.get_layer("tubelet_embedding").tubelet_size, (2, 4, 4))
 
 
 JAX_SCRIPT = """
