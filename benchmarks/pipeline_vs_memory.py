@@ -20,7 +20,10 @@ generated afresh, the same with `cache=True` (5,000 clips), `.npy` clip
 files (16 frames of 64x64 on disk, sampled to 8 frames of 32x32) with and
 without `cache=True`, and the same clips as JPEG frame folders.
 
-Reports examples/s (median over rounds), each pipeline's rate as a fraction
+Each `fit` call starts a new iterator (filling the shuffle buffer, starting
+the map threads), a cost a real training run pays once, so the first 20
+steps of every timed run are left out of its timing. Reports examples/s
+(median over rounds), each pipeline's rate as a fraction
 of training from memory (the median and range of the per-round ratios: the
 speed of this 2-core machine drifts by tens of percent from minute to minute,
 so a ratio is only meaningful within one round), and each pipeline's rate
@@ -189,6 +192,29 @@ def caption_main(args):
         return measure(args, model, sources, "`image_captioning_tiny` (32x32 images)", load_before)
 
 
+# Steps of each `fit` left out of its timing: every `fit` call makes a new
+# iterator, whose start (filling the shuffle buffer, starting the map
+# threads) a real training run pays once, not every few hundred steps.
+SKIP_STEPS = 20
+
+
+def steady_clock(skip):
+    """A Keras callback whose `seconds` times the steps after the first `skip` of a `fit`."""
+    import keras
+
+    class SteadyClock(keras.callbacks.Callback):
+        start = seconds = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == skip:
+                self.start = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            self.seconds = time.perf_counter() - self.start
+
+    return SteadyClock()
+
+
 def measure(args, model, sources, what, load_before=None):
     load_before = os.getloadavg()[0] if load_before is None else load_before
     # Compile, warm up, and run every source through one full epoch
@@ -199,11 +225,12 @@ def measure(args, model, sources, what, load_before=None):
     rates = {name: [] for name in sources}
     alone = {name: [] for name in sources}
     iterators = {name: iter(ds) for name, ds in sources.items()}
+    skip = min(SKIP_STEPS, args.steps // 2)
     for _ in range(args.rounds):
         for name, ds in sources.items():
-            start = time.perf_counter()
-            model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
-            rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
+            clock = steady_clock(skip)
+            model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=[clock])
+            rates[name].append((args.steps - skip) * args.batch_size / clock.seconds)
             # The pipeline on its own: batches produced per second, no model.
             iterator = iterators[name]
             start = time.perf_counter()
@@ -226,7 +253,9 @@ def measure(args, model, sources, what, load_before=None):
     load = os.getloadavg()[0]
     body = (
         f"{what}, `model.fit` with XLA, batch {args.batch_size}, "
-        f"{args.steps} steps per run, {args.rounds} interleaved rounds (examples/s: median; "
+        f"{args.steps} steps per run, the first {skip} untimed (each `fit` starts a new "
+        "iterator: shuffle buffer, map threads), "
+        f"{args.rounds} interleaved rounds (examples/s: median; "
         "vs memory: median and range of the per-round ratios to the memory run of the same "
         f"round); 1-minute load average {load_before:.1f} before, {load:.1f} at the end. "
         "Pipeline alone: the same source iterated without the model, right after its "

@@ -19,7 +19,10 @@ A video is a folder of JPEG/PNG frames (taken in file-name order, so number
 them with leading zeros; the folder is listed when the loader is called and
 its frames are decoded in the graph), or a `.npy` file, or a `.npz` file
 with a `frames` array (or a single array): `(frames, height, width[,
-channels])`, uint8 in [0, 255] or float in [0, 1].
+channels])`, uint8 in [0, 255] or float in [0, 1]. A `.npy` file of uint8 or
+little-endian float32 in C order, up to 32 MiB, is read in the graph too
+(its header is read when the loader is called); other array files are read
+by numpy (memory-mapped for `.npy`), one Python call per clip.
 
 Bad input never stops an epoch. By default a bad record is skipped, logged
 once as a warning on the `mmzoo.data` logger naming the file (or manifest
@@ -42,8 +45,9 @@ Repaired rather than skipped: a caption longer than the tokenizer's
 `sequence_length` is truncated by the tokenizer (keeping `[END]`); a video
 with fewer than `num_frames` frames is padded by repeating its last frame
 (a frozen ending keeps motion answers true, which looping would not) and
-listed in `LoadReport.padded` (a frame folder when the loader is called, an
-array file when the dataset reaches it); a longer video is subsampled to `num_frames`
+listed in `LoadReport.padded` (a frame folder or a `.npy` read in the graph
+when the loader is called, another array file when the dataset reaches it);
+a longer video is subsampled to `num_frames`
 evenly spaced frames (only those are decoded).
 """
 
@@ -451,6 +455,46 @@ def _read_array(path):
     raise ValueError("a video must be a frame folder, a .npy or a .npz file")
 
 
+# `.npy` clips up to this many bytes of data, of these dtypes, are read in
+# the `tf.data` graph (the whole file: a longer one is better memory-mapped).
+_NPY_IN_GRAPH_MAX_BYTES = 32 * 2**20
+_NPY_IN_GRAPH_DTYPES = {np.dtype("uint8"): tf.uint8, np.dtype("<f4"): tf.float32}
+
+
+def _npy_layout(path):
+    """`(data offset, (frames, height, width, channels), tf dtype)` of a `.npy`
+    clip the graph can read, or None (numpy reads it, and reports it if bad)."""
+    if not path.lower().endswith(".npy"):
+        return None
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                return None
+            offset = f.tell()
+        size = os.path.getsize(path)
+    except Exception:  # noqa: BLE001 - numpy reads it again and names the problem
+        return None
+    if len(shape) == 3:
+        shape = shape + (1,)
+    if (
+        fortran_order
+        or dtype not in _NPY_IN_GRAPH_DTYPES
+        or len(shape) != 4
+        or shape[-1] not in (1, 3, 4)
+        or min(shape[:3]) == 0
+    ):
+        return None
+    num_bytes = int(np.prod(shape)) * dtype.itemsize
+    if num_bytes > _NPY_IN_GRAPH_MAX_BYTES or size != offset + num_bytes:
+        return None
+    return offset, shape, _NPY_IN_GRAPH_DTYPES[dtype]
+
+
 def _read_frames(path, num_frames, min_size):
     """`num_frames` frames, float32 in [0, 1], and the clip's frame count.
 
@@ -483,6 +527,10 @@ def _read_frames(path, num_frames, min_size):
     if array.dtype == np.uint8:
         return array.astype("float32") / 255.0, count
     return np.clip(array.astype("float32"), 0.0, 1.0), count
+
+
+# How `load_video_qa_files` reads each clip.
+_FROM_FOLDER, _FROM_NUMPY, _FROM_NPY_UINT8, _FROM_NPY_FLOAT32 = range(4)
 
 
 def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), strict=False):
@@ -519,19 +567,36 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
         manifest_path, ("question", "answer"), "video_path", report, strict,
         optional=("question_type",),
     )
-    # Frame folders are listed once, here: the frames kept are decoded in
-    # the graph. `.npy`/`.npz` clips are read in Python (memory-mapped).
-    listed = {}
-    kept, frame_paths = [], []
+    # Frame folders are listed once, here, and `.npy` headers read: the
+    # frames kept are decoded (or cut from the array) in the graph. Other
+    # array files are read in Python (memory-mapped for `.npy`).
+    listed, layouts = {}, {}
+    kept, frame_paths, kinds, npy = [], [], [], []
+    no_npy = (0, (1, 1, 1, 1), [0] * num_frames)
     for path, values in records:
+        layout = None
         if os.path.isdir(path):
             if path not in listed:
                 listed[path] = _list_frames(path, num_frames, report, strict)
             if listed[path] is None:
                 continue
             frame_paths.append(listed[path])
+            kinds.append(_FROM_FOLDER)
         else:
             frame_paths.append([""] * num_frames)
+            if path not in layouts:
+                layouts[path] = _npy_layout(path)
+                if layouts[path] is not None and layouts[path][1][0] < num_frames:
+                    report.pad(path, layouts[path][1][0])
+            layout = layouts[path]
+            if layout is None:
+                kinds.append(_FROM_NUMPY)
+            else:
+                kinds.append(_FROM_NPY_UINT8 if layout[2] == tf.uint8 else _FROM_NPY_FLOAT32)
+        npy.append(
+            no_npy if layout is None
+            else (layout[0], layout[1], _frame_indices(layout[1][0], num_frames))
+        )
         kept.append((path, values))
     records = kept
     _check_no_records(records, manifest_path, report)
@@ -540,7 +605,10 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
     frame_tensor = tf.reshape(
         _path_tensor([p for clip in frame_paths for p in clip]), (len(records), num_frames)
     )
-    is_folder = tf.constant([bool(clip[0]) for clip in frame_paths])
+    kind = tf.constant(kinds, tf.int32)
+    npy_offsets = tf.constant([offset for offset, _, _ in npy], tf.int64)
+    npy_shapes = tf.constant([shape for _, shape, _ in npy], tf.int64)
+    npy_frames = tf.constant(np.array([indices for _, _, indices in npy], np.int64))
     texts = {
         key: tf.constant([values[column] for _, values in records], tf.string)
         for key, column in (
@@ -564,11 +632,38 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
     def from_array(index):
         return tf.numpy_function(read_array, [path_tensor[index]], tf.float32, stateful=False)
 
+    def from_npy(index, dtype):
+        contents = tf.io.read_file(path_tensor[index])
+        shape = npy_shapes[index]
+        # The header ends at the offset; the data is the rest of the file
+        # (its size was checked when the loader was called).
+        values = tf.io.decode_raw(
+            tf.strings.substr(
+                contents, npy_offsets[index], tf.cast(tf.strings.length(contents), tf.int64)
+            ),
+            dtype, little_endian=True,
+        )
+        frames = tf.gather(tf.reshape(values, shape), npy_frames[index])
+        frames = tf.cond(
+            shape[-1] == 1,
+            lambda: tf.repeat(frames, 3, axis=-1),
+            lambda: frames[..., :3],
+        )
+        if dtype == tf.uint8:
+            return tf.cast(frames, tf.float32) / 255.0
+        return tf.clip_by_value(frames, 0.0, 1.0)
+
     resize = ops.resize((height, width), key="videos")
 
     def load(index):
-        frames = tf.cond(
-            is_folder[index], lambda: from_folder(index), lambda: from_array(index)
+        frames = tf.switch_case(
+            kind[index],
+            {
+                _FROM_FOLDER: lambda: from_folder(index),
+                _FROM_NUMPY: lambda: from_array(index),
+                _FROM_NPY_UINT8: lambda: from_npy(index, tf.uint8),
+                _FROM_NPY_FLOAT32: lambda: from_npy(index, tf.float32),
+            },
         )
         frames = tf.ensure_shape(frames, (num_frames, None, None, 3))
         example = {"videos": frames, **{key: text[index] for key, text in texts.items()}}

@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import PIL.Image
@@ -429,6 +430,54 @@ class VideoQAFilesTest(TestCase):
         self.assertAllEqual(batch["answer_ids"], [0, 1])  # "blue" is not in the vocabulary
         self.assertAllEqual(batch["question_token_ids"][0], [2, 4, 5, 3, 0])
         self.assertEqual(batch["videos"].shape, (2, 8, 6, 5, 3))
+
+    def test_npy_read_in_graph_matches_numpy(self):
+        from mmzoo.data import files
+
+        rng = np.random.RandomState(0)
+        arrays = {
+            "rgb.npy": rng.randint(0, 256, (16, 6, 5, 3)).astype("uint8"),
+            "rgba.npy": rng.randint(0, 256, (9, 6, 5, 4)).astype("uint8"),
+            "gray3d.npy": rng.rand(10, 6, 5).astype("float32"),
+            "bright.npy": (rng.rand(8, 6, 5, 3) * 2 - 0.5).astype("float32"),  # clipped
+            "few.npy": rng.randint(0, 256, (3, 6, 5, 1)).astype("uint8"),  # padded
+        }
+        expected = {}
+        for name, array in arrays.items():
+            np.save(self.path(name), array)
+            self.assertIsNotNone(files._npy_layout(self.path(name)), msg=name)
+            expected[name] = files._read_frames(self.path(name), 8, (5, 6))[0]
+        # No numpy call per clip: every clip is cut from its file in the graph.
+        with mock.patch.object(files, "_read_frames", side_effect=AssertionError("numpy")):
+            dataset, report = self.load([(name, "q", "a") for name in arrays])
+            # A short clip read in the graph is listed when the loader returns.
+            self.assertEqual(report.padded, {self.path("few.npy"): 3})
+            videos = [example["videos"] for example in dataset.as_numpy_iterator()]
+        self.assertLen(videos, len(arrays))
+        for name, video in zip(arrays, videos):
+            self.assertAllClose(video, expected[name], atol=1e-6, msg=name)
+
+    def test_npy_other_layouts_read_by_numpy(self):
+        from mmzoo.data import files
+
+        frames = (self.frames[:8] * 255).round()
+        np.save(self.path("float64.npy"), frames / 255)
+        np.save(self.path("fortran.npy"), np.asfortranarray(frames.astype("uint8")))
+        with open(self.path("truncated.npy"), "wb") as f:
+            np.save(f, frames.astype("uint8"))
+        with open(self.path("truncated.npy"), "r+b") as f:
+            f.truncate(os.path.getsize(self.path("truncated.npy")) - 10)
+        for name in ("float64.npy", "fortran.npy", "truncated.npy", "clip.npz"):
+            self.assertIsNone(files._npy_layout(self.path(name)), msg=name)
+        dataset, report = self.load(
+            [("float64.npy", "q", "a"), ("fortran.npy", "q", "a"), ("truncated.npy", "q", "a")]
+        )
+        videos = [example["videos"] for example in dataset.as_numpy_iterator()]
+        self.assertLen(videos, 2)
+        for video in videos:
+            self.assertEqual(self.frame_values(video), list(range(8)))
+        self.assertEqual(list(report.skipped), [self.path("truncated.npy")])
+        self.assertRegex(report.skipped[self.path("truncated.npy")], "cannot decode video")
 
     def test_bad_num_frames(self):
         with self.assertRaisesRegex(ValueError, "Received: num_frames=0"):
