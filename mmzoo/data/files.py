@@ -51,6 +51,7 @@ a longer video is subsampled to `num_frames`
 evenly spaced frames (only those are decoded).
 """
 
+import collections
 import csv
 import json
 import logging
@@ -460,10 +461,14 @@ def _read_array(path):
 _NPY_IN_GRAPH_MAX_BYTES = 32 * 2**20
 _NPY_IN_GRAPH_DTYPES = {np.dtype("uint8"): tf.uint8, np.dtype("<f4"): tf.float32}
 
+# Where a `.npy` clip's data starts, its `(frames, height, width, channels)`
+# and its TensorFlow dtype.
+_NpyLayout = collections.namedtuple("_NpyLayout", ["offset", "shape", "dtype"])
+
 
 def _npy_layout(path):
-    """`(data offset, (frames, height, width, channels), tf dtype)` of a `.npy`
-    clip the graph can read, or None (numpy reads it, and reports it if bad)."""
+    """The `_NpyLayout` of a `.npy` clip the graph can read, or None (numpy
+    reads it, and reports it if bad)."""
     if not path.lower().endswith(".npy"):
         return None
     try:
@@ -492,7 +497,7 @@ def _npy_layout(path):
     num_bytes = int(np.prod(shape)) * dtype.itemsize
     if num_bytes > _NPY_IN_GRAPH_MAX_BYTES or size != offset + num_bytes:
         return None
-    return offset, shape, _NPY_IN_GRAPH_DTYPES[dtype]
+    return _NpyLayout(offset, shape, _NPY_IN_GRAPH_DTYPES[dtype])
 
 
 def _read_frames(path, num_frames, min_size):
@@ -572,7 +577,8 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
     # array files are read in Python (memory-mapped for `.npy`).
     listed, layouts = {}, {}
     kept, frame_paths, kinds, npy = [], [], [], []
-    no_npy = (0, (1, 1, 1, 1), [0] * num_frames)
+    # The graph's `.npy` tables hold this for clips read another way.
+    no_npy = (_NpyLayout(0, (1, 1, 1, 1), tf.uint8), [0] * num_frames)
     for path, values in records:
         layout = None
         if os.path.isdir(path):
@@ -586,16 +592,16 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
             frame_paths.append([""] * num_frames)
             if path not in layouts:
                 layouts[path] = _npy_layout(path)
-                if layouts[path] is not None and layouts[path][1][0] < num_frames:
-                    report.pad(path, layouts[path][1][0])
+                if layouts[path] is not None and layouts[path].shape[0] < num_frames:
+                    report.pad(path, layouts[path].shape[0])
             layout = layouts[path]
             if layout is None:
                 kinds.append(_FROM_NUMPY)
             else:
-                kinds.append(_FROM_NPY_UINT8 if layout[2] == tf.uint8 else _FROM_NPY_FLOAT32)
+                kinds.append(_FROM_NPY_UINT8 if layout.dtype == tf.uint8 else _FROM_NPY_FLOAT32)
         npy.append(
             no_npy if layout is None
-            else (layout[0], layout[1], _frame_indices(layout[1][0], num_frames))
+            else (layout, _frame_indices(layout.shape[0], num_frames))
         )
         kept.append((path, values))
     records = kept
@@ -606,9 +612,9 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
         _path_tensor([p for clip in frame_paths for p in clip]), (len(records), num_frames)
     )
     kind = tf.constant(kinds, tf.int32)
-    npy_offsets = tf.constant([offset for offset, _, _ in npy], tf.int64)
-    npy_shapes = tf.constant([shape for _, shape, _ in npy], tf.int64)
-    npy_frames = tf.constant(np.array([indices for _, _, indices in npy], np.int64))
+    npy_offsets = tf.constant([layout.offset for layout, _ in npy], tf.int64)
+    npy_shapes = tf.constant([layout.shape for layout, _ in npy], tf.int64)
+    npy_frames = tf.constant(np.array([indices for _, indices in npy], np.int64))
     texts = {
         key: tf.constant([values[column] for _, values in records], tf.string)
         for key, column in (

@@ -2,6 +2,7 @@ import keras
 import keras_hub
 
 from mmzoo.encoders._common import check_image_shape
+from mmzoo.layers._validation import check_bool
 from mmzoo.layers._validation import check_choice
 
 # keras.applications backbones whose preprocessing is part of the model
@@ -76,8 +77,7 @@ def build_cnn_image_encoder(
     """
     image_shape = check_image_shape(image_shape)
     check_choice("pooling", pooling, ("mean", "max"))
-    if not isinstance(trainable, bool):
-        raise ValueError(f"`trainable` must be a bool. Received: trainable={trainable!r}")
+    check_bool("trainable", trainable)
 
     # === Layers ===
     backbone, preprocessing = _resolve_backbone(backbone, image_shape, weights, dtype)

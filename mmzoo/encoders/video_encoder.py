@@ -8,6 +8,7 @@ from mmzoo.encoders._common import pool_sequence
 from mmzoo.encoders._common import transformer_block
 from mmzoo.layers import FactorisedAttentionBlock
 from mmzoo.layers import TubeletEmbedding
+from mmzoo.layers._validation import check_bool
 from mmzoo.layers._validation import check_positive_int
 from mmzoo.layers.tubelet_embedding import _tubelet_size
 
@@ -97,10 +98,7 @@ def build_video_encoder(
                 f"`{label}` must be divisible by the matching entry of `tubelet_size` "
                 f"{tubelet_size}. Received: {label}={dim}"
             )
-    if not isinstance(frame_differences, bool):
-        raise ValueError(
-            f"`frame_differences` must be a bool. Received: frame_differences={frame_differences!r}"
-        )
+    check_bool("frame_differences", frame_differences)
     check_transformer_args(num_layers, num_heads, hidden_dim, intermediate_dim, dropout_rate)
     num_steps = num_frames // tubelet_size[0]
     num_patches = (image_shape[0] // tubelet_size[1]) * (image_shape[1] // tubelet_size[2])
@@ -213,10 +211,7 @@ def build_frame_video_encoder(
             "`image_encoder` must take images (batch_size, height, width, channels). "
             f"Received: image_encoder with input shape {image_encoder.inputs[0].shape}"
         )
-    if not isinstance(frame_differences, bool):
-        raise ValueError(
-            f"`frame_differences` must be a bool. Received: frame_differences={frame_differences!r}"
-        )
+    check_bool("frame_differences", frame_differences)
     if frame_differences:
         channels = frame_shape[-1]
         if channels is None or channels % 2:

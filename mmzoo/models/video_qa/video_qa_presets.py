@@ -13,6 +13,18 @@ SHAPES_VIDEO_QA_ANSWERS = (
     "one", "two", "three",
 )
 
+# The question tower, fusion and answers every tiny preset shares; they
+# differ in the video (or image) tower.
+_TINY_QUESTION_AND_FUSION = {
+    "question_encoder": "text_encoder_tiny",
+    "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
+    "num_fusion_layers": 2,
+    "num_heads": 2,
+    "hidden_dim": 64,
+    "intermediate_dim": 128,
+    "dropout_rate": 0.0,
+}
+
 VIDEO_QA_PRESETS = {
     "video_qa_tiny": (
         {
@@ -25,13 +37,7 @@ VIDEO_QA_PRESETS = {
             # weak on shape and order (benchmarks/README.md, "Video QA
             # quality").
             "video_encoder": "conv_frame_video_encoder_tiny",
-            "question_encoder": "text_encoder_tiny",
-            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
-            "num_fusion_layers": 2,
-            "num_heads": 2,
-            "hidden_dim": 64,
-            "intermediate_dim": 128,
-            "dropout_rate": 0.0,
+            **_TINY_QUESTION_AND_FUSION,
         },
         "Tiny per-frame conv net (8 frames of 32x32 with frame differences) + temporal "
         "Transformer, question Transformer, 2 cross-attention fusion blocks; "
@@ -48,13 +54,7 @@ VIDEO_QA_PRESETS = {
                 "tubelet_size": (2, 4, 4),
                 "frame_differences": True,
             },
-            "question_encoder": "text_encoder_tiny",
-            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
-            "num_fusion_layers": 2,
-            "num_heads": 2,
-            "hidden_dim": 64,
-            "intermediate_dim": 128,
-            "dropout_rate": 0.0,
+            **_TINY_QUESTION_AND_FUSION,
         },
         "Tiny ViViT (8 frames of 32x32, 2x4x4 tubelets, frame differences) + question "
         "Transformer + 2 cross-attention fusion blocks; otherwise video_qa_tiny.",
@@ -62,26 +62,14 @@ VIDEO_QA_PRESETS = {
     "video_qa_frames_tiny": (
         {
             "video_encoder": "frame_video_encoder_tiny",
-            "question_encoder": "text_encoder_tiny",
-            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
-            "num_fusion_layers": 2,
-            "num_heads": 2,
-            "hidden_dim": 64,
-            "intermediate_dim": 128,
-            "dropout_rate": 0.0,
+            **_TINY_QUESTION_AND_FUSION,
         },
         "Tiny per-frame ViT + temporal Transformer video tower; otherwise video_qa_tiny.",
     ),
     "image_qa_tiny": (
         {
             "video_encoder": "vit_image_encoder_tiny",
-            "question_encoder": "text_encoder_tiny",
-            "answer_vocabulary": list(SHAPES_VIDEO_QA_ANSWERS),
-            "num_fusion_layers": 2,
-            "num_heads": 2,
-            "hidden_dim": 64,
-            "intermediate_dim": 128,
-            "dropout_rate": 0.0,
+            **_TINY_QUESTION_AND_FUSION,
         },
         "Image VQA (a one-frame video): tiny ViT + question Transformer + fusion.",
     ),
