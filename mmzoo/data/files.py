@@ -13,8 +13,9 @@ a JPEG at the smallest DCT scale (1, 1/2, 1/4 or 1/8) that still covers the
 output size, which costs much less than decoding in full and resizing
 afterwards; any other format Pillow reads (BMP, GIF, TIFF, WebP, ...) by
 Pillow. Grayscale, palette, CMYK and RGBA images become RGB (alpha is
-dropped), and resizing to `image_shape` (bilinear, antialiased) happens in
-TensorFlow.
+dropped), and resizing to `image_shape` (`mmzoo.data.ops.resize`: area
+averaging when shrinking, antialiased bilinear when enlarging) happens in
+TensorFlow, as in the serving signatures of `mmzoo.export`.
 A video is a folder of JPEG/PNG frames (taken in file-name order, so number
 them with leading zeros; the folder is listed when the loader is called and
 its frames are decoded in the graph), or a `.npy` file, or a `.npz` file
@@ -64,6 +65,7 @@ import tensorflow as tf
 
 from mmzoo.data import ops
 from mmzoo.data._checks import check_image_shape
+from mmzoo.data._images import decode_jpegs_covering
 from mmzoo.data._checks import check_int
 
 logger = logging.getLogger("mmzoo.data")
@@ -241,7 +243,6 @@ def _read_image(path, min_size=None):
 
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_RATIOS = (1, 2, 4, 8)
 
 
 def _decode_images_in_graph(paths, min_size):
@@ -257,25 +258,9 @@ def _decode_images_in_graph(paths, min_size):
     not decode, and when the images differ in size.
     """
     contents = [tf.io.read_file(path) for path in paths]
-    min_width, min_height = min_size
 
     def jpeg():
-        shape = tf.cast(tf.image.extract_jpeg_shape(contents[0]), tf.int64)
-        # The largest ratio whose output still covers `min_size`.
-        index = tf.constant(0, tf.int32)
-        for i, ratio in enumerate(_JPEG_RATIOS[1:], start=1):
-            covers = tf.logical_and(
-                (shape[0] + ratio - 1) // ratio >= min_height,
-                (shape[1] + ratio - 1) // ratio >= min_width,
-            )
-            index = tf.where(covers, i, index)
-        branches = [
-            lambda ratio=ratio: tf.stack(
-                [tf.io.decode_jpeg(c, channels=3, ratio=ratio) for c in contents]
-            )
-            for ratio in _JPEG_RATIOS
-        ]
-        return tf.switch_case(index, branches)
+        return decode_jpegs_covering(contents, min_size)
 
     def read_with_pillow(path):
         return _read_image(path.decode("utf-8", errors="surrogateescape"), min_size)

@@ -17,14 +17,18 @@ dataset = dataset.map(lambda x: tokenize(resize(x)))
 import tensorflow as tf
 
 from mmzoo.data._checks import check_image_shape
+from mmzoo.data._images import resize_images
 
 
 def resize(image_shape, key="images"):
     """Resizes images or video frames under `key` to `image_shape`.
 
-    Bilinear with antialiasing, float32 output clipped to [0, 1]; images
-    already at `image_shape` are only cast and clipped. Works on any
-    rank >= 3 (`(h, w, 3)`, `(frames, h, w, 3)`, and batches of either).
+    Shrinking averages the input pixels each output pixel covers (area
+    resampling, anti-aliased); enlarging is bilinear with antialiasing;
+    images already at `image_shape` are only cast. Output float32 clipped
+    to [0, 1]. The serving signatures of `mmzoo.export` resample with the
+    same rule, so a served model sees the pixels it was trained on. Works on
+    any rank >= 3 (`(h, w, 3)`, `(frames, h, w, 3)`, and batches of either).
 
     Args:
         image_shape: (height, width) or (height, width, 3).
@@ -43,18 +47,8 @@ def resize(image_shape, key="images"):
 
     def op(example):
         x = tf.convert_to_tensor(example[key])
-        shape = tf.shape(x)
-        flat = tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0))
-        # Images already at the size (e.g. a JPEG decoded at a DCT scale
-        # that lands on it) skip the resampling, the costly part.
-        flat = tf.cond(
-            tf.logical_and(shape[-3] == height, shape[-2] == width),
-            lambda: tf.cast(flat, tf.float32),
-            lambda: tf.image.resize(flat, (height, width), antialias=True),
-        )
-        out = tf.reshape(flat, tf.concat([shape[:-3], [height, width, 3]], axis=0))
-        out = tf.ensure_shape(out, x.shape[:-3].concatenate([height, width, 3]))
-        return {**example, key: tf.clip_by_value(tf.cast(out, tf.float32), 0.0, 1.0)}
+        out = resize_images(x, height, width)
+        return {**example, key: tf.clip_by_value(out, 0.0, 1.0)}
 
     return op
 

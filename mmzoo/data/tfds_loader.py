@@ -62,7 +62,7 @@ def load_tfds(
             (`"coco_captions/2014:1.1.0"`).
         split: str. TFDS split expression (`"train"`, `"val[:10%]"`, ...).
         image_shape: (height, width) or (height, width, 3). Images are
-            resized (bilinear, antialiased) to this size.
+            resized to this size by `mmzoo.data.ops.resize`.
         image_key: str or None. Image feature; None for a known dataset.
         caption_key: str or None. Caption feature, a string or a sequence of
             strings; nested features are addressed with "/" (COCO's

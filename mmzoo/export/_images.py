@@ -2,6 +2,9 @@
 
 import tensorflow as tf
 
+from mmzoo.data._images import decode_jpegs_covering
+from mmzoo.data._images import resize_images
+
 
 def decode_image_batch(image_bytes, image_shape):
     """Decodes a batch of JPEG / PNG / GIF / BMP strings, never failing the batch.
@@ -9,8 +12,11 @@ def decode_image_batch(image_bytes, image_shape):
     Every element is decoded on its own inside a `tf.data` pipeline with
     `ignore_errors()`, so corrupt, truncated or non-image bytes drop only
     their own element: its image is zeros and its `valid` flag False.
-    Grayscale and RGBA images become RGB; all are resized (bilinear) to
-    `image_shape` and scaled to [0, 1].
+    Grayscale and RGBA images become RGB; all are scaled to [0, 1] and
+    resized to `image_shape` exactly as `mmzoo.data`'s file loaders do (a
+    JPEG decoded at the DCT scale that covers the size, then area averaging
+    when shrinking, antialiased bilinear when enlarging), so a served image
+    is the training image to the last bit.
 
     Args:
         image_bytes: string tensor `(batch,)`.
@@ -23,9 +29,13 @@ def decode_image_batch(image_bytes, image_shape):
     count = tf.shape(image_bytes)[0]
 
     def decode(index, data):
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
-        return index, tf.clip_by_value(image / 255.0, 0.0, 1.0)
+        image = tf.cond(
+            tf.io.is_jpeg(data),
+            lambda: decode_jpegs_covering([data], (width, height))[0],
+            lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+        )
+        image = resize_images(tf.cast(image, tf.float32) / 255.0, height, width)
+        return index, tf.clip_by_value(image, 0.0, 1.0)
 
     decoded = (
         tf.data.Dataset.from_tensor_slices((tf.range(count), image_bytes))
@@ -42,3 +52,14 @@ def decode_image_batch(image_bytes, image_shape):
 
     initial = (tf.zeros((count, height, width, 3), tf.float32), tf.zeros((count,), tf.bool))
     return decoded.reduce(initial, collect)
+
+
+def scale_uint8_frames(frames, height, width):
+    """float32 `(..., height, width, 3)` in [0, 1] from uint8 frames of any size.
+
+    The same operations, in the same order, as `mmzoo.data`'s reading of a
+    uint8 `.npy` clip: scale to [0, 1], resample (`mmzoo.data.ops.resize`'s
+    rule), clip.
+    """
+    frames = resize_images(tf.cast(frames, tf.float32) / 255.0, height, width)
+    return tf.clip_by_value(frames, 0.0, 1.0)

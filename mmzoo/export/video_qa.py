@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from mmzoo.data import TextTokenizer
 from mmzoo.export._images import decode_image_batch
+from mmzoo.export._images import scale_uint8_frames
 from mmzoo.export.image_captioning import write_atomically
 
 EXPORT_METHODS = ("greedy", "beam")
@@ -25,8 +26,8 @@ def export_video_qa_model(
     Signatures (batched; pass a batch of one for a single clip):
 
     - `answer`: inputs `frames` uint8 `(batch, num_frames, height, width, 3)`
-      (any height and width; resized bilinearly) and `questions` string
-      `(batch,)`.
+      (any height and width; scaled and resampled exactly as `mmzoo.data`
+      reads a uint8 `.npy` clip) and `questions` string `(batch,)`.
     - `answer_encoded`: inputs `frames` string `(batch, num_frames)`, each an
       encoded JPEG / PNG / GIF / BMP frame, and `questions` string `(batch,)`.
 
@@ -139,14 +140,9 @@ def export_video_qa_model(
             frames = tf.identity(frames)
         batch = tf.shape(frames)[0]
         flat = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], axis=0))
-        flat = tf.cast(flat, tf.float32)
-        same_size = tf.logical_and(tf.shape(flat)[1] == height, tf.shape(flat)[2] == width)
-        flat = tf.cond(
-            same_size,
-            lambda: tf.ensure_shape(flat, (None, height, width, 3)),
-            lambda: tf.image.resize(flat, (height, width)),
+        videos = tf.reshape(
+            scale_uint8_frames(flat, height, width), (batch, num_frames, height, width, 3)
         )
-        videos = tf.reshape(flat / 255.0, (batch, num_frames, height, width, 3))
         return run(videos, questions, tf.ones((batch,), tf.bool))
 
     def answer_encoded(frames, questions):

@@ -42,6 +42,17 @@ class OpsTest(TestCase):
         uint8 = ops.resize((12, 10))({"images": np.full((12, 10, 3), 7, "uint8")})
         self.assertEqual(uint8["images"].dtype, tf.float32)
 
+    def test_resize_shrinks_by_area_and_enlarges_bilinearly(self):
+        images = np.random.RandomState(0).rand(2, 12, 10, 3).astype("float32")
+        # Halving: each output pixel is the mean of a 2x2 block.
+        blocks = images.reshape(2, 6, 2, 5, 2, 3).mean(axis=(2, 4))
+        halved = ops.resize((6, 5), key="videos")({"videos": images})["videos"]
+        self.assertAllClose(halved, blocks, atol=1e-6)
+        for size in [(24, 20), (6, 20)]:  # a side grows: antialiased bilinear
+            out = ops.resize(size)({"images": images})["images"]
+            expected = tf.clip_by_value(tf.image.resize(images, size, antialias=True), 0.0, 1.0)
+            self.assertAllClose(out, expected, atol=1e-6)
+
     def test_resize_bad_shape(self):
         for bad in [(8,), (8, 8, 1), (0, 8), "8x8", (8.0, 8)]:
             with self.assertRaisesRegex(ValueError, "Received: image_shape="):

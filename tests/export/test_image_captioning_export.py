@@ -1,4 +1,5 @@
 import io
+import json
 import os
 
 import numpy as np
@@ -6,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from mmzoo.data import TextTokenizer
+from mmzoo.data import load_image_caption_files
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.export import export_image_captioning_model
 from mmzoo.export._images import decode_image_batch
@@ -83,10 +85,32 @@ class ImageCaptioningExportTest(TestCase):
         self.assertAllClose(images[1], rgb / 255.0, atol=1e-6)
         self.assertAllClose(images[2], smooth / 255.0, atol=0.06)
 
-    def test_resizes(self):
-        big = np.zeros((40, 24, 3), np.uint8)
-        images, valid = decode_image_batch(tf.constant([encode(big, "PNG")]), (16, 16))
-        self.assertEqual(tuple(images.shape), (1, 16, 16, 3))
+    def test_served_pixels_equal_the_training_pipelines(self):
+        # A JPEG that the loader decodes at 1/2 DCT scale (35x27 -> 18x14,
+        # then shrunk), a PNG that is shrunk, a PNG that is enlarged: the
+        # serving decoder gives the file loader's pixels, bit for bit.
+        rng = np.random.RandomState(1)
+        yy, xx = np.mgrid[0:27, 0:35]
+        smooth = np.stack([yy * 9, xx * 7, (yy + xx) * 4], axis=-1).astype(np.uint8)
+        files = {
+            "a.jpg": encode(smooth, "JPEG"),
+            "b.png": encode(rng.randint(0, 256, (40, 24, 3), dtype=np.uint8), "PNG"),
+            "c.png": encode(rng.randint(0, 256, (9, 12, 3), dtype=np.uint8), "PNG"),
+        }
+        rows, tmp = [], self.get_temp_dir()
+        for name, data in files.items():
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(data)
+            rows.append({"image_path": name, "caption": "w1"})
+        manifest = os.path.join(tmp, "captions.jsonl")
+        with open(manifest, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        examples, _ = load_image_caption_files(manifest, image_shape=(12, 16))
+        trained = np.stack([x["images"] for x in examples.as_numpy_iterator()])
+        served, valid = decode_image_batch(tf.constant(list(files.values())), (12, 16))
+        self.assertAllEqual(valid, [True, True, True])
+        self.assertEqual(tuple(served.shape), (3, 12, 16, 3))
+        self.assertAllEqual(served, trained)
 
     def test_export_is_atomic_and_replaces(self):
         path = os.path.join(self.get_temp_dir(), "captioner")

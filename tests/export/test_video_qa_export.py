@@ -1,4 +1,5 @@
 import io
+import json
 import os
 
 import numpy as np
@@ -7,9 +8,11 @@ import tensorflow as tf
 from PIL import Image
 
 from mmzoo.data import TextTokenizer
+from mmzoo.data import load_video_qa_files
 from mmzoo.encoders import build_text_encoder
 from mmzoo.encoders import build_video_encoder
 from mmzoo.export import export_video_qa_model
+from mmzoo.export._images import scale_uint8_frames
 from mmzoo.models import build_video_qa_model
 from mmzoo.testing import TestCase
 
@@ -87,12 +90,23 @@ class VideoQAExportTest(TestCase):
         )
         self.assertAllEqual(out["status"], [b"ok", b"undecodable frame", b"ok"])
         self.assertAllEqual(out["answers"], [answers[0].encode(), b"", answers[2].encode()])
-        # Larger frames are resized in the graph, as tf.image.resize does.
-        big = np.repeat(np.repeat(self.frames, 2, axis=2), 2, axis=3)
+        # Larger frames are resampled in the graph as the training pipeline
+        # resamples the same clips read from `.npy` files.
+        big = np.random.RandomState(1).randint(0, 256, (3, 4, 32, 24, 3), dtype=np.uint8)
+        tmp = self.get_temp_dir()
+        manifest = os.path.join(tmp, "qa.jsonl")
+        with open(manifest, "w") as f:
+            for i, (clip, question) in enumerate(zip(big, QUESTIONS)):
+                np.save(os.path.join(tmp, f"clip{i}.npy"), clip)
+                f.write(json.dumps({"video_path": f"clip{i}.npy", "question": question,
+                                    "answer": "red"}) + "\n")
+        examples, _ = load_video_qa_files(manifest, num_frames=4, image_shape=(16, 16))
+        trained = np.stack([x["videos"] for x in examples.as_numpy_iterator()])
+        self.assertAllEqual(scale_uint8_frames(big, 16, 16), trained)
         out = serving.signatures["answer"](frames=tf.constant(big), questions=tf.constant(QUESTIONS))
-        resized = tf.image.resize(tf.reshape(tf.cast(big, tf.float32), (12, 32, 32, 3)), (16, 16))
-        expected = model.answer(tf.reshape(resized / 255.0, (3, 4, 16, 16, 3)).numpy(), QUESTIONS)
+        expected = model.answer(trained, QUESTIONS)
         self.assertAllEqual(out["answers"], [a.encode() for a in expected])
+        self.assertAllEqual(out["answer_ids"], model.answers_to_ids(expected))
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, r"num_frames=4 frames.*\[3 3 16 16 3\]"):
             serving.signatures["answer"](
                 frames=tf.constant(self.frames[:, :3]), questions=tf.constant(QUESTIONS)

@@ -1,0 +1,76 @@
+"""Decoding and resampling shared by the data pipelines and the serving graphs.
+
+`mmzoo.data` (training) and `mmzoo.export` (serving) both call these, so a
+served model sees exactly the pixels it was trained on: the same JPEG DCT
+scale, the same resampling filter, the same order of operations.
+"""
+
+import tensorflow as tf
+
+JPEG_RATIOS = (1, 2, 4, 8)
+
+
+def decode_jpegs_covering(contents, min_size):
+    """uint8 `(len(contents), h, w, 3)`: JPEGs decoded at a DCT scale.
+
+    The scale is the smallest of 1, 1/2, 1/4 or 1/8 whose output still covers
+    `min_size` `(width, height)`, chosen from the first image's header (the
+    images are expected to share one size, as the frames of a clip do).
+    libjpeg's DCT scaling averages blocks of pixels while decoding, so it is
+    much cheaper than decoding in full and resizing afterwards.
+
+    Args:
+        contents: list of scalar string tensors, JPEG bytes.
+        min_size: `(width, height)`.
+    """
+    min_width, min_height = min_size
+    shape = tf.cast(tf.image.extract_jpeg_shape(contents[0]), tf.int64)
+    # The largest ratio whose output still covers `min_size`.
+    index = tf.constant(0, tf.int32)
+    for i, ratio in enumerate(JPEG_RATIOS[1:], start=1):
+        covers = tf.logical_and(
+            (shape[0] + ratio - 1) // ratio >= min_height,
+            (shape[1] + ratio - 1) // ratio >= min_width,
+        )
+        index = tf.where(covers, i, index)
+    branches = [
+        lambda ratio=ratio: tf.stack(
+            [tf.io.decode_jpeg(c, channels=3, ratio=ratio) for c in contents]
+        )
+        for ratio in JPEG_RATIOS
+    ]
+    return tf.switch_case(index, branches)
+
+
+def resize_images(images, height, width):
+    """float32 `(..., height, width, channels)`: `images` resampled.
+
+    * At the size already: only cast to float32.
+    * Shrinking (neither side grows): area averaging, every output pixel the
+      mean of the input pixels it covers (`tf.image.resize(method="area")`,
+      anti-aliased by construction; OpenCV's `INTER_AREA` rule). About 8x
+      cheaper than antialiased bilinear on 2x-shrunk video frames.
+    * Otherwise (a side grows): bilinear with antialiasing.
+
+    Values are neither rescaled nor clipped; the resampling is linear, and
+    averaging keeps values inside their input range.
+
+    Args:
+        images: `(..., h, w, channels)` of rank >= 3, any real dtype.
+        height, width: int, the output size.
+    """
+    images = tf.convert_to_tensor(images)
+    shape = tf.shape(images)
+    flat = tf.reshape(images, tf.concat([[-1], shape[-3:]], axis=0))
+    same = tf.logical_and(shape[-3] == height, shape[-2] == width)
+    shrinks = tf.logical_and(shape[-3] >= height, shape[-2] >= width)
+    flat = tf.case(
+        [
+            (same, lambda: tf.cast(flat, tf.float32)),
+            (shrinks, lambda: tf.image.resize(flat, (height, width), method="area")),
+        ],
+        default=lambda: tf.image.resize(flat, (height, width), antialias=True),
+        exclusive=False,
+    )
+    out = tf.reshape(flat, tf.concat([shape[:-3], [height, width, shape[-1]]], axis=0))
+    return tf.ensure_shape(out, images.shape[:-3].concatenate([height, width, images.shape[-1]]))
