@@ -65,8 +65,8 @@ import tensorflow as tf
 
 from mmzoo.data import ops
 from mmzoo.data._checks import check_image_shape
-from mmzoo.data._images import decode_jpegs_covering
 from mmzoo.data._checks import check_int
+from mmzoo.data._images import decode_jpegs_covering
 
 logger = logging.getLogger("mmzoo.data")
 

@@ -46,8 +46,7 @@ def resize(image_shape, key="images"):
     height, width = check_image_shape(image_shape)
 
     def op(example):
-        x = tf.convert_to_tensor(example[key])
-        out = resize_images(x, height, width)
+        out = resize_images(example[key], height, width)
         return {**example, key: tf.clip_by_value(out, 0.0, 1.0)}
 
     return op

@@ -34,8 +34,7 @@ def decode_image_batch(image_bytes, image_shape):
             lambda: decode_jpegs_covering([data], (width, height))[0],
             lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
         )
-        image = resize_images(tf.cast(image, tf.float32) / 255.0, height, width)
-        return index, tf.clip_by_value(image, 0.0, 1.0)
+        return index, scale_uint8_images(image, height, width)
 
     decoded = (
         tf.data.Dataset.from_tensor_slices((tf.range(count), image_bytes))
@@ -54,12 +53,12 @@ def decode_image_batch(image_bytes, image_shape):
     return decoded.reduce(initial, collect)
 
 
-def scale_uint8_frames(frames, height, width):
-    """float32 `(..., height, width, 3)` in [0, 1] from uint8 frames of any size.
+def scale_uint8_images(images, height, width):
+    """float32 `(..., height, width, 3)` in [0, 1] from uint8 images or frames of any size.
 
-    The same operations, in the same order, as `mmzoo.data`'s reading of a
-    uint8 `.npy` clip: scale to [0, 1], resample (`mmzoo.data.ops.resize`'s
-    rule), clip.
+    The same operations, in the same order, as `mmzoo.data`'s file loaders
+    apply to a decoded image or a uint8 `.npy` clip: scale to [0, 1],
+    resample (`mmzoo.data.ops.resize`'s rule), clip.
     """
-    frames = resize_images(tf.cast(frames, tf.float32) / 255.0, height, width)
-    return tf.clip_by_value(frames, 0.0, 1.0)
+    images = resize_images(tf.cast(images, tf.float32) / 255.0, height, width)
+    return tf.clip_by_value(images, 0.0, 1.0)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from mmzoo.data import TextTokenizer
 from mmzoo.export._images import decode_image_batch
-from mmzoo.export._images import scale_uint8_frames
+from mmzoo.export._images import scale_uint8_images
 from mmzoo.export.image_captioning import write_atomically
 
 EXPORT_METHODS = ("greedy", "beam")
@@ -141,7 +141,7 @@ def export_video_qa_model(
         batch = tf.shape(frames)[0]
         flat = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], axis=0))
         videos = tf.reshape(
-            scale_uint8_frames(flat, height, width), (batch, num_frames, height, width, 3)
+            scale_uint8_images(flat, height, width), (batch, num_frames, height, width, 3)
         )
         return run(videos, questions, tf.ones((batch,), tf.bool))
 

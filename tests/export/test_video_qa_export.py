@@ -12,7 +12,7 @@ from mmzoo.data import load_video_qa_files
 from mmzoo.encoders import build_text_encoder
 from mmzoo.encoders import build_video_encoder
 from mmzoo.export import export_video_qa_model
-from mmzoo.export._images import scale_uint8_frames
+from mmzoo.export._images import scale_uint8_images
 from mmzoo.models import build_video_qa_model
 from mmzoo.testing import TestCase
 
@@ -102,7 +102,7 @@ class VideoQAExportTest(TestCase):
                                     "answer": "red"}) + "\n")
         examples, _ = load_video_qa_files(manifest, num_frames=4, image_shape=(16, 16))
         trained = np.stack([x["videos"] for x in examples.as_numpy_iterator()])
-        self.assertAllEqual(scale_uint8_frames(big, 16, 16), trained)
+        self.assertAllEqual(scale_uint8_images(big, 16, 16), trained)
         out = serving.signatures["answer"](frames=tf.constant(big), questions=tf.constant(QUESTIONS))
         expected = model.answer(trained, QUESTIONS)
         self.assertAllEqual(out["answers"], [a.encode() for a in expected])
