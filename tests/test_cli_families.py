@@ -52,7 +52,9 @@ class FamilyArgumentsTest(TestCase):
             self.assertEqual(kwargs["preset"], f"{family}_tiny")
             self.assertEqual(kwargs["model_dir"], os.path.join("runs", family))
             self.assertEqual(kwargs["batch_size"], 32 if family == "video_qa" else 64)
-            self.assertEqual(kwargs["learning_rate"], 1e-3)
+            self.assertEqual(
+                kwargs["learning_rate"], 3e-4 if family == "fusion_classifier" else 1e-3
+            )
             self.assertEqual(kwargs["steps"], 3)
 
     def test_family_presets_listed(self):

@@ -60,17 +60,21 @@ def resize_images(images, height, width):
         height, width: int, the output size.
     """
     images = tf.convert_to_tensor(images)
-    shape = tf.shape(images)
-    flat = tf.reshape(images, tf.concat([[-1], shape[-3:]], axis=0))
-    same = tf.logical_and(shape[-3] == height, shape[-2] == width)
-    shrinks = tf.logical_and(shape[-3] >= height, shape[-2] >= width)
-    flat = tf.case(
-        [
-            (same, lambda: tf.cast(flat, tf.float32)),
-            (shrinks, lambda: tf.image.resize(flat, (height, width), method="area")),
-        ],
-        default=lambda: tf.image.resize(flat, (height, width), antialias=True),
-        exclusive=False,
+    out_shape = images.shape[:-3].concatenate([height, width, images.shape[-1]])
+    if tuple(images.shape[-3:-1]) == (height, width):  # statically at the size
+        return tf.cast(images, tf.float32)
+    # Few ops: in a tf.data map each op costs a microsecond or two per element.
+    flat = images
+    if images.shape.rank not in (3, 4):  # tf.image.resize takes one or a batch
+        shape = tf.shape(images)
+        flat = tf.reshape(images, tf.concat([[-1], shape[-3:]], axis=0))
+    grows = tf.reduce_any(tf.shape(flat)[-3:-1] < (height, width))
+    # Area resampling at the same size is exactly a cast to float32.
+    flat = tf.cond(
+        grows,
+        lambda: tf.image.resize(flat, (height, width), antialias=True),
+        lambda: tf.image.resize(flat, (height, width), method="area"),
     )
-    out = tf.reshape(flat, tf.concat([shape[:-3], [height, width, shape[-1]]], axis=0))
-    return tf.ensure_shape(out, images.shape[:-3].concatenate([height, width, images.shape[-1]]))
+    if flat.shape.rank != images.shape.rank:
+        flat = tf.reshape(flat, tf.concat([shape[:-3], [height, width, shape[-1]]], axis=0))
+    return tf.ensure_shape(flat, out_shape)

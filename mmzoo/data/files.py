@@ -392,14 +392,16 @@ def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False
     resize = ops.resize((height, width))
     path_tensor = _path_tensor(paths)
 
-    def load(index):
-        pixels = _decode_images_in_graph([path_tensor[index]], min_size)[0]
+    def load(index, path, image_captions):
+        pixels = _decode_images_in_graph([path], min_size)[0]
         images = tf.cast(pixels, tf.float32) / 255.0
-        return index, resize({"images": images, "captions": captions[index]})
+        return index, resize({"images": images, "captions": image_captions})
 
-    indexed = tf.data.Dataset.range(len(paths)).map(
-        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    # Rows sliced by tf.data, not indexed in the map: indexing a RaggedTensor
+    # there costs as much per image as resizing it.
+    indexed = tf.data.Dataset.from_tensor_slices(
+        (tf.range(len(paths), dtype=tf.int64), path_tensor, captions)
+    ).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     on_failure = _failure_reporter(
         paths, lambda path: _read_image(path, min_size), report, strict, "image"
     )

@@ -62,7 +62,7 @@ def train_fusion_classifier(
     model_dir="runs/fusion_classifier",
     strategy="auto",
     batch_size=64,
-    learning_rate=1e-3,
+    learning_rate=3e-4,
     vocabulary_size=128,
     num_examples=20000,
     seed=0,

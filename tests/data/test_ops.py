@@ -53,6 +53,21 @@ class OpsTest(TestCase):
             expected = tf.clip_by_value(tf.image.resize(images, size, antialias=True), 0.0, 1.0)
             self.assertAllClose(out, expected, atol=1e-6)
 
+    def test_resize_with_sizes_known_only_at_run_time(self):
+        # As for decoded files: the graph does not know the image size.
+        resize = tf.function(
+            lambda x: ops.resize((6, 5), key="videos")({"videos": x})["videos"],
+            input_signature=[tf.TensorSpec((None, None, None, None, 3), tf.float32)],
+        )
+        videos = np.random.RandomState(1).rand(2, 3, 12, 10, 3).astype("float32")
+        blocks = videos.reshape(2, 3, 6, 2, 5, 2, 3).mean(axis=(3, 5))
+        self.assertAllClose(resize(videos), blocks, atol=1e-6)
+        same = videos[:, :, :6, :5]
+        self.assertAllEqual(resize(same), same)  # exactly the pixels
+        small = videos[:, :, :3, :5]
+        expected = tf.image.resize(small.reshape(6, 3, 5, 3), (6, 5), antialias=True)
+        self.assertAllClose(resize(small), tf.reshape(expected, (2, 3, 6, 5, 3)), atol=1e-6)
+
     def test_resize_bad_shape(self):
         for bad in [(8,), (8, 8, 1), (0, 8), "8x8", (8.0, 8)]:
             with self.assertRaisesRegex(ValueError, "Received: image_shape="):

@@ -66,6 +66,14 @@ class FusionClassifier(keras.Model):
     that encoder's `sequence_output` length marks its real tokens; attention
     fusion never attends to, and never pools over, the other tokens.
 
+    **Learning rate**: train attention fusion with a Transformer's rate
+    (Adam 3e-4 from scratch), not Keras' default 1e-3. On
+    `shapes_classification` the tiny preset's head (at width 64) then reaches
+    0.91-0.98 test accuracy in 3,600 steps of batch 64 (two seeds); with 1e-3
+    it learned the colour questions but stayed at chance on the shape
+    questions for 18,000 steps (benchmarks/README.md, "Fusion classifier
+    quality"). Early fusion learns faster at 1e-3.
+
     Args:
         encoders: dict, modality name (a Python identifier, e.g. `"image"`)
             -> encoder. An encoder is any mmzoo encoder (returning
@@ -103,10 +111,10 @@ class FusionClassifier(keras.Model):
         "text": mmzoo.presets.build_from_preset("text_encoder_tiny"),
     }
     model = mmzoo.models.build_fusion_classifier(encoders, num_classes=2, fusion="attention")
-    model.compile(optimizer="adam",
+    model.compile(optimizer=keras.optimizers.Adam(3e-4),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], jit_compile=True)
-    train = mmzoo.data.fusion_pipeline(examples, tokenizer, batch_size=32)
+    train = mmzoo.data.fusion_pipeline(examples, tokenizer, batch_size=64)
     model.fit(train.map(mmzoo.models.classification_split), steps_per_epoch=1000,
               class_weight={0: 1.0, 1: 3.0})
 
