@@ -24,15 +24,14 @@ def decode_jpegs_covering(contents, min_size):
         min_size: `(width, height)`.
     """
     min_width, min_height = min_size
-    shape = tf.cast(tf.image.extract_jpeg_shape(contents[0]), tf.int64)
-    # The largest ratio whose output still covers `min_size`.
-    index = tf.constant(0, tf.int32)
-    for i, ratio in enumerate(JPEG_RATIOS[1:], start=1):
-        covers = tf.logical_and(
-            (shape[0] + ratio - 1) // ratio >= min_height,
-            (shape[1] + ratio - 1) // ratio >= min_width,
-        )
-        index = tf.where(covers, i, index)
+    # Ratio r covers a side of n pixels when ceil(n / r) >= m, i.e. when
+    # n > r * (m - 1). The index of the largest such r in JPEG_RATIOS is the
+    # number of ratios after 1 that satisfy it, counted in one vector op.
+    height_width = tf.image.extract_jpeg_shape(contents[0])[:2]
+    ratios = tf.constant(JPEG_RATIOS[1:], tf.int32)[:, None]
+    needed = tf.constant([[max(min_height - 1, 0), max(min_width - 1, 0)]], tf.int32)
+    covers = tf.reduce_all(height_width[None, :] > ratios * needed, axis=1)
+    index = tf.reduce_sum(tf.cast(covers, tf.int32))
     branches = [
         lambda ratio=ratio: tf.stack(
             [tf.io.decode_jpeg(c, channels=3, ratio=ratio) for c in contents]

@@ -289,6 +289,28 @@ class ImageCaptionFilesTest(TestCase):
             mmzoo.data.load_image_caption_files(self.good, image_shape=(8, 8, 4))
 
 
+class JpegScaleTest(TestCase):
+    def test_decodes_at_the_smallest_scale_that_covers_the_size(self):
+        from mmzoo.data._images import decode_jpegs_covering
+
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(np.zeros((97, 130, 3), "uint8")).save(buffer, "JPEG")
+        jpeg = tf.constant(buffer.getvalue())
+        # (min width, min height) -> decoded (height, width): ceil(97 / r), ceil(130 / r).
+        cases = {
+            (130, 97): (97, 130),  # only full size covers
+            (65, 49): (49, 65),  # 1/2 exactly covers
+            (65, 50): (97, 130),  # 1/2 gives 49 rows, one short
+            (33, 25): (25, 33),  # 1/4
+            (17, 13): (13, 17),  # 1/8
+            (1, 1): (13, 17),  # never smaller than 1/8
+            (200, 10): (97, 130),  # one side larger than the image
+        }
+        for min_size, expected in cases.items():
+            images = decode_jpegs_covering([jpeg, jpeg], min_size)
+            self.assertEqual(tuple(images.shape), (2, *expected, 3), msg=str(min_size))
+
+
 class VideoQAFilesTest(TestCase):
     def setUp(self):
         super().setUp()
