@@ -60,11 +60,13 @@ def resize_images(images, height, width):
     """
     images = tf.convert_to_tensor(images)
     out_shape = images.shape[:-3].concatenate([height, width, images.shape[-1]])
-    if tuple(images.shape[-3:-1]) == (height, width):  # statically at the size
-        return tf.cast(images, tf.float32)
+    if images.shape.rank is not None and tuple(images.shape[-3:-1]) == (height, width):
+        return tf.cast(images, tf.float32)  # statically at the size
     # Few ops: in a tf.data map each op costs a microsecond or two per element.
+    # tf.image.resize takes one image or a batch; other ranks are flattened.
+    flatten = images.shape.rank not in (3, 4)
     flat = images
-    if images.shape.rank not in (3, 4):  # tf.image.resize takes one or a batch
+    if flatten:
         shape = tf.shape(images)
         flat = tf.reshape(images, tf.concat([[-1], shape[-3:]], axis=0))
     grows = tf.reduce_any(tf.shape(flat)[-3:-1] < (height, width))
@@ -74,6 +76,17 @@ def resize_images(images, height, width):
         lambda: tf.image.resize(flat, (height, width), antialias=True),
         lambda: tf.image.resize(flat, (height, width), method="area"),
     )
-    if flat.shape.rank != images.shape.rank:
+    if flatten:
         flat = tf.reshape(flat, tf.concat([shape[:-3], [height, width, shape[-1]]], axis=0))
     return tf.ensure_shape(flat, out_shape)
+
+
+def scale_uint8_images(images, height, width):
+    """float32 `(..., height, width, 3)` in [0, 1] from uint8 images or frames of any size.
+
+    Scale to [0, 1], resample (`resize_images`), clip: what the file loaders
+    do to a decoded image or a uint8 `.npy` clip, and what the serving
+    signatures do to theirs.
+    """
+    images = resize_images(tf.cast(images, tf.float32) / 255.0, height, width)
+    return tf.clip_by_value(images, 0.0, 1.0)

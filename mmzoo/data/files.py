@@ -67,6 +67,7 @@ from mmzoo.data import ops
 from mmzoo.data._checks import check_image_shape
 from mmzoo.data._checks import check_int
 from mmzoo.data._images import decode_jpegs_covering
+from mmzoo.data._images import scale_uint8_images
 
 logger = logging.getLogger("mmzoo.data")
 
@@ -389,16 +390,14 @@ def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False
         tf.constant([len(grouped[path]) for path in paths], tf.int64),
     )
     min_size = (width, height)
-    resize = ops.resize((height, width))
     path_tensor = _path_tensor(paths)
 
     def load(index, path, image_captions):
         pixels = _decode_images_in_graph([path], min_size)[0]
-        images = tf.cast(pixels, tf.float32) / 255.0
-        return index, resize({"images": images, "captions": image_captions})
+        # The serving signatures of `mmzoo.export` scale with the same helper.
+        images = scale_uint8_images(pixels, height, width)
+        return index, {"images": images, "captions": image_captions}
 
-    # Rows sliced by tf.data, not indexed in the map: indexing a RaggedTensor
-    # there costs as much per image as resizing it.
     indexed = tf.data.Dataset.from_tensor_slices(
         (tf.range(len(paths), dtype=tf.int64), path_tensor, captions)
     ).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from mmzoo.data._images import decode_jpegs_covering
-from mmzoo.data._images import resize_images
+from mmzoo.data._images import scale_uint8_images
 
 
 def decode_image_batch(image_bytes, image_shape):
@@ -52,13 +52,3 @@ def decode_image_batch(image_bytes, image_shape):
     initial = (tf.zeros((count, height, width, 3), tf.float32), tf.zeros((count,), tf.bool))
     return decoded.reduce(initial, collect)
 
-
-def scale_uint8_images(images, height, width):
-    """float32 `(..., height, width, 3)` in [0, 1] from uint8 images or frames of any size.
-
-    The same operations, in the same order, as `mmzoo.data`'s file loaders
-    apply to a decoded image or a uint8 `.npy` clip: scale to [0, 1],
-    resample (`mmzoo.data.ops.resize`'s rule), clip.
-    """
-    images = resize_images(tf.cast(images, tf.float32) / 255.0, height, width)
-    return tf.clip_by_value(images, 0.0, 1.0)
