@@ -26,11 +26,13 @@ def decode_jpegs_covering(contents, min_size):
     min_width, min_height = min_size
     # Ratio r covers a side of n pixels when ceil(n / r) >= m, i.e. when
     # n > r * (m - 1). The index of the largest such r in JPEG_RATIOS is the
-    # number of ratios after 1 that satisfy it, counted in one vector op.
-    height_width = tf.image.extract_jpeg_shape(contents[0])[:2]
-    ratios = tf.constant(JPEG_RATIOS[1:], tf.int32)[:, None]
-    needed = tf.constant([[max(min_height - 1, 0), max(min_width - 1, 0)]], tf.int32)
-    covers = tf.reduce_all(height_width[None, :] > ratios * needed, axis=1)
+    # number of ratios after 1 that satisfy it, counted in one vector op on
+    # the header's (height, width, channels); -1 lets any channel count pass.
+    needed = tf.constant(
+        [[r * max(min_height - 1, 0), r * max(min_width - 1, 0), -1] for r in JPEG_RATIOS[1:]],
+        tf.int32,
+    )
+    covers = tf.reduce_all(tf.image.extract_jpeg_shape(contents[0]) > needed, axis=1)
     index = tf.reduce_sum(tf.cast(covers, tf.int32))
     branches = [
         lambda ratio=ratio: tf.stack(
@@ -68,8 +70,10 @@ def resize_images(images, height, width):
     flat = images
     if flatten:
         shape = tf.shape(images)
-        flat = tf.reshape(images, tf.concat([[-1], shape[-3:]], axis=0))
-    grows = tf.reduce_any(tf.shape(flat)[-3:-1] < (height, width))
+        # Stacked, so that the rank (4) is static even when the input's is not.
+        flat = tf.reshape(images, tf.stack([-1, shape[-3], shape[-2], shape[-1]]))
+    # Compared with the whole shape: 0 where a size cannot be smaller.
+    grows = tf.reduce_any(tf.shape(flat) < (0,) * (flat.shape.rank - 3) + (height, width, 0))
     # Area resampling at the same size is exactly a cast to float32.
     flat = tf.cond(
         grows,

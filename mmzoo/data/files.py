@@ -295,7 +295,7 @@ def _placeholder(spec):
     return tf.zeros(shape, spec.dtype)
 
 
-def _skipping_failures(indexed, count, on_failure):
+def _skipping_failures(indexed, count, on_failure, strict):
     """Drops the examples whose decoding failed and reports each one.
 
     `indexed` yields `(index, example)` in increasing `index` order (a
@@ -304,6 +304,11 @@ def _skipping_failures(indexed, count, on_failure):
     it: `on_failure(index)` runs (in Python) for each missing index, only
     when a gap is found, so files that decode cost no Python call. A
     sentinel element closes the last gap of each pass.
+
+    When skipping, the sentinel fails an assertion once it has closed the
+    gap and a second `ignore_errors` drops it: two stages per example fewer
+    than filtering it out. `strict` filters it out, since there the error
+    that `on_failure` raises must get through.
     """
     indexed = indexed.ignore_errors()
     _, example_spec = indexed.element_spec
@@ -323,7 +328,16 @@ def _skipping_failures(indexed, count, on_failure):
             lambda: tf.numpy_function(report, [expected, index], tf.bool, stateful=True),
             lambda: tf.constant(True),
         )
-        return index + 1, (example, tf.logical_and(reported, index < count))
+        if strict:
+            return index + 1, (example, tf.logical_and(reported, index < count))
+        with tf.control_dependencies([reported]):
+            real = tf.debugging.assert_less(index, tf.constant(count, tf.int64), "sentinel")
+        with tf.control_dependencies([real]):
+            return index + 1, tf.nest.map_structure(tf.identity, example)
+
+    checked = indexed.concatenate(sentinel).scan(tf.constant(0, tf.int64), check)
+    if not strict:
+        return checked.ignore_errors()
 
     def keep(example, kept):
         return kept
@@ -331,7 +345,6 @@ def _skipping_failures(indexed, count, on_failure):
     def drop_flag(example, kept):
         return example
 
-    checked = indexed.concatenate(sentinel).scan(tf.constant(0, tf.int64), check)
     return checked.filter(keep).map(drop_flag)
 
 
@@ -404,7 +417,7 @@ def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False
     on_failure = _failure_reporter(
         paths, lambda path: _read_image(path, min_size), report, strict, "image"
     )
-    dataset = _skipping_failures(indexed, len(paths), on_failure)
+    dataset = _skipping_failures(indexed, len(paths), on_failure, strict)
     return dataset, report
 
 
@@ -667,4 +680,4 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
     on_failure = _failure_reporter(
         paths, lambda path: _read_frames(path, num_frames, min_size), report, strict, "video"
     )
-    return _skipping_failures(indexed, len(records), on_failure), report
+    return _skipping_failures(indexed, len(records), on_failure, strict), report

@@ -89,12 +89,15 @@ def tokenize(tokenizer, key="captions", prefix=""):
 def choose_caption(key="captions", random_key="caption_random"):
     """Replaces a vector of reference captions by one of them.
 
-    The choice is `example[random_key] % num_captions`, where `random_key`
-    holds a random int64 (the pipelines zip in `tf.data.Dataset.random`), so
-    the op itself is deterministic. `random_key` is removed. Works on single
+    The choice is the `example[random_key] % n`-th of the `n` non-empty
+    captions, where `random_key` holds a random int64 (the pipelines zip in
+    `tf.data.Dataset.random`), so the op itself is deterministic. Empty
+    strings are never drawn: they pad the caption vectors of images with
+    fewer captions (`Dataset.padded_batch`); an image whose captions are all
+    empty gets an empty caption. `random_key` is removed. Works on single
     examples (`captions` `(n,)`, scalar random) and on batches: `(b, n)`, or
-    a `tf.RaggedTensor` `(b, None)` when examples have different numbers of
-    captions (`Dataset.ragged_batch`), with randoms `(b,)`.
+    a `tf.RaggedTensor` `(b, None)` (`Dataset.ragged_batch`), with randoms
+    `(b,)`.
 
     Args:
         key: str. Key of the caption vectors.
@@ -108,6 +111,7 @@ def choose_caption(key="captions", random_key="caption_random"):
     ```python
     op = mmzoo.data.ops.choose_caption()
     op({"captions": ["a red circle", "a circle"], "caption_random": 7})  # "a circle"
+    op({"captions": ["a red circle", "", "a circle"], "caption_random": 7})  # "a circle"
     ```
     """
 
@@ -116,13 +120,16 @@ def choose_caption(key="captions", random_key="caption_random"):
         captions = example[key]
         random = tf.convert_to_tensor(example.pop(random_key), tf.int64)
         if isinstance(captions, tf.RaggedTensor):
-            num = captions.row_lengths()
-            index = captions.row_starts() + tf.math.floormod(random, tf.maximum(num, 1))
-            example[key] = tf.gather(captions.values, index)
-            return example
+            captions = captions.to_tensor(default_value="")
         captions = tf.convert_to_tensor(captions)
-        num = tf.cast(tf.shape(captions)[-1], tf.int64)
-        index = tf.math.floormod(random, tf.maximum(num, 1))
+        present = tf.not_equal(captions, "")
+        num = tf.reduce_sum(tf.cast(present, tf.int64), axis=-1)
+        wanted = tf.math.floormod(random, tf.maximum(num, 1))
+        # The wanted-th present caption: the one with `wanted` present ones
+        # before it (the first caption when none is present).
+        before = tf.cumsum(tf.cast(present, tf.int64), axis=-1, exclusive=True)
+        found = tf.logical_and(present, tf.equal(before, wanted[..., None]))
+        index = tf.argmax(tf.cast(found, tf.int32), axis=-1, output_type=tf.int64)
         example[key] = tf.gather(captions, index, axis=-1, batch_dims=random.shape.rank)
         return example
 

@@ -11,8 +11,9 @@ static shapes, in big_vision's order:
 Text is chosen and tokenized once per batch rather than once per example:
 the tensorflow-text ops are vectorised, and on this project's 2-core machine
 that made the caption pipeline about 5 times faster. Examples with several
-captions are batched with `Dataset.ragged_batch` (so images may have
-different numbers of captions) and one caption per image is drawn from the
+captions are batched with `Dataset.padded_batch` (images may have different
+numbers of captions; the shorter caption vectors are padded with empty
+strings, which are never drawn) and one caption per image is drawn from the
 batch.
 
 `cache=True` keeps the loaded examples (decoded images and raw texts) in
@@ -140,7 +141,7 @@ def _batch(
     keep_if=None,
     batch_preprocess=None,
     cache=False,
-    ragged=False,
+    padded=False,
 ):
     """The shared shard -> shuffle -> repeat -> map -> batch -> map -> prefetch chain.
 
@@ -150,7 +151,8 @@ def _batch(
     batch of 64 strings at once measured about 5x the examples/s of 64
     per-example calls (`benchmarks/pipeline_vs_memory.py`). `random_key`
     adds a random int64 per example to each batch, `(batch_size,)`, drawn
-    anew every epoch. `ragged=True` batches with `Dataset.ragged_batch`.
+    anew every epoch. `padded=True` batches with `Dataset.padded_batch`
+    (`ragged_batch` when an element holds a `tf.RaggedTensor`).
     """
     if deterministic and seed is None:
         seed = 0
@@ -171,7 +173,11 @@ def _batch(
         )
     if keep_if is not None:
         dataset = dataset.filter(keep_if)
-    if ragged:
+    dense = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(dataset.element_spec))
+    if padded and dense:
+        # One stage, where `ragged_batch` would add a map per example.
+        dataset = dataset.padded_batch(batch_size, drop_remainder=True)
+    elif padded:
         dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
     else:
         dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -223,8 +229,9 @@ def _image_text_pipeline(
         input_context, augmentation, cache,
     )
     several_captions = dataset.element_spec["captions"].shape.rank == 1
-    # One caption per image is drawn from the batch (a ragged batch: images
-    # may have different numbers of captions), then the batch is tokenized.
+    # One caption per image is drawn from the batch (padded with empty
+    # strings: images may have different numbers of captions), then the
+    # batch is tokenized.
     choose = ops.choose_caption() if several_captions else (lambda batch: batch)
     tokenize = ops.tokenize(tokenizer, key="captions")
     keep = ops.keep("images", "token_ids", "padding_mask")
@@ -236,7 +243,7 @@ def _image_text_pipeline(
         dataset, None, batch_size, shuffle_buffer, repeat, seed, deterministic,
         input_context, augmentation=augmentation,
         random_key=_RANDOM_KEY if several_captions else None,
-        batch_preprocess=batch_preprocess, cache=cache, ragged=True,
+        batch_preprocess=batch_preprocess, cache=cache, padded=True,
     )
 
 

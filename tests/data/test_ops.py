@@ -3,6 +3,7 @@ import tensorflow as tf
 
 import mmzoo.data
 from mmzoo.data import ops
+from mmzoo.data._images import resize_images
 from mmzoo.testing import TestCase
 
 
@@ -67,6 +68,12 @@ class OpsTest(TestCase):
         small = videos[:, :, :3, :5]
         expected = tf.image.resize(small.reshape(6, 3, 5, 3), (6, 5), antialias=True)
         self.assertAllClose(resize(small), tf.reshape(expected, (2, 3, 6, 5, 3)), atol=1e-6)
+        # Not even the rank known: the same pixels.
+        any_rank = tf.function(
+            lambda x: resize_images(x, 6, 5), input_signature=[tf.TensorSpec(None, tf.float32)]
+        )
+        self.assertAllClose(any_rank(videos), blocks, atol=1e-6)
+        self.assertAllClose(any_rank(videos[0, 0]), blocks[0, 0], atol=1e-6)
 
     def test_resize_bad_shape(self):
         for bad in [(8,), (8, 8, 1), (0, 8), "8x8", (8.0, 8)]:
@@ -94,6 +101,21 @@ class OpsTest(TestCase):
         ragged = op({"captions": tf.RaggedTensor.from_tensor(self.captions),
                      "caption_random": self.randoms})
         self.assertAllEqual(dense["captions"], ragged["captions"])
+
+    def test_choose_caption_never_draws_empty_padding(self):
+        # `padded_batch` pads shorter caption vectors with empty strings.
+        captions = tf.constant([["a", "b", "c"], ["d", "", ""], ["", "e", "f"], ["", "", ""]])
+        op = ops.choose_caption()
+        for random in range(-6, 7):
+            randoms = tf.fill([4], tf.constant(random, tf.int64))
+            outputs = op({"captions": captions, "caption_random": randoms})["captions"]
+            expected = [
+                ["a", "b", "c"][random % 3], "d", ["e", "f"][random % 2], "",
+            ]
+            self.assertAllEqual(outputs, [e.encode() for e in expected])
+        # A single example, as in a per-example map.
+        single = op({"captions": tf.constant(["", "x", "", "y"]), "caption_random": 3})
+        self.assertEqual(single["captions"].numpy(), b"y")
 
     def test_tokenize_with_prefix(self):
         tokenizer = mmzoo.data.TextTokenizer(

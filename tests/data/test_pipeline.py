@@ -110,6 +110,27 @@ class PipelineTest(TestCase):
         self.assertEqual({i: len(c) > 1 for i, c in chosen.items()},
                          {i: len(references[i]) > 1 for i in range(12)})
 
+    def test_ragged_extra_key_batched_too(self):
+        # A RaggedTensor in the examples (which `padded_batch` refuses): the
+        # batch is ragged, and the captions are still drawn from each image's own.
+        dataset = tf.data.Dataset.from_tensor_slices({
+            "images": np.arange(4, dtype="float32")[:, None, None, None] * np.ones((4, 4, 4, 3)),
+            "captions": tf.ragged.constant([["a red circle"], ["a blue square", "a red circle"],
+                                            ["a blue square"], ["a green diamond"]]),
+            "boxes": tf.ragged.constant([[[0.0, 1.0]], [], [[1.0], [2.0, 3.0]], []],
+                                        ragged_rank=2, inner_shape=()),
+        })
+        self.assertIsInstance(dataset.element_spec["boxes"], tf.RaggedTensorSpec)
+        tokenizer = mmzoo.data.TextTokenizer(vocabulary(), sequence_length=12)
+        pipeline = mmzoo.data.captioning_pipeline(
+            dataset, tokenizer, batch_size=4, shuffle_buffer=None, repeat=False
+        )
+        (batch,) = list(pipeline.as_numpy_iterator())
+        captions = tokenizer.detokenize(batch["token_ids"]).numpy().tolist()
+        self.assertEqual(captions[0], b"a red circle")
+        self.assertIn(captions[1], [b"a blue square", b"a red circle"])
+        self.assertEqual(captions[2:], [b"a blue square", b"a green diamond"])
+
     def test_caption_choice_changes_across_epochs(self):
         dataset = mmzoo.data.captioning_pipeline(
             indexed_images(2), self.tokenizer, batch_size=2, shuffle_buffer=None, seed=0,
