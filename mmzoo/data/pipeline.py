@@ -173,14 +173,13 @@ def _batch(
         )
     if keep_if is not None:
         dataset = dataset.filter(keep_if)
-    dense = all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(dataset.element_spec))
-    if padded and dense:
+    if not padded:
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+    elif all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(dataset.element_spec)):
         # One stage, where `ragged_batch` would add a map per example.
         dataset = dataset.padded_batch(batch_size, drop_remainder=True)
-    elif padded:
-        dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
     else:
-        dataset = dataset.batch(batch_size, drop_remainder=True)
+        dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
     if random_key is not None:
         # One random int64 per example, e.g. to pick one of several captions:
         # a seed per batch from `Dataset.random` (after `repeat`, so each
