@@ -6,6 +6,9 @@
   machine without accelerators. This has to happen before TensorFlow
   initialises its devices, hence here, at import time.
 * Defines the opt-in markers `slow` (`--run-slow`) and `large` (`--run-large`).
+* Turns TensorFlow's op determinism off again after a test that turned it on
+  (`mmzoo train` and the recipes do, process-wide), so that it does not leak
+  into the tests that run after it in the same worker.
 """
 
 import os
@@ -40,6 +43,18 @@ def _split_cpu():
 
 
 _split_cpu()
+
+
+@pytest.fixture(autouse=True)
+def _restore_op_determinism():
+    # TensorFlow has no public call to turn op determinism off; its own tests
+    # use this one.
+    from tensorflow.python.framework import config
+
+    was_enabled = config.is_op_determinism_enabled()
+    yield
+    if config.is_op_determinism_enabled() and not was_enabled:
+        config.disable_op_determinism()
 
 
 def pytest_addoption(parser):

@@ -122,10 +122,13 @@ def evaluate(model, dataset, class_names, types):
     import mmzoo
 
     y_true, y_pred = [], []
-    for x, y in dataset:
+    for x, y, *weight in dataset:
+        # Evaluation batches are padded to a full batch; the weight (the
+        # pipeline's `example_mask`) is 0 on the padding.
+        real = np.asarray(weight[0]) > 0 if weight else slice(None)
         logits = model.predict_on_batch(x)
-        y_true.append(np.asarray(y))
-        y_pred.append(np.argmax(logits, axis=-1))
+        y_true.append(np.asarray(y)[real])
+        y_pred.append(np.argmax(logits, axis=-1)[real])
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     report = mmzoo.evaluation.classification_report(
         y_true, y_pred, labels=list(range(len(class_names))), target_names=list(class_names),
@@ -168,7 +171,7 @@ def main(args):
             repeat=training, shuffle_buffer=4096 if training else None, seed=args.seed,
             deterministic=not training,
         ).map(mmzoo.models.classification_split)
-        return ds.map(lambda x, y: ({k: v for k, v in x.items() if k in keys}, y))
+        return ds.map(lambda x, y, *w: ({k: v for k, v in x.items() if k in keys}, y, *w))
 
     splits = {"test": load("test", args.test_examples),
               "test_unseen": load("test_unseen", args.test_examples)}

@@ -6,7 +6,13 @@ the same in-memory data and measures training examples/s of:
 
 * `model.fit` and `Trainer.fit` on one device, XLA on and off;
 * `Trainer.fit` under MirroredStrategy on two logical CPU devices (the CPU
-  split in two, as the tests do), XLA on and off.
+  split in two, as the tests do), XLA on and off;
+* the cost of reproducibility: `mmzoo train image_captioning` (the recipe:
+  synthetic data through `captioning_pipeline`, the tiny captioner, XLA) with
+  `deterministic=True` (TensorFlow's op determinism, the default) and False.
+  Op determinism is process-wide, so each run is a child process; rounds
+  alternate the two, and the rate is the median examples/s of the logged
+  windows after the first (which holds the compilation).
 
 Every configuration is compiled and warmed up first; then each timed round
 runs every configuration once (`--steps` optimizer steps each, in turn), so
@@ -32,6 +38,10 @@ PARSER.add_argument("--batch-size", type=int, default=32, help="global batch")
 PARSER.add_argument("--steps", type=int, default=40, help="optimizer steps per timed run")
 PARSER.add_argument("--repeats", type=int, default=7, help="timed rounds")
 PARSER.add_argument("--no-record", action="store_true", help="do not append to README.md")
+PARSER.add_argument("--determinism-steps", type=int, default=300,
+                    help="recipe steps per determinism run")
+PARSER.add_argument("--determinism-rounds", type=int, default=3)
+PARSER.add_argument("--child", choices=("on", "off"), help=argparse.SUPPRESS)
 
 ONE_DEVICE, MIRRORED = "one device", "mirrored, 2 logical CPUs"
 
@@ -113,8 +123,46 @@ class Runner:
         return time.perf_counter() - start
 
 
+def determinism_child(args):
+    """One recipe run (`--child on|off`): prints its steady examples/s as JSON."""
+    import json
+    import tempfile
+
+    from mmzoo import recipes
+    from mmzoo import training
+
+    with tempfile.TemporaryDirectory() as model_dir:
+        recipes.train_image_captioning(
+            model_dir=model_dir, steps=args.determinism_steps, num_examples=4000,
+            batch_size=64, checkpoint_every=10**6, verbose=0,
+            deterministic=args.child == "on",
+        )
+        rows = training.read_metrics(model_dir)
+    print(json.dumps({"rate": statistics.median(r["examples_per_second"] for r in rows[1:])}))
+
+
+def determinism_rates(args):
+    """Per round, the steady examples/s with op determinism off and on."""
+    import json
+    import subprocess
+    import sys
+
+    rates = {"off": [], "on": []}
+    for _ in range(args.determinism_rounds):
+        for mode in ("off", "on"):
+            out = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--child", mode,
+                 "--determinism-steps", str(args.determinism_steps)],
+                check=True, capture_output=True, text=True,
+            ).stdout
+            rates[mode].append(json.loads(out.strip().splitlines()[-1])["rate"])
+    return rates
+
+
 def main():
     args = PARSER.parse_args()
+    if args.child:
+        return determinism_child(args)
     split_cpu()
     import tensorflow as tf
 
@@ -136,6 +184,7 @@ def main():
     for _ in range(args.repeats):
         for runner in runners:
             rates[runner.name].append(args.steps * args.batch_size / runner.run())
+    determinism = determinism_rates(args)
     load_after = os.getloadavg()
 
     def name(api, placement, jit):
@@ -173,6 +222,21 @@ def main():
                      f"{min(values):.0f} - {max(values):.0f} |")
     lines += ["", "| ratio (median of per-round ratios) | value |", "|---|---:|"]
     lines += [f"| {label} | {value:.3f} |" for label, value in ratios]
+    off, on = determinism["off"], determinism["on"]
+    lines += [
+        "",
+        f"Reproducibility: `train_image_captioning` (image_captioning_tiny, batch 64, "
+        f"{args.determinism_steps} steps, XLA on), {args.determinism_rounds} rounds, each "
+        "mode a fresh process.",
+        "",
+        "| deterministic | examples/s (median) | min - max |",
+        "|---|---:|---:|",
+        f"| False | {statistics.median(off):.0f} | {min(off):.0f} - {max(off):.0f} |",
+        f"| True (default) | {statistics.median(on):.0f} | {min(on):.0f} - {max(on):.0f} |",
+        "",
+        f"deterministic True / False (median of per-round ratios): "
+        f"{statistics.median(a / b for a, b in zip(on, off)):.3f}",
+    ]
     lines += [
         "",
         f"Load average (1 min) {load_before[0]:.1f} before the runs, {load_after[0]:.1f} "

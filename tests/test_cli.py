@@ -54,7 +54,7 @@ class CLIArgumentsTest(TestCase):
         path = os.path.join(self.get_temp_dir(), "run.yaml")
         with open(path, "w") as f:
             f.write("steps: 77\nbatch_size: 16\ndata: synthetic\nstrategy: mirrored\n")
-        train = mock.Mock()
+        train = mock.Mock(return_value=[{"step": 5, "loss": 1.25}])
         with mock.patch.dict(recipes.TRAIN, {"image_captioning": train}):
             self.assertEqual(cli.main(["train", "image_captioning", "--config", path, "--steps", "5"]), 0)
         kwargs = train.call_args.kwargs

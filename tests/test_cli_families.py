@@ -45,7 +45,7 @@ class FamilyArgumentsTest(TestCase):
 
     def test_family_defaults(self):
         for family in ("video_qa", "dual_encoder", "fusion_classifier"):
-            train = mock.Mock()
+            train = mock.Mock(return_value=[{"step": 3, "loss": 0.5}])
             with mock.patch.dict(recipes.TRAIN, {family: train}):
                 self.assertEqual(cli.main(["train", family, "--steps", "3"]), 0)
             kwargs = train.call_args.kwargs

@@ -45,8 +45,31 @@ class PresetsTest(TestCase):
             presets.build_from_preset("vit_image_encoder_tinny")
 
     def test_unknown_override(self):
-        with self.assertRaisesRegex(ValueError, r"no argument\(s\) \['num_layerz'\].*valid arguments"):
+        with self.assertRaisesRegex(
+            ValueError, r"no argument\(s\) \['num_layerz'\]\. Did you mean 'num_layers' for "
+            r"'num_layerz'\? Valid arguments"
+        ):
             presets.build_from_preset("vit_image_encoder_tiny", num_layerz=1)
+
+    def test_unknown_override_of_a_builder_with_kwargs(self):
+        # The captioning builder passes **kwargs to ImageCaptioningModel; a
+        # misspelled argument was swallowed by keras.Model before.
+        with self.assertRaisesRegex(ValueError, r"'vocabulary_size' for 'vocab_size'"):
+            presets.build_from_preset("image_captioning_tiny", vocab_size=100)
+        with self.assertRaisesRegex(ValueError, r"'projection_dim' for 'projection_dimm'"):
+            presets.build_from_preset("dual_encoder_tiny", projection_dimm=16)
+        # Nested tower overrides are checked against the tower's preset.
+        with self.assertRaisesRegex(ValueError, r"Preset 'text_encoder_tiny' has no argument"):
+            presets.build_from_preset("dual_encoder_tiny", text_encoder={"vocab_size": 300})
+        # Keras model arguments pass.
+        model = presets.build_from_preset("image_captioning_tiny", name="named_captioner")
+        self.assertEqual(model.name, "named_captioner")
+
+    def test_listing_imports_no_model_code(self):
+        # Builders are named by path, so listing presets needs no TensorFlow.
+        record = presets.get_preset("image_captioning_tiny")
+        self.assertIsInstance(record.builder, str)
+        self.assertEqual(record.builder.split(":")[1], "build_image_captioning_model")
 
     def test_nested_encoder_spec(self):
         # A preset may give a tower as {"preset": name, **overrides}.

@@ -136,15 +136,19 @@ def choose_caption(key="captions", random_key="caption_random"):
     return op
 
 
-def answers_to_ids(answer_vocabulary, key="answers"):
+def answers_to_ids(answer_vocabulary, key="answers", fold_case=False):
     """Adds `answer_ids` int32, the index of `example[key]` in the vocabulary.
 
-    Answers outside the vocabulary get -1 (the video QA pipeline drops them).
-    Works on single examples and batches.
+    Answers outside the vocabulary get -1 (the video QA pipeline drops them,
+    and counts them). Works on single examples and batches.
 
     Args:
         answer_vocabulary: sequence of str, without repeats.
         key: str. Key of the answer strings.
+        fold_case: bool. Match case-insensitively: answers and vocabulary
+            are lower-cased with `tf.strings.lower` (UTF-8) first, so "Red"
+            is the answer "red". Vocabulary entries that differ only in case
+            are then an error.
 
     Returns:
         an op.
@@ -154,6 +158,8 @@ def answers_to_ids(answer_vocabulary, key="answers"):
     ```python
     op = mmzoo.data.ops.answers_to_ids(mmzoo.data.VIDEO_QA_ANSWERS)
     op({"answers": "red"})["answer_ids"]  # 0
+    op = mmzoo.data.ops.answers_to_ids(mmzoo.data.VIDEO_QA_ANSWERS, fold_case=True)
+    op({"answers": "Red"})["answer_ids"]  # 0
     ```
     """
     vocabulary = [str(a) for a in answer_vocabulary]
@@ -162,15 +168,36 @@ def answers_to_ids(answer_vocabulary, key="answers"):
             "`answer_vocabulary` must be a non-empty list of distinct strings. "
             f"Received: answer_vocabulary={list(answer_vocabulary)[:10]}"
         )
+    if not isinstance(fold_case, bool):
+        raise ValueError(f"`fold_case` must be a bool. Received: fold_case={fold_case!r}")
+    keys = vocabulary
+    if fold_case:
+        # TensorFlow's lower-casing, not Python's: the answers are folded by
+        # it in the graph, and the two differ on a few characters.
+        with tf.init_scope():
+            folded = tf.strings.lower(tf.constant(vocabulary), encoding="utf-8").numpy()
+        keys = [k.decode("utf-8") for k in folded]
+        groups = {}
+        for entry, folded_entry in zip(vocabulary, keys):
+            groups.setdefault(folded_entry, []).append(entry)
+        collisions = [entries for entries in groups.values() if len(entries) > 1]
+        if collisions:
+            raise ValueError(
+                "With `fold_case=True` the answer vocabulary must stay distinct after "
+                f"lower-casing; these entries collide: {collisions[:10]}. "
+                f"Received: fold_case=True"
+            )
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
-            tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int32)
+            tf.constant(keys), tf.range(len(keys), dtype=tf.int32)
         ),
         default_value=-1,
     )
 
     def op(example):
         answers = tf.convert_to_tensor(example[key], tf.string)
+        if fold_case:
+            answers = tf.strings.lower(answers, encoding="utf-8")
         return {**example, "answer_ids": table.lookup(answers)}
 
     return op

@@ -8,6 +8,19 @@ static shapes, in big_vision's order:
     -> batch(drop_remainder) -> map(per batch: choose a caption, tokenize)
     -> [augment] -> prefetch
 
+Evaluation (`repeat=False`) reads every example once, so the last partial
+batch is kept: it is padded to `batch_size` by repeating its rows (static
+shapes stay, for XLA) and every batch gets `example_mask`, float32
+`(batch_size,)`, 1.0 for real examples and 0.0 for the padding. Weigh
+losses and metrics by it (the models' split functions, such as
+`mmzoo.models.classification_split`, return it as the sample weight), and
+an evaluation over 500 examples in batches of 64 counts 500 examples, not
+448. Padding repeats real rows rather than zeros so that no padding row can
+make a NaN (an all-padding text averaged over its zero tokens) that a zero
+weight would not remove (NaN * 0 is NaN). Training pipelines
+(`repeat=True`) are unchanged: an endless stream of full batches, without
+`example_mask`.
+
 Text is chosen and tokenized once per batch rather than once per example:
 the tensorflow-text ops are vectorised, and on this project's 2-core machine
 that made the caption pipeline about 5 times faster. Examples with several
@@ -36,12 +49,16 @@ their names) or pass your own Keras preprocessing layers knowingly.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import ops
 from mmzoo.data._checks import check_int
+from mmzoo.data.files import LoadReport
 
 _RANDOM_KEY = "caption_random"
+# Added to every batch of a `repeat=False` pipeline; see the module docstring.
+EXAMPLE_MASK_KEY = "example_mask"
 
 
 def caption_safe_augmentation(seed=None):
@@ -127,6 +144,31 @@ def _validate(
         )
 
 
+def _pad_batch(batch, batch_size):
+    """Pads a partial batch to `batch_size` rows and adds `example_mask`.
+
+    The padding rows repeat the batch's rows in order (see the module
+    docstring); full batches pass with an all-ones mask.
+    """
+    first = tf.nest.flatten(batch)[0]
+    if isinstance(first, tf.RaggedTensor):
+        num = first.nrows(out_type=tf.int32)
+    else:
+        num = tf.shape(first, out_type=tf.int32)[0]
+    rows = tf.range(batch_size, dtype=tf.int32)
+    index = tf.math.floormod(rows, tf.maximum(num, 1))
+
+    def pad(x):
+        x = tf.gather(x, index)
+        if isinstance(x, tf.RaggedTensor):
+            splits = tf.ensure_shape(x.row_splits, [batch_size + 1])
+            return tf.RaggedTensor.from_row_splits(x.values, splits, validate=False)
+        return tf.ensure_shape(x, tf.TensorShape([batch_size]).concatenate(x.shape[1:]))
+
+    padded = tf.nest.map_structure(pad, batch)
+    return {**padded, EXAMPLE_MASK_KEY: tf.cast(rows < num, tf.float32)}
+
+
 def _batch(
     dataset,
     preprocess,
@@ -152,7 +194,9 @@ def _batch(
     per-example calls (`benchmarks/pipeline_vs_memory.py`). `random_key`
     adds a random int64 per example to each batch, `(batch_size,)`, drawn
     anew every epoch. `padded=True` batches with `Dataset.padded_batch`
-    (`ragged_batch` when an element holds a `tf.RaggedTensor`).
+    (`ragged_batch` when an element holds a `tf.RaggedTensor`). Without
+    `repeat`, the last partial batch is padded and `example_mask` added
+    (`_pad_batch`); `batch_preprocess` does not see the mask.
     """
     if deterministic and seed is None:
         seed = 0
@@ -173,13 +217,25 @@ def _batch(
         )
     if keep_if is not None:
         dataset = dataset.filter(keep_if)
+    # Training repeats, so a partial batch never comes; evaluation keeps
+    # (and pads) the last one: every example counts once.
+    drop_remainder = bool(repeat)
     if not padded:
-        dataset = dataset.batch(batch_size, drop_remainder=True)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     elif all(isinstance(s, tf.TensorSpec) for s in tf.nest.flatten(dataset.element_spec)):
         # One stage, where `ragged_batch` would add a map per example.
-        dataset = dataset.padded_batch(batch_size, drop_remainder=True)
+        dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
     else:
-        dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
+        dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
+    if not repeat:
+        dataset = dataset.map(lambda batch: _pad_batch(batch, batch_size))
+        if batch_preprocess is not None:
+            preprocess_batch = batch_preprocess
+
+            def batch_preprocess(batch):
+                batch = dict(batch)
+                mask = batch.pop(EXAMPLE_MASK_KEY)
+                return {**preprocess_batch(batch), EXAMPLE_MASK_KEY: mask}
     if random_key is not None:
         # One random int64 per example, e.g. to pick one of several captions:
         # a seed per batch from `Dataset.random` (after `repeat`, so each
@@ -271,7 +327,10 @@ def captioning_pipeline(
         batch_size: int. Global batch size (divided among replicas when
             `input_context` is given).
         shuffle_buffer: int, or None for no shuffling (evaluation).
-        repeat: bool. Repeat forever.
+        repeat: bool. Repeat forever (training). False reads each example
+            once (evaluation): the last partial batch is padded to
+            `batch_size` and batches get `example_mask`; see the module
+            docstring.
         seed: int or None. Seeds shuffling and caption choice.
         deterministic: bool. Reproducible order and choices across runs (the
             parallel map keeps its input order; augmentation runs one batch at
@@ -290,6 +349,8 @@ def captioning_pipeline(
         `tf.data.Dataset` of dicts: `images` float32 `(batch_size, height,
         width, 3)`, `token_ids` int32 `(batch_size, sequence_length)`,
         `padding_mask` bool `(batch_size, sequence_length)`; all shapes static.
+        With `repeat=False`, also `example_mask` float32 `(batch_size,)`: 1.0
+        for real examples, 0.0 for the rows padding the last batch.
 
     Example:
 
@@ -330,7 +391,8 @@ def contrastive_pipeline(
         tokenizer: `mmzoo.data.TextTokenizer`.
         batch_size: int. Global batch size, at least 2 per replica.
         shuffle_buffer: int, or None for no shuffling.
-        repeat: bool. Repeat forever.
+        repeat: bool. Repeat forever (training). False reads each example
+            once, padding the last batch and adding `example_mask`.
         seed: int or None.
         deterministic: bool. Reproducible order and choices.
         augmentation: None or a callable on batched images.
@@ -341,7 +403,12 @@ def contrastive_pipeline(
 
     Returns:
         `tf.data.Dataset` of dicts with `images`, `token_ids`, `padding_mask`
-        as in `captioning_pipeline`.
+        (and `example_mask` with `repeat=False`) as in `captioning_pipeline`.
+        The padding rows of a last evaluation batch repeat real pairs, so a
+        weighted loss drops their own terms but they still stand as
+        (duplicate) negatives for the real rows: mask them out of the
+        similarity matrix too, or compute retrieval metrics on the embeddings
+        of the rows whose `example_mask` is 1.
 
     Example:
 
@@ -372,13 +439,21 @@ def video_qa_pipeline(
     deterministic=False,
     input_context=None,
     cache=False,
+    fold_case=False,
+    report=None,
 ):
     """Batches of videos, tokenized questions and answer ids.
 
     Examples whose answer is not in `answer_vocabulary` are dropped (the
-    usual closed-vocabulary VQA practice). No augmentation: it would have to
-    be the same for every frame of a clip, and flips change "left"/"right"
-    answers.
+    usual closed-vocabulary VQA practice: a classifier has no class for
+    them), but not silently: the first drop of each distinct answer is
+    logged as a warning on the `mmzoo.data` logger, with the vocabulary
+    entry it matches but for case when there is one ("answer 'Red' is not
+    in the answer vocabulary; 'red' is — pass fold_case=True"), and every
+    drop is counted in `report.dropped_answers` when a `report` is given.
+    Examples in the vocabulary cost no Python call. No augmentation: it
+    would have to be the same for every frame of a clip, and flips change
+    "left"/"right" answers.
 
     Args:
         dataset: unbatched `tf.data.Dataset` of dicts with `videos`
@@ -389,32 +464,58 @@ def video_qa_pipeline(
         answer_vocabulary: list of str, or None when the examples already have
             `answer_ids` (as `shapes_video_qa` does).
         shuffle_buffer: int, or None for no shuffling.
-        repeat: bool. Repeat forever.
+        repeat: bool. Repeat forever (training). False reads each example
+            once, padding the last batch and adding `example_mask`.
         seed: int or None.
         deterministic: bool. Reproducible order.
         input_context: `tf.distribute.InputContext` or None.
         cache: bool or str. Keep the loaded examples in memory (True) or in
             files with this prefix after the first pass; see the module
             docstring.
+        fold_case: bool. Match answers to `answer_vocabulary` ignoring case
+            (`mmzoo.data.ops.answers_to_ids(fold_case=True)`).
+        report: `mmzoo.data.LoadReport` or None, e.g. the one
+            `load_video_qa_files` returned. Its `dropped_answers` dict,
+            `{answer: number of examples dropped}`, is filled as the pipeline
+            runs (counted in every epoch that reads them; thread-safe), and
+            `report.summary()` lists them. Pass `mmzoo.data.LoadReport(name)`
+            for data that came from elsewhere.
 
     Returns:
         `tf.data.Dataset` of dicts: `videos` float32 `(batch_size, num_frames,
         height, width, 3)`, `question_token_ids` int32 and
         `question_padding_mask` bool `(batch_size, sequence_length)`,
-        `answer_ids` int32 `(batch_size,)`.
+        `answer_ids` int32 `(batch_size,)`; with `repeat=False`, also
+        `example_mask` float32 `(batch_size,)` (1.0 real, 0.0 padding).
 
     Example:
 
     ```python
     examples = mmzoo.data.load_synthetic("shapes_video_qa", split="train")
     train = mmzoo.data.video_qa_pipeline(examples, tokenizer, batch_size=16)
+
+    examples, report = mmzoo.data.load_video_qa_files("clips/qa.jsonl")
+    train = mmzoo.data.video_qa_pipeline(
+        examples, tokenizer, batch_size=16,
+        answer_vocabulary=["red", "green", "blue"], report=report)
+    print(report.dropped_answers)  # e.g. {"Red": 3} after some steps
     ```
     """
     has_ids = isinstance(dataset, tf.data.Dataset) and "answer_ids" in (
         dataset.element_spec if isinstance(dataset.element_spec, dict) else {}
     )
+    if report is not None and not isinstance(report, LoadReport):
+        raise ValueError(
+            "`report` must be a `mmzoo.data.LoadReport` or None. "
+            f"Received: report={report!r}"
+        )
     if answer_vocabulary is not None:
-        to_ids = ops.answers_to_ids(answer_vocabulary)
+        to_ids = ops.answers_to_ids(answer_vocabulary, fold_case=fold_case)
+        record_drops = _answer_drop_recorder(
+            answer_vocabulary, fold_case,
+            # Without a report the drops are still logged once each.
+            report if report is not None else LoadReport("video_qa_pipeline"),
+        )
     elif has_ids:
         to_ids = None
     else:
@@ -430,6 +531,19 @@ def video_qa_pipeline(
     def preprocess(example):
         if to_ids:
             example = to_ids(example)
+            dropped = tf.reshape(example["answer_ids"] < 0, [-1])
+            # Python runs for dropped examples only (`tf.cond`).
+            recorded = tf.cond(
+                tf.reduce_any(dropped),
+                lambda: tf.numpy_function(
+                    record_drops,
+                    [tf.boolean_mask(tf.reshape(example["answers"], [-1]), dropped)],
+                    tf.bool, stateful=True,
+                ),
+                lambda: tf.constant(True),
+            )
+            with tf.control_dependencies([recorded]):
+                example = {**example, "answer_ids": tf.identity(example["answer_ids"])}
         return {**example, "answer_ids": tf.cast(example["answer_ids"], tf.int32)}
 
     def batch_preprocess(batch):
@@ -440,6 +554,27 @@ def video_qa_pipeline(
         input_context, keep_if=lambda example: example["answer_ids"] >= 0,
         batch_preprocess=batch_preprocess, cache=cache,
     )
+
+
+def _answer_drop_recorder(answer_vocabulary, fold_case, report):
+    """`record(answers)` for `tf.numpy_function`: counts each dropped answer
+    in `report` (which logs the first drop of each), with a case hint."""
+    # The hint only needs to be right for the usual cases, so Python's
+    # lower-casing (not TensorFlow's) will do here.
+    by_folded = {}
+    if not fold_case:
+        for entry in answer_vocabulary:
+            by_folded.setdefault(str(entry).lower(), str(entry))
+
+    def record(answers):
+        for answer in np.ravel(answers):
+            text = answer.decode("utf-8", errors="backslashreplace")
+            match = by_folded.get(text.lower())
+            hint = f"{match!r} is — pass fold_case=True" if match else None
+            report.drop_answer(text, hint)
+        return np.bool_(True)
+
+    return record
 
 
 def fusion_pipeline(
@@ -462,7 +597,8 @@ def fusion_pipeline(
         tokenizer: `mmzoo.data.TextTokenizer`.
         batch_size: int. Global batch size.
         shuffle_buffer: int, or None for no shuffling.
-        repeat: bool. Repeat forever.
+        repeat: bool. Repeat forever (training). False reads each example
+            once, padding the last batch and adding `example_mask`.
         seed: int or None.
         deterministic: bool. Reproducible order.
         augmentation: None or a callable on batched images. Mind that the
@@ -475,7 +611,9 @@ def fusion_pipeline(
     Returns:
         `tf.data.Dataset` of dicts: `images` float32 `(batch_size, height,
         width, 3)`, `token_ids` int32 and `padding_mask` bool `(batch_size,
-        sequence_length)`, `labels` int32 `(batch_size,)`.
+        sequence_length)`, `labels` int32 `(batch_size,)`; with
+        `repeat=False`, also `example_mask` float32 `(batch_size,)` (1.0
+        real, 0.0 padding).
 
     Example:
 

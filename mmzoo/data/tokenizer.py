@@ -126,13 +126,23 @@ def train_word_piece_vocabulary(
         lambda x: _normalize_text(x, strip_punctuation),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return keras_hub.tokenizers.compute_word_piece_vocabulary(
-        dataset,
-        vocabulary_size,
-        lowercase=lowercase,
-        strip_accents=strip_accents,
-        reserved_tokens=list(RESERVED_TOKENS),
-    )
+    try:
+        return keras_hub.tokenizers.compute_word_piece_vocabulary(
+            dataset,
+            vocabulary_size,
+            lowercase=lowercase,
+            strip_accents=strip_accents,
+            reserved_tokens=list(RESERVED_TOKENS),
+        )
+    except StopIteration:
+        # tensorflow-text's learner takes the first word counted with
+        # `next(...)`, so no words at all surfaces as a bare StopIteration.
+        raise ValueError(
+            "There are no texts to train the vocabulary on: the dataset is empty or "
+            "its texts hold no words (a file loader whose records were all skipped "
+            "gives an empty dataset; see `LoadReport.require_examples`). "
+            f"Received: data={data!r}"
+        ) from None
 
 
 def _read_vocabulary_file(path):

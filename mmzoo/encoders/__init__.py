@@ -4,27 +4,23 @@ Every builder returns a functional `keras.Model` whose outputs are
 `{"sequence_output": (batch, length, dim), "pooled_output": (batch, dim)}`.
 """
 
-from mmzoo.encoders import encoder_presets  # noqa: F401  registers the presets
-from mmzoo.encoders.cnn_image_encoder import KERAS_APPLICATIONS
-from mmzoo.encoders.cnn_image_encoder import build_cnn_image_encoder
-from mmzoo.encoders.cnn_image_encoder import build_conv_image_encoder
-from mmzoo.encoders.text_encoder import build_text_encoder
-from mmzoo.encoders.video_encoder import FoldFrames
-from mmzoo.encoders.video_encoder import FrameDifferences
-from mmzoo.encoders.video_encoder import UnfoldFrames
-from mmzoo.encoders.video_encoder import build_frame_video_encoder
-from mmzoo.encoders.video_encoder import build_video_encoder
-from mmzoo.encoders.vit_image_encoder import build_vit_image_encoder
+from mmzoo import lazy_attributes
 
-__all__ = [
-    "KERAS_APPLICATIONS",
-    "FoldFrames",
-    "FrameDifferences",
-    "UnfoldFrames",
-    "build_cnn_image_encoder",
-    "build_conv_image_encoder",
-    "build_frame_video_encoder",
-    "build_text_encoder",
-    "build_video_encoder",
-    "build_vit_image_encoder",
-]
+# Public names and the modules that define them (relative to this package).
+_EXPORTS = {
+    "KERAS_APPLICATIONS": ".cnn_image_encoder",
+    "build_cnn_image_encoder": ".cnn_image_encoder",
+    "build_conv_image_encoder": ".cnn_image_encoder",
+    "build_text_encoder": ".text_encoder",
+    "FoldFrames": ".video_encoder",
+    "FrameDifferences": ".video_encoder",
+    "UnfoldFrames": ".video_encoder",
+    "build_frame_video_encoder": ".video_encoder",
+    "build_video_encoder": ".video_encoder",
+    "build_vit_image_encoder": ".vit_image_encoder",
+}
+__all__ = sorted(_EXPORTS)
+
+# Loaded on first use, so that reading the presets (`mmzoo presets`) imports
+# no model code and no TensorFlow.
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -1,17 +1,19 @@
 """Encoder presets. Tiny ones train in seconds on a CPU; the others follow the
 published sizes (ViT-S/16, ViT-B/16, CLIP's text tower, ViViT-B)."""
 
-from mmzoo.encoders.cnn_image_encoder import build_cnn_image_encoder
-from mmzoo.encoders.cnn_image_encoder import build_conv_image_encoder
-from mmzoo.encoders.text_encoder import build_text_encoder
-from mmzoo.encoders.video_encoder import build_frame_video_encoder
-from mmzoo.encoders.video_encoder import build_video_encoder
-from mmzoo.encoders.vit_image_encoder import build_vit_image_encoder
 from mmzoo.presets import register_preset
+
+# Builders named by path: listing presets imports no model code.
+_CNN_IMAGE_ENCODER = "mmzoo.encoders.cnn_image_encoder:build_cnn_image_encoder"
+_CONV_IMAGE_ENCODER = "mmzoo.encoders.cnn_image_encoder:build_conv_image_encoder"
+_TEXT_ENCODER = "mmzoo.encoders.text_encoder:build_text_encoder"
+_FRAME_VIDEO_ENCODER = "mmzoo.encoders.video_encoder:build_frame_video_encoder"
+_VIDEO_ENCODER = "mmzoo.encoders.video_encoder:build_video_encoder"
+_VIT_IMAGE_ENCODER = "mmzoo.encoders.vit_image_encoder:build_vit_image_encoder"
 
 ENCODER_PRESETS = {
     "vit_image_encoder_tiny": (
-        build_vit_image_encoder,
+        _VIT_IMAGE_ENCODER,
         {
             "image_shape": (32, 32, 3),
             "patch_size": 8,
@@ -23,7 +25,7 @@ ENCODER_PRESETS = {
         "ViT, 2 layers, 32 wide, 32x32 images; for tests and demos.",
     ),
     "vit_image_encoder_small": (
-        build_vit_image_encoder,
+        _VIT_IMAGE_ENCODER,
         {
             "image_shape": (224, 224, 3),
             "patch_size": 16,
@@ -35,7 +37,7 @@ ENCODER_PRESETS = {
         "ViT-S/16 at 224x224 (about 22M parameters).",
     ),
     "vit_image_encoder_base": (
-        build_vit_image_encoder,
+        _VIT_IMAGE_ENCODER,
         {
             "image_shape": (224, 224, 3),
             "patch_size": 16,
@@ -47,7 +49,7 @@ ENCODER_PRESETS = {
         "ViT-B/16 at 224x224 (about 86M parameters).",
     ),
     "cnn_image_encoder_tiny": (
-        build_cnn_image_encoder,
+        _CNN_IMAGE_ENCODER,
         {
             "backbone": {
                 "class_name": "ResNetBackbone",
@@ -65,7 +67,7 @@ ENCODER_PRESETS = {
         "keras-hub ResNet with two basic blocks, 32x32 images.",
     ),
     "conv_image_encoder_tiny": (
-        build_conv_image_encoder,
+        _CONV_IMAGE_ENCODER,
         {
             "image_shape": (64, 64, 3),
             "stackwise_num_filters": (16, 32, 64, 64),
@@ -74,12 +76,12 @@ ENCODER_PRESETS = {
         "Four 3x3 conv + batch norm blocks, full resolution first, 64x64 images -> 8x8 tokens.",
     ),
     "cnn_image_encoder_efficientnet_v2_b0": (
-        build_cnn_image_encoder,
+        _CNN_IMAGE_ENCODER,
         {"backbone": "efficientnet_v2_b0", "image_shape": (224, 224, 3)},
         "keras.applications EfficientNetV2-B0 (random init unless weights are given).",
     ),
     "text_encoder_tiny": (
-        build_text_encoder,
+        _TEXT_ENCODER,
         {
             "vocabulary_size": 512,
             "sequence_length": 16,
@@ -91,7 +93,7 @@ ENCODER_PRESETS = {
         "Text Transformer, 2 layers, 32 wide, 16 tokens.",
     ),
     "text_encoder_base": (
-        build_text_encoder,
+        _TEXT_ENCODER,
         {
             "vocabulary_size": 49408,
             "sequence_length": 77,
@@ -103,7 +105,7 @@ ENCODER_PRESETS = {
         "CLIP ViT-B text tower size: 12 layers, 512 wide, 77 tokens.",
     ),
     "video_encoder_tiny": (
-        build_video_encoder,
+        _VIDEO_ENCODER,
         {
             "num_frames": 8,
             "image_shape": (32, 32, 3),
@@ -116,7 +118,7 @@ ENCODER_PRESETS = {
         "ViViT (factorised attention), 8 frames of 32x32, 2 layers.",
     ),
     "video_encoder_base": (
-        build_video_encoder,
+        _VIDEO_ENCODER,
         {
             "num_frames": 32,
             "image_shape": (224, 224, 3),
@@ -129,7 +131,7 @@ ENCODER_PRESETS = {
         "ViViT-B with factorised self-attention, 32 frames at 224x224.",
     ),
     "frame_video_encoder_tiny": (
-        build_frame_video_encoder,
+        _FRAME_VIDEO_ENCODER,
         {
             "image_encoder": "vit_image_encoder_tiny",
             "num_frames": 8,
@@ -140,7 +142,7 @@ ENCODER_PRESETS = {
         "Tiny ViT on each of 8 frames + 1 temporal Transformer layer.",
     ),
     "conv_frame_video_encoder_tiny": (
-        build_frame_video_encoder,
+        _FRAME_VIDEO_ENCODER,
         {
             # Each 32x32 frame with its difference to the previous frame (6
             # channels) through three stride-2 conv blocks (32 -> 4x4), mean

@@ -57,8 +57,8 @@ def build_text_encoder(
                        "padding_mask": np.ones((4, 16), bool)})
     ```
     """
-    check_positive_int("vocabulary_size", vocabulary_size)
-    check_positive_int("sequence_length", sequence_length)
+    vocabulary_size = check_positive_int("vocabulary_size", vocabulary_size)
+    sequence_length = check_positive_int("sequence_length", sequence_length)
     check_transformer_args(num_layers, num_heads, hidden_dim, intermediate_dim, dropout_rate)
 
     # === Functional Model ===

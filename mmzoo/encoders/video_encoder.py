@@ -85,7 +85,7 @@ def build_video_encoder(
     encoder(np.zeros((2, 8, 32, 32, 3)))["sequence_output"].shape  # (2, 256, 32)
     ```
     """
-    check_positive_int("num_frames", num_frames)
+    num_frames = check_positive_int("num_frames", num_frames)
     image_shape = check_image_shape(image_shape)
     tubelet_size = _tubelet_size(tubelet_size)
     for label, dim, size in zip(
@@ -204,7 +204,7 @@ def build_frame_video_encoder(
             "`image_encoder` must be a built keras.Model. "
             f"Received: image_encoder={image_encoder!r}"
         )
-    check_positive_int("num_frames", num_frames)
+    num_frames = check_positive_int("num_frames", num_frames)
     frame_shape = tuple(image_encoder.inputs[0].shape[1:])
     if len(frame_shape) != 3:
         raise ValueError(
@@ -316,7 +316,7 @@ class UnfoldFrames(keras.layers.Layer):
 
     def __init__(self, num_frames, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("num_frames", num_frames)
+        num_frames = check_positive_int("num_frames", num_frames)
         self.num_frames = num_frames
 
     def call(self, inputs):

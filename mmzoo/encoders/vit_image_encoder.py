@@ -61,7 +61,7 @@ def build_vit_image_encoder(
     ```
     """
     image_shape = check_image_shape(image_shape)
-    check_positive_int("patch_size", patch_size)
+    patch_size = check_positive_int("patch_size", patch_size)
     check_divisible("image height", image_shape[0], "patch_size", patch_size)
     check_divisible("image width", image_shape[1], "patch_size", patch_size)
     check_transformer_args(num_layers, num_heads, hidden_dim, intermediate_dim, dropout_rate)

@@ -5,13 +5,100 @@ import tensorflow as tf
 from mmzoo.data._images import decode_jpegs_covering
 from mmzoo.data._images import scale_uint8_images
 
+# Serving refuses an image with more pixels than this before decoding it.
+# Decoding costs 3 bytes a pixel, and resizing a float copy 12 more: about
+# 0.75 GB at this size. A 747 KB PNG of 16000x16000 zeros (256 megapixels)
+# took a server to 4.7 GB before the limit existed.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
-def decode_image_batch(image_bytes, image_shape):
-    """Decodes a batch of JPEG / PNG / GIF / BMP strings, never failing the batch.
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _read(data, offset, count, dtype, little_endian):
+    values = tf.io.decode_raw(
+        tf.strings.substr(data, offset, count), dtype, little_endian=little_endian
+    )
+    return tf.cast(values, tf.int64)
+
+
+def _webp_size(data):
+    chunk = tf.strings.substr(data, 12, 4)
+    raw = _read(data, 0, 30, tf.uint8, True)
+
+    def u24(offset):
+        return raw[offset] + raw[offset + 1] * 256 + raw[offset + 2] * 65536
+
+    def extended():  # "VP8X": canvas size minus one, 24 bits each.
+        return 1 + u24(24), 1 + u24(27)
+
+    def lossless():  # "VP8L": 14 bits each (minus one) after the signature byte.
+        b0, b1, b2, b3 = raw[21], raw[22], raw[23], raw[24]
+        width = 1 + b0 + (b1 % 64) * 256
+        height = 1 + b1 // 64 + b2 * 4 + (b3 % 16) * 1024
+        return width, height
+
+    def lossy():  # "VP8 ": 14-bit sizes after the frame tag and start code.
+        return (raw[26] + raw[27] * 256) % 16384, (raw[28] + raw[29] * 256) % 16384
+
+    return tf.case(
+        [(tf.equal(chunk, "VP8X"), extended), (tf.equal(chunk, "VP8L"), lossless)],
+        default=lossy,
+    )
+
+
+def image_pixels(data):
+    """int64 pixel count of an encoded image, read from its header only.
+
+    JPEG (`tf.image.extract_jpeg_shape`), PNG (IHDR), GIF (logical screen),
+    BMP (info header) and WebP (VP8 / VP8L / VP8X); 0 for anything else
+    (which the decoders then reject). Nothing is decoded, so a decompression
+    bomb costs only its bytes. Bytes too short for their header raise an op
+    error (the caller's `ignore_errors` turns it into "undecodable").
+    """
+    def size_of(width_height):
+        width, height = width_height[0], width_height[1]
+        return tf.abs(width) * tf.abs(height)
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return shape[0] * shape[1]
+
+    def png():
+        return size_of(_read(data, 16, 8, tf.int32, False))
+
+    def gif():
+        return size_of(_read(data, 6, 4, tf.uint16, True))
+
+    def bmp():
+        return size_of(_read(data, 18, 8, tf.int32, True))
+
+    def webp():
+        return size_of(_webp_size(data))
+
+    is_webp = tf.logical_and(
+        tf.equal(tf.strings.substr(data, 0, 4), "RIFF"),
+        tf.equal(tf.strings.substr(data, 8, 4), "WEBP"),
+    )
+    return tf.case(
+        [
+            (tf.io.is_jpeg(data), jpeg),
+            (tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC), png),
+            (tf.equal(tf.strings.substr(data, 0, 3), "GIF"), gif),
+            (tf.equal(tf.strings.substr(data, 0, 2), "BM"), bmp),
+            (is_webp, webp),
+        ],
+        default=lambda: tf.constant(0, tf.int64),
+    )
+
+
+def decode_image_batch(image_bytes, image_shape, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+    """Decodes a batch of JPEG / PNG / GIF / BMP / WebP strings, never failing the batch.
 
     Every element is decoded on its own inside a `tf.data` pipeline with
     `ignore_errors()`, so corrupt, truncated or non-image bytes drop only
-    their own element: its image is zeros and its `valid` flag False.
+    their own element: its image is zeros and its `valid` flag False. An
+    image whose header gives more than `max_pixels` pixels is not decoded at
+    all: zeros, `valid` False and `too_large` True.
     Grayscale and RGBA images become RGB; all are scaled to [0, 1] and
     resized to `image_shape` exactly as `mmzoo.data`'s file loaders do (a
     JPEG decoded at the DCT scale that covers the size, then area averaging
@@ -21,20 +108,29 @@ def decode_image_batch(image_bytes, image_shape):
     Args:
         image_bytes: string tensor `(batch,)`.
         image_shape: `(height, width)` or `(height, width, 3)`.
+        max_pixels: int or None (no limit). Pixel limit (width x height).
 
     Returns:
-        `(images float32 (batch, height, width, 3), valid bool (batch,))`.
+        `(images float32 (batch, height, width, 3), valid bool (batch,),
+        too_large bool (batch,))`.
     """
     height, width = int(image_shape[0]), int(image_shape[1])
     count = tf.shape(image_bytes)[0]
+    limit = tf.constant(-1 if max_pixels is None else int(max_pixels), tf.int64)
 
     def decode(index, data):
-        image = tf.cond(
-            tf.io.is_jpeg(data),
-            lambda: decode_jpegs_covering([data], (width, height))[0],
-            lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
-        )
-        return index, scale_uint8_images(image, height, width)
+        too_large = tf.logical_and(limit >= 0, image_pixels(data) > limit)
+
+        def pixels():
+            image = tf.cond(
+                tf.io.is_jpeg(data),
+                lambda: decode_jpegs_covering([data], (width, height))[0],
+                lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+            )
+            return scale_uint8_images(image, height, width)
+
+        image = tf.cond(too_large, lambda: tf.zeros((height, width, 3), tf.float32), pixels)
+        return index, image, too_large
 
     decoded = (
         tf.data.Dataset.from_tensor_slices((tf.range(count), image_bytes))
@@ -43,12 +139,25 @@ def decode_image_batch(image_bytes, image_shape):
     )
 
     def collect(state, element):
-        images, valid = state
-        index, image = element
+        images, valid, large = state
+        index, image, too_large = element
         images = tf.tensor_scatter_nd_update(images, [[index]], image[None])
-        valid = tf.tensor_scatter_nd_update(valid, [[index]], [True])
-        return images, valid
+        valid = tf.tensor_scatter_nd_update(valid, [[index]], [tf.logical_not(too_large)])
+        large = tf.tensor_scatter_nd_update(large, [[index]], [too_large])
+        return images, valid, large
 
-    initial = (tf.zeros((count, height, width, 3), tf.float32), tf.zeros((count,), tf.bool))
+    initial = (
+        tf.zeros((count, height, width, 3), tf.float32),
+        tf.zeros((count,), tf.bool),
+        tf.zeros((count,), tf.bool),
+    )
     return decoded.reduce(initial, collect)
 
+
+def image_status(valid, too_large, what="image"):
+    """String status `(batch,)`: `ok`, `undecodable <what>` or `<what> too large`."""
+    return tf.where(
+        too_large,
+        tf.constant(f"{what} too large"),
+        tf.where(valid, tf.constant("ok"), tf.constant(f"undecodable {what}")),
+    )

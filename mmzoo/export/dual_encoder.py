@@ -3,11 +3,17 @@
 import keras
 import tensorflow as tf
 
+from mmzoo.export._images import DEFAULT_MAX_IMAGE_PIXELS
 from mmzoo.export._images import decode_image_batch
-from mmzoo.export.image_captioning import write_atomically
+from mmzoo.export._images import image_status
+from mmzoo.export._write import check_export_path
+from mmzoo.export._write import check_max_pixels
+from mmzoo.export._write import write_atomically
 
 
-def export_dual_encoder(model, tokenizer, path):
+def export_dual_encoder(
+    model, tokenizer, path, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, overwrite=False
+):
     """Writes a SavedModel with `encode_images` and `encode_text` signatures.
 
     Everything runs in the graph: JPEG/PNG decoding (grayscale and RGBA become
@@ -21,9 +27,10 @@ def export_dual_encoder(model, tokenizer, path):
     Signature `encode_images` (image towers):
         input `images`: string `(batch,)`, encoded image files.
         outputs `embeddings`: float32 `(batch, projection_dim)`, L2-normalised;
-        `status`: string `(batch,)`, `b"ok"` or `b"undecodable image"`. An
-        element whose bytes cannot be decoded gets zeros and that status; the
-        rest of the batch is unaffected.
+        `status`: string `(batch,)`, `b"ok"`, `b"undecodable image"` or
+        `b"image too large"` (more than `max_image_pixels` pixels by its
+        header; it is not decoded). An element with another status than `ok`
+        gets zeros; the rest of the batch is unaffected.
     For a video tower the input is `videos`, float32 `(batch, frames,
     height, width, 3)` in [0, 1], and the output `embeddings`.
 
@@ -35,12 +42,19 @@ def export_dual_encoder(model, tokenizer, path):
     `logit_bias` (0 without a learned bias), float32 scalars.
 
     The directory is written to a temporary sibling and renamed into place.
+    An existing `path` is replaced only when it is an earlier mmzoo export
+    (it holds `mmzoo_export.json`) or empty; anything else is refused unless
+    `overwrite=True`, and a training run directory never is replaced.
 
     Args:
         model: `DualEncoder`.
         tokenizer: the `mmzoo.data.TextTokenizer` the text tower was trained
             with, or None for a model without a text tower (two image views).
-        path: str. Output directory (replaced if it exists).
+        path: str. Output directory.
+        max_image_pixels: int or None. Images with more pixels (width x
+            height, read from the header) are refused with status
+            `image too large`; None for no limit.
+        overwrite: bool. Replace a `path` that mmzoo did not write.
 
     Returns:
         `path`.
@@ -85,17 +99,22 @@ def export_dual_encoder(model, tokenizer, path):
                 f"text tower sequence_length={sequence_length}"
             )
 
+    check_max_pixels(max_image_pixels)
+    check_export_path(path, overwrite)
     archive = keras.export.ExportArchive()
     archive.track(model)
+    signatures = ["encode_images", "logit_scale"] + (["encode_text"] if has_text else [])
     image_spec = model.image_encoder.inputs[0]
     if model.image_modality == "image":
 
         @tf.function
         def encode_images(images):
-            pixels, valid = decode_image_batch(images, tuple(image_spec.shape[1:3]))
+            pixels, valid, too_large = decode_image_batch(
+                images, tuple(image_spec.shape[1:3]), max_image_pixels
+            )
             embeddings = model.encode_images_tensor(pixels)
             embeddings = tf.where(valid[:, None], embeddings, tf.zeros_like(embeddings))
-            status = tf.where(valid, tf.constant("ok"), tf.constant("undecodable image"))
+            status = image_status(valid, too_large)
             return {"embeddings": embeddings, "status": status}
 
         signature = tf.TensorSpec((None,), tf.string, name="images")
@@ -131,5 +150,5 @@ def export_dual_encoder(model, tokenizer, path):
         }
 
     archive.add_endpoint("logit_scale", logit_scale, input_signature=[])
-    return write_atomically(archive, path)
+    return write_atomically(archive, path, "dual_encoder", signatures, overwrite)
 

@@ -1,19 +1,21 @@
 """SavedModel export of an `ImageCaptioningModel`: image bytes in, captions out."""
 
-import os
-import shutil
-import tempfile
-
 import keras
 import tensorflow as tf
 
+from mmzoo.export._images import DEFAULT_MAX_IMAGE_PIXELS
 from mmzoo.export._images import decode_image_batch
+from mmzoo.export._images import image_status
+from mmzoo.export._write import check_export_path
+from mmzoo.export._write import check_max_pixels
+from mmzoo.export._write import write_atomically
 
 EXPORT_METHODS = ("greedy", "beam")
 
 
 def export_image_captioning_model(
-    model, tokenizer, path, method="greedy", num_beams=4, max_length=None
+    model, tokenizer, path, method="greedy", num_beams=4, max_length=None,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, overwrite=False,
 ):
     """Writes a SavedModel whose `caption` signature captions encoded images.
 
@@ -25,21 +27,30 @@ def export_image_captioning_model(
     Signature `caption`:
         input `images`: string `(batch,)`, encoded image files.
         outputs `captions`: string `(batch,)`; `token_ids`: int32
-        `(batch, max_length)`; `status`: string `(batch,)`, `b"ok"` or
-        `b"undecodable image"`. An element whose bytes cannot be decoded gets
-        an empty caption and that status; the rest of the batch is unaffected.
+        `(batch, max_length)`; `status`: string `(batch,)`, `b"ok"`,
+        `b"undecodable image"` or `b"image too large"` (more than
+        `max_image_pixels` pixels by its header; it is not decoded). An
+        element with another status gets an empty caption and pad tokens; the
+        rest of the batch is unaffected.
 
     The directory is written to a temporary sibling and renamed into place, so
     an interrupted export never leaves a half-written SavedModel at `path`.
+    An existing `path` is replaced only when it is an earlier mmzoo export
+    (it holds `mmzoo_export.json`) or empty; anything else is refused unless
+    `overwrite=True`, and a training run directory never is replaced.
 
     Args:
         model: `ImageCaptioningModel`.
         tokenizer: the `mmzoo.data.TextTokenizer` the model was trained with.
-        path: str. Output directory (replaced if it exists).
+        path: str. Output directory.
         method: `"greedy"` or `"beam"` (sampling would make serving
             non-deterministic).
         num_beams: int, for `"beam"`.
         max_length: int or None (the model's `sequence_length`).
+        max_image_pixels: int or None. Images with more pixels (width x
+            height, read from the header) are refused with status
+            `image too large`; None for no limit.
+        overwrite: bool. Replace a `path` that mmzoo did not write.
 
     Returns:
         `path`.
@@ -65,15 +76,17 @@ def export_image_captioning_model(
             f"tokenizer.vocabulary_size={tokenizer.vocabulary_size}, "
             f"model.vocabulary_size={model.vocabulary_size}"
         )
+    check_max_pixels(max_image_pixels)
+    check_export_path(path, overwrite)
     generate = model.make_generate_function(max_length, method=method, num_beams=num_beams)
 
     @tf.function
     def caption(images):
-        pixels, valid = decode_image_batch(images, model.image_shape)
+        pixels, valid, too_large = decode_image_batch(images, model.image_shape, max_image_pixels)
         token_ids = generate(pixels)
         token_ids = tf.where(valid[:, None], token_ids, model.pad_token_id)
         captions = tf.where(valid, tokenizer.detokenize(token_ids), "")
-        status = tf.where(valid, tf.constant("ok"), tf.constant("undecodable image"))
+        status = image_status(valid, too_large)
         return {"captions": captions, "token_ids": token_ids, "status": status}
 
     archive = keras.export.ExportArchive()
@@ -82,21 +95,4 @@ def export_image_captioning_model(
     archive.add_endpoint(
         "caption", caption, input_signature=[tf.TensorSpec((None,), tf.string, name="images")]
     )
-    return write_atomically(archive, path)
-
-
-def write_atomically(archive, path):
-    """`archive.write_out` into a temporary sibling directory, then renamed."""
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
-        archive.write_out(staging, verbose=False)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
+    return write_atomically(archive, path, "image_captioning", ["caption"], overwrite)

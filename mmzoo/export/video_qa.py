@@ -4,15 +4,20 @@ import keras
 import tensorflow as tf
 
 from mmzoo.data import TextTokenizer
+from mmzoo.export._images import DEFAULT_MAX_IMAGE_PIXELS
 from mmzoo.export._images import decode_image_batch
+from mmzoo.export._images import image_status
 from mmzoo.export._images import scale_uint8_images
-from mmzoo.export.image_captioning import write_atomically
+from mmzoo.export._write import check_export_path
+from mmzoo.export._write import check_max_pixels
+from mmzoo.export._write import write_atomically
 
 EXPORT_METHODS = ("greedy", "beam")
 
 
 def export_video_qa_model(
-    model, question_tokenizer, path, method="greedy", num_beams=4, max_length=None
+    model, question_tokenizer, path, method="greedy", num_beams=4, max_length=None,
+    max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, overwrite=False,
 ):
     """Writes a SavedModel whose `answer` signatures answer questions about clips.
 
@@ -33,10 +38,13 @@ def export_video_qa_model(
 
     Both return `answers` string `(batch,)`; `answer_ids` int32 (classify:
     `(batch,)` indices into the answer vocabulary; generate: `(batch,
-    max_length)` answer token ids); `status` string `(batch,)`, `b"ok"` or,
-    for `answer_encoded`, `b"undecodable frame"` when a frame of that clip
-    cannot be decoded (its answer is empty; the rest of the batch is
-    unaffected). A batch whose clips have another number of frames than the
+    max_length)` answer token ids); `status` string `(batch,)`: `b"ok"`;
+    `b"frame too large"` when a frame has more than `max_image_pixels`
+    pixels (for `answer`, the batch's frame size; for `answer_encoded`, any
+    frame of that clip by its header, which is then not decoded); for
+    `answer_encoded`, `b"undecodable frame"` when a frame of that clip cannot
+    be decoded. A clip whose status is not `ok` gets an empty answer; the rest
+    of the batch is unaffected. A batch whose clips have another number of frames than the
     model's `num_frames` is rejected (`InvalidArgumentError` naming the expected
     count and the received shape).
     Questions longer than the tokenizer's `sequence_length` are truncated
@@ -44,16 +52,23 @@ def export_video_qa_model(
 
     The directory is written to a temporary sibling and renamed into place, so
     an interrupted export never leaves a half-written SavedModel at `path`.
+    An existing `path` is replaced only when it is an earlier mmzoo export
+    (it holds `mmzoo_export.json`) or empty; anything else is refused unless
+    `overwrite=True`, and a training run directory never is replaced.
 
     Args:
         model: `VideoQAModel`.
         question_tokenizer: the `mmzoo.data.TextTokenizer` the questions were
             tokenized with in training.
-        path: str. Output directory (replaced if it exists).
+        path: str. Output directory.
         method: `"greedy"` or `"beam"`, for generate mode.
         num_beams: int, for `"beam"`.
         max_length: int or None (the model's `answer_sequence_length`), for
             generate mode.
+        max_image_pixels: int or None. Frames with more pixels (width x
+            height) are refused with status `frame too large`; None for no
+            limit.
+        overwrite: bool. Replace a `path` that mmzoo did not write.
 
     Returns:
         `path`.
@@ -91,6 +106,8 @@ def export_video_qa_model(
             f"Export takes RGB frames: the model's frames must have 3 channels. "
             f"Received: model.video_shape={model.video_shape}"
         )
+    check_max_pixels(max_image_pixels)
+    check_export_path(path, overwrite)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(question_tokenizer)
@@ -128,31 +145,50 @@ def export_video_qa_model(
             summarize=6,
         )
 
-    def run(videos, questions, valid):
+    def run(videos, questions, valid, too_large):
         packed = question_tokenizer(questions)
         answers, answer_ids = respond(videos, packed["token_ids"], packed["padding_mask"])
         answers = tf.where(valid, answers, "")
-        status = tf.where(valid, tf.constant("ok"), tf.constant("undecodable frame"))
-        return {"answers": answers, "answer_ids": answer_ids, "status": status}
+        return {
+            "answers": answers, "answer_ids": answer_ids,
+            "status": image_status(valid, too_large, what="frame"),
+        }
+
+    limit = -1 if max_image_pixels is None else int(max_image_pixels)
 
     def answer(frames, questions):
         with tf.control_dependencies([check_frame_count(frames)]):
             frames = tf.identity(frames)
         batch = tf.shape(frames)[0]
-        flat = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], axis=0))
-        videos = tf.reshape(
-            scale_uint8_images(flat, height, width), (batch, num_frames, height, width, 3)
+        frame_pixels = tf.cast(tf.shape(frames)[2], tf.int64) * tf.cast(tf.shape(frames)[3], tf.int64)
+        too_large = tf.logical_and(limit >= 0, frame_pixels > limit)
+
+        def scaled():
+            flat = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], axis=0))
+            return tf.reshape(
+                scale_uint8_images(flat, height, width), (batch, num_frames, height, width, 3)
+            )
+
+        # Frames over the limit are not resampled (a float copy costs 4x).
+        videos = tf.cond(
+            too_large, lambda: tf.zeros((batch, num_frames, height, width, 3)), scaled
         )
-        return run(videos, questions, tf.ones((batch,), tf.bool))
+        return run(
+            videos, questions, tf.fill((batch,), tf.logical_not(too_large)),
+            tf.fill((batch,), too_large),
+        )
 
     def answer_encoded(frames, questions):
         with tf.control_dependencies([check_frame_count(frames)]):
             frames = tf.identity(frames)
         batch = tf.shape(frames)[0]
-        images, valid = decode_image_batch(tf.reshape(frames, [-1]), (height, width))
+        images, valid, too_large = decode_image_batch(
+            tf.reshape(frames, [-1]), (height, width), max_image_pixels
+        )
         videos = tf.reshape(images, (batch, num_frames, height, width, 3))
         valid = tf.reduce_all(tf.reshape(valid, (batch, num_frames)), axis=1)
-        return run(videos, questions, valid)
+        too_large = tf.reduce_any(tf.reshape(too_large, (batch, num_frames)), axis=1)
+        return run(videos, questions, valid, too_large)
 
     questions_spec = tf.TensorSpec((None,), tf.string, name="questions")
     archive.add_endpoint(
@@ -170,4 +206,6 @@ def export_video_qa_model(
             tf.TensorSpec((None, num_frames), tf.string, name="frames"), questions_spec,
         ],
     )
-    return write_atomically(archive, path)
+    return write_atomically(
+        archive, path, "video_qa", ["answer", "answer_encoded"], overwrite
+    )

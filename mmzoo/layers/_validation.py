@@ -1,12 +1,23 @@
 """Argument checks shared by mmzoo layers and builders.
 
 Messages follow one pattern: what was expected, then `Received: name=value`.
+The numeric checks return the value as a plain Python number: NumPy scalars
+(`np.int64(8)`, from a config array or a sweep) are accepted, and storing
+the returned value keeps `get_config` JSON-clean.
 """
+
+import numpy as np
 
 
 def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """Returns `value` as a Python int; refuses bools, floats and values <= 0."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value <= 0
+    ):
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
 
 
 def check_bool(name, value):
@@ -15,8 +26,14 @@ def check_bool(name, value):
 
 
 def check_rate(name, value):
-    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    """Returns `value` as a Python float in [0, 1)."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 <= value < 1.0
+    ):
         raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
+    return float(value)
 
 
 def check_divisible(name, value, divisor_name, divisor):

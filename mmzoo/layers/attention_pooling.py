@@ -48,9 +48,9 @@ class AttentionPooling(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("num_heads", num_heads)
-        check_positive_int("num_queries", num_queries)
-        check_rate("dropout_rate", dropout_rate)
+        num_heads = check_positive_int("num_heads", num_heads)
+        num_queries = check_positive_int("num_queries", num_queries)
+        dropout_rate = check_rate("dropout_rate", dropout_rate)
         self.num_heads = num_heads
         self.num_queries = num_queries
         self.dropout_rate = dropout_rate

@@ -48,9 +48,9 @@ class FactorisedAttentionBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("num_heads", num_heads)
-        check_positive_int("intermediate_dim", intermediate_dim)
-        check_rate("dropout_rate", dropout_rate)
+        num_heads = check_positive_int("num_heads", num_heads)
+        intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
+        dropout_rate = check_rate("dropout_rate", dropout_rate)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout_rate = dropout_rate

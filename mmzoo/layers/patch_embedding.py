@@ -46,8 +46,8 @@ class PatchEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("patch_size", patch_size)
-        check_positive_int("hidden_dim", hidden_dim)
+        patch_size = check_positive_int("patch_size", patch_size)
+        hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         self.patch_size = patch_size
         self.hidden_dim = hidden_dim
         self.use_position_embedding = use_position_embedding

@@ -43,10 +43,10 @@ class ProjectionHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("projection_dim", projection_dim)
+        projection_dim = check_positive_int("projection_dim", projection_dim)
         if intermediate_dim is not None:
-            check_positive_int("intermediate_dim", intermediate_dim)
-        check_rate("dropout_rate", dropout_rate)
+            intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
+        dropout_rate = check_rate("dropout_rate", dropout_rate)
         self.projection_dim = projection_dim
         self.intermediate_dim = intermediate_dim
         self.activation = keras.activations.get(activation)

@@ -64,7 +64,7 @@ class TubeletEmbedding(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.tubelet_size = _tubelet_size(tubelet_size)
-        check_positive_int("hidden_dim", hidden_dim)
+        hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         self.hidden_dim = hidden_dim
         self.use_position_embedding = use_position_embedding
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

@@ -1,28 +1,24 @@
 """Model families; each is a functional graph built from any mmzoo encoder."""
 
-from mmzoo.models.dual_encoder import DualEncoder
-from mmzoo.models.dual_encoder import build_dual_encoder
-from mmzoo.models.fusion_classifier import FUSION_TYPES
-from mmzoo.models.fusion_classifier import FusionClassifier
-from mmzoo.models.fusion_classifier import build_fusion_classifier
-from mmzoo.models.fusion_classifier import classification_split
-from mmzoo.models.image_captioning import ImageCaptioningModel
-from mmzoo.models.image_captioning import build_image_captioning_model
-from mmzoo.models.image_captioning import teacher_forcing_split
-from mmzoo.models.video_qa import VideoQAModel
-from mmzoo.models.video_qa import build_video_qa_model
-from mmzoo.models.video_qa import video_qa_training_split
+from mmzoo import lazy_attributes
 
-__all__ = [
-    "DualEncoder",
-    "FUSION_TYPES",
-    "FusionClassifier",
-    "ImageCaptioningModel",
-    "VideoQAModel",
-    "build_dual_encoder",
-    "build_fusion_classifier",
-    "build_image_captioning_model",
-    "classification_split",
-    "teacher_forcing_split",
-    "video_qa_training_split",
-]
+# Public names and the modules that define them (relative to this package).
+_EXPORTS = {
+    "DualEncoder": ".dual_encoder",
+    "build_dual_encoder": ".dual_encoder",
+    "FUSION_TYPES": ".fusion_classifier",
+    "FusionClassifier": ".fusion_classifier",
+    "build_fusion_classifier": ".fusion_classifier",
+    "classification_split": ".fusion_classifier",
+    "ImageCaptioningModel": ".image_captioning",
+    "build_image_captioning_model": ".image_captioning",
+    "teacher_forcing_split": ".image_captioning",
+    "VideoQAModel": ".video_qa",
+    "build_video_qa_model": ".video_qa",
+    "video_qa_training_split": ".video_qa",
+}
+__all__ = sorted(_EXPORTS)
+
+# Loaded on first use, so that reading the presets (`mmzoo presets`) imports
+# no model code and no TensorFlow.
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

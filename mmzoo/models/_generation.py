@@ -31,26 +31,54 @@ from keras import ops
 
 from mmzoo.encoders._common import transformer_block
 from mmzoo.layers._validation import check_positive_int
+from mmzoo.models._inputs import check_batch_size
+from mmzoo.models._inputs import check_number
+from mmzoo.models._inputs import run_in_batches
 
 GENERATION_METHODS = ("greedy", "beam", "top_k", "top_p")
 
 
-def make_sampler(method, num_beams=4, k=10, p=0.9, temperature=1.0, seed=None):
-    """The keras-hub sampler for one decoding `method` (arguments checked)."""
-    if method not in GENERATION_METHODS:
+def check_sampler_arguments(method, num_beams=4, k=10, p=0.9, temperature=1.0, seed=None):
+    """The decoding settings, checked, as plain Python values.
+
+    `temperature` applies to every method; `num_beams`, `k`, `p` and `seed`
+    only to the methods that use them (the others are returned unchanged,
+    as they are ignored).
+
+    Returns:
+        `(method, num_beams, k, p, temperature, seed)`.
+    """
+    if not isinstance(method, str) or method not in GENERATION_METHODS:
         raise ValueError(
             f"`method` must be one of {list(GENERATION_METHODS)}. Received: method={method!r}"
         )
+    # temperature <= 0 divides the logits by zero or flips their sign
+    # (constant or all-padding output).
+    temperature = check_number("temperature", temperature, low=0.0, expected="a positive number")
+    if method == "beam":
+        num_beams = check_positive_int("num_beams", num_beams)
+    if method == "top_k":
+        k = check_positive_int("k", k)
+    if method == "top_p":
+        p = check_number("p", p, low=0.0, high=1.0, expected="in (0, 1]")
+    if method in ("top_k", "top_p") and seed is not None:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
+        seed = int(seed)
+    return method, num_beams, k, p, temperature, seed
+
+
+def make_sampler(method, num_beams=4, k=10, p=0.9, temperature=1.0, seed=None):
+    """The keras-hub sampler for one decoding `method` (arguments checked)."""
+    method, num_beams, k, p, temperature, seed = check_sampler_arguments(
+        method, num_beams, k, p, temperature, seed
+    )
     if method == "greedy":
         return keras_hub.samplers.GreedySampler(temperature=temperature)
     if method == "beam":
-        check_positive_int("num_beams", num_beams)
         return keras_hub.samplers.BeamSampler(num_beams=num_beams, temperature=temperature)
     if method == "top_k":
-        check_positive_int("k", k)
         return keras_hub.samplers.TopKSampler(k=k, seed=seed, temperature=temperature)
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"`p` must be in (0, 1]. Received: p={p!r}")
     return keras_hub.samplers.TopPSampler(p=p, seed=seed, temperature=temperature)
 
 
@@ -211,9 +239,13 @@ class CachedTextGeneration:
         gives a `tf.function` without XLA (for comparison).
         """
         max_length = self._check_max_length(max_length)
-        if method not in GENERATION_METHODS:
+        method, num_beams, k, p, temperature, seed = check_sampler_arguments(
+            method, num_beams, k, p, temperature, seed
+        )
+        if method == "top_k" and k > self.vocabulary_size:
             raise ValueError(
-                f"`method` must be one of {list(GENERATION_METHODS)}. Received: method={method!r}"
+                f"`k` must be at most the vocabulary size ({self.vocabulary_size}). "
+                f"Received: k={k}"
             )
         key = (max_length, method, num_beams, k, p, temperature, seed, jit_compile)
         if key in self._generate_functions:
@@ -246,28 +278,27 @@ class CachedTextGeneration:
         # within the `sequence_length + 1` positions the model was trained on.
         name, limit = self._generation_sequence_length()
         max_length = limit if max_length is None else max_length
-        if not isinstance(max_length, int) or not 1 <= max_length <= limit:
+        if (
+            isinstance(max_length, (bool, np.bool_))
+            or not isinstance(max_length, (int, np.integer))
+            or not 1 <= max_length <= limit
+        ):
             raise ValueError(
                 f"`max_length` must be an int in [1, {limit}] (the model's "
                 f"`{name}`). Received: max_length={max_length!r}"
             )
-        return max_length + 1
+        return int(max_length) + 1
 
     def _generate_batched(self, inputs, batch_size, **settings):
-        """Runs the compiled function on `inputs` (tuple of arrays) in chunks.
+        """Runs the compiled function on `inputs` (tuple of checked arrays) in chunks.
 
         The last chunk is padded by repeating its last row, so one compiled
-        function serves every chunk.
+        function serves every chunk. Every setting is checked first; with no
+        rows the result is an empty int32 `(0, max_length)` array and
+        nothing is traced.
         """
-        function = self.make_generate_function(**settings)
-        count = len(inputs[0])
-        batch_size = batch_size or count
-        outputs = []
-        for start in range(0, count, batch_size):
-            chunk = [x[start : start + batch_size] for x in inputs]
-            missing = batch_size - len(chunk[0])
-            if missing:
-                chunk = [np.concatenate([x, np.repeat(x[-1:], missing, axis=0)]) for x in chunk]
-            tokens = ops.convert_to_numpy(function(*chunk))
-            outputs.append(tokens[: batch_size - missing])
-        return np.concatenate(outputs, axis=0).astype("int32")
+        batch_size = check_batch_size(batch_size)
+        function = self.make_generate_function(**settings)  # checks; traces nothing yet
+        length = self._check_max_length(settings.get("max_length")) - 1
+        empty = np.zeros((0, length), "int32")
+        return run_in_batches(function, inputs, batch_size, empty).astype("int32")

@@ -1,10 +1,21 @@
 """Pieces shared by the family recipes: run directories, tokenizers, data specs."""
 
+import contextlib
 import json
 import os
+import shutil
 import sys
 
 DATA_HELP = "synthetic | tfds:NAME | path/to/manifest.jsonl|csv"
+RUN_FILE = "run.json"
+# The model class each family's run directory holds (runs made before
+# `run.json` existed are recognised by it).
+MODEL_CLASSES = {
+    "image_captioning": "ImageCaptioningModel",
+    "video_qa": "VideoQAModel",
+    "dual_encoder": "DualEncoder",
+    "fusion_classifier": "FusionClassifier",
+}
 
 
 def write_json(path, value):
@@ -108,12 +119,95 @@ def tokenizer_for(run_dir, texts, sequence_length, vocabulary_size):
     return tokenizer
 
 
-def load_run(run_dir):
-    """The run's `model.keras` (safe mode) and its tokenizer."""
+def read_run(run_dir):
+    """The run's `run.json` (family, preset, ...) as a dict, or {} without one."""
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Unreadable {path} ({e}). Received: --model-dir {run_dir!r}") from None
+    return record if isinstance(record, dict) else {}
+
+
+def _other_family_error(run_dir, family, other):
+    return ValueError(
+        f"The run directory holds a {other} run, not {family}: use `mmzoo <command> {other} "
+        f"--model-dir {run_dir}`, or another --model-dir. Received: family {family!r}, "
+        f"--model-dir {run_dir!r}"
+    )
+
+
+def _is_unstarted(run_dir):
+    """No checkpoint, no model and no logged step: what a failed start leaves."""
+    from mmzoo import training
+
+    if training.latest_checkpoint(run_dir) or os.path.exists(os.path.join(run_dir, "model.keras")):
+        return False
+    return not training.read_metrics(run_dir)
+
+
+@contextlib.contextmanager
+def run_directory(model_dir, family, preset, **settings):
+    """The run directory of a training recipe, checked, recorded and cleaned up.
+
+    Refuses a directory that holds a run of another family or preset, writes
+    `run.json` (family, preset and `settings`) in a new one, and, when
+    training fails before its first checkpoint or logged step, removes the
+    directory if this call created it (a failed start leaves nothing
+    behind).
+    """
+    import mmzoo
+
+    existed = os.path.isdir(model_dir)
+    record = read_run(model_dir) if existed else {}
+    if record.get("family", family) != family:
+        raise _other_family_error(model_dir, family, record["family"])
+    if record.get("preset", preset) != preset:
+        raise ValueError(
+            f"The run directory holds a run of preset {record['preset']!r}; resuming it "
+            f"with another preset would not match its checkpoints. Use --preset "
+            f"{record['preset']} or another --model-dir. Received: --preset {preset!r}, "
+            f"--model-dir {model_dir!r}"
+        )
+    os.makedirs(model_dir, exist_ok=True)
+    try:
+        if not record:
+            write_json(
+                os.path.join(model_dir, RUN_FILE),
+                {"family": family, "preset": preset, **settings,
+                 "mmzoo_version": mmzoo.__version__},
+            )
+        yield model_dir
+    except BaseException:
+        if not existed and _is_unstarted(model_dir):
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+
+
+def load_run(run_dir, family=None):
+    """The run's `model.keras` (safe mode) and its tokenizer.
+
+    With `family`, a run of another family is refused with a message naming
+    both, before anything is loaded when the run has a `run.json`.
+    """
     import keras
 
+    import mmzoo
     from mmzoo import data
 
+    mmzoo.import_all()  # the `mmzoo` command imports lazily
+
+    if not os.path.isdir(run_dir):
+        raise ValueError(
+            f"No such run directory (train one with `mmzoo train`). Received: "
+            f"--model-dir {run_dir!r}"
+        )
+    recorded = read_run(run_dir).get("family")
+    if family is not None and recorded is not None and recorded != family:
+        raise _other_family_error(run_dir, family, recorded)
     model_path = os.path.join(run_dir, "model.keras")
     if not os.path.exists(model_path):
         raise ValueError(
@@ -121,7 +215,39 @@ def load_run(run_dir):
             f"`mmzoo train` first). Received: --model-dir {run_dir!r}"
         )
     model = keras.saving.load_model(model_path, safe_mode=True)
+    if family is not None and type(model).__name__ != MODEL_CLASSES[family]:
+        other = next((f for f, c in MODEL_CLASSES.items() if c == type(model).__name__), None)
+        if other is not None:
+            raise _other_family_error(run_dir, family, other)
+        raise ValueError(
+            f"The run's model.keras holds a {type(model).__name__}, not a "
+            f"{MODEL_CLASSES[family]}. Received: --model-dir {run_dir!r}"
+        )
     return model, data.TextTokenizer.load(os.path.join(run_dir, "tokenizer"))
+
+
+def check_data_path(data_spec):
+    """A clear error for a `--data` path that does not name a manifest file."""
+    if os.path.isfile(data_spec):
+        return
+    if os.path.isdir(data_spec):
+        raise ValueError(
+            "`--data` is a directory; pass the manifest file (.jsonl or .csv) that lists "
+            f"its files. Received: --data {data_spec!r}"
+        )
+    looks_like_path = os.sep in data_spec or data_spec.lower().endswith((".jsonl", ".json", ".csv"))
+    if looks_like_path:
+        raise ValueError(f"`--data`: no such file. Received: --data {data_spec!r}")
+    raise ValueError(
+        f"`--data` must be {DATA_HELP} (and no file of that name exists). "
+        f"Received: --data {data_spec!r}"
+    )
+
+
+def checked_examples(examples, report):
+    """Prints the manifest's counts and fails clearly when nothing is usable."""
+    print(report.summary().splitlines()[0], file=sys.stderr)
+    return report.require_examples(examples)
 
 
 def synthetic_name(data_spec, expected):
@@ -137,8 +263,14 @@ def synthetic_name(data_spec, expected):
     return None
 
 
-def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed=0):
-    """Unbatched `images` + `captions` examples from a `--data` value."""
+def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed=0,
+                          strict=False):
+    """Unbatched `images` + `captions` examples from a `--data` value.
+
+    Returns:
+        `(examples, report)`: the report is the manifest's `LoadReport`
+        (records, skipped and padded files), None for built-in or TFDS data.
+    """
     from mmzoo import data
 
     if synthetic_name(data_spec, "shapes_captions"):
@@ -147,21 +279,27 @@ def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed
         return data.load_synthetic(
             "shapes_captions", split, num_examples=num_examples, seed=seed,
             image_size=image_shape[0],
-        )
+        ), None
+    report = None
     if data_spec.startswith("tfds:"):
         examples = data.load_tfds(
             data_spec[len("tfds:"):], split=split, image_shape=image_shape[:2], download=False
         )
-    elif os.path.isfile(data_spec):
-        examples, report = data.load_image_caption_files(data_spec, image_shape=image_shape[:2])
-        print(f"{data_spec}: {report.num_records} records", file=sys.stderr)
     else:
-        raise ValueError(f"`--data` must be {DATA_HELP}. Received: --data {data_spec!r}")
-    return examples.take(num_examples) if num_examples else examples
+        check_data_path(data_spec)
+        examples, report = data.load_image_caption_files(
+            data_spec, image_shape=image_shape[:2], strict=strict
+        )
+        examples = checked_examples(examples, report)
+    return (examples.take(num_examples) if num_examples else examples), report
 
 
-def fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir):
-    """`trainer.fit` with the CLI's logging cadence; saves `model.keras` on the chief."""
+def fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir, report=None):
+    """`trainer.fit` with the CLI's logging cadence; saves `model.keras` on the chief.
+
+    A manifest's `report` is printed at the end: files that failed to decode
+    are only found while the dataset is read.
+    """
     from mmzoo import training
 
     history = trainer.fit(
@@ -170,4 +308,6 @@ def fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir):
     )
     if training.is_chief(trainer.strategy):
         training.save_model(trainer.model, os.path.join(model_dir, "model.keras"))
+        if report is not None:
+            print(report.summary(), file=sys.stderr)
     return history

@@ -29,8 +29,12 @@ def train_dual_encoder(
     seed=0,
     checkpoint_every=500,
     verbose=1,
+    deterministic=True,
+    strict=False,
 ):
     """Trains an image-text dual encoder preset with `mmzoo.training.Trainer`.
+
+    `deterministic` and `strict` are as in `train_image_captioning`.
 
     The loss is `SigLIPLoss` for presets with a logit bias (`use_bias`) and
     `CLIPLoss` otherwise; both score each replica's rows against the whole
@@ -52,38 +56,45 @@ def train_dual_encoder(
     _check_image_text(preset, config)
     strategy = training.get_strategy(strategy)
     keras.utils.set_random_seed(seed)
-    os.makedirs(model_dir, exist_ok=True)
     image_shape = _common.input_shape(config["image_encoder"])
-    examples = _common.load_caption_examples(data_spec, "train", image_shape, num_examples, seed)
-    tokenizer = _common.tokenizer_for(
-        model_dir, examples.map(lambda x: x["captions"]),
-        _common.text_length(config["text_encoder"]), vocabulary_size,
-    )
-    dataset = data.contrastive_pipeline(examples, tokenizer, batch_size=batch_size, seed=seed)
-    schedule = training.warmup_cosine_decay(
-        learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
-    )
-
-    def model_fn():
-        # The preset's text tower, with the run's vocabulary.
-        return presets.build_from_preset(
-            preset, text_encoder={"vocabulary_size": tokenizer.vocabulary_size}
+    with _common.run_directory(model_dir, FAMILY, preset, batch_size=batch_size, seed=seed):
+        examples, report = _common.load_caption_examples(
+            data_spec, "train", image_shape, num_examples, seed, strict=strict
+        )
+        tokenizer = _common.tokenizer_for(
+            model_dir, examples.map(lambda x: x["captions"]),
+            _common.text_length(config["text_encoder"]), vocabulary_size,
+        )
+        dataset = data.contrastive_pipeline(
+            examples, tokenizer, batch_size=batch_size, seed=seed, deterministic=deterministic
+        )
+        schedule = training.warmup_cosine_decay(
+            learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
         )
 
-    loss = mmzoo.losses.SigLIPLoss() if config.get("use_bias") else mmzoo.losses.CLIPLoss()
-    trainer = training.Trainer(
-        model_fn=model_fn,
-        loss=loss,
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
-        strategy=strategy,
-        model_dir=model_dir,
-        jit_compile=strategy.num_replicas_in_sync == 1,
-    )
-    return _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir)
+        def model_fn():
+            # The preset's text tower, with the run's vocabulary.
+            return presets.build_from_preset(
+                preset, text_encoder={"vocabulary_size": tokenizer.vocabulary_size}
+            )
+
+        loss = mmzoo.losses.SigLIPLoss() if config.get("use_bias") else mmzoo.losses.CLIPLoss()
+        trainer = training.Trainer(
+            model_fn=model_fn,
+            loss=loss,
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
+            strategy=strategy,
+            model_dir=model_dir,
+            jit_compile=strategy.num_replicas_in_sync == 1,
+            deterministic=deterministic,
+        )
+        return _common.fit(
+            trainer, dataset, steps, checkpoint_every, verbose, model_dir, report
+        )
 
 
 def evaluate_dual_encoder(model_dir, data_spec="synthetic", split="test", num_examples=1000,
-                          batch_size=256):
+                          batch_size=256, strict=False):
     """Image-text retrieval on `split`: recall@1/5/10 and ranks, both directions.
 
     Every caption of an image is a query (COCO-style); an image query counts
@@ -97,10 +108,12 @@ def evaluate_dual_encoder(model_dir, data_spec="synthetic", split="test", num_ex
 
     from mmzoo import evaluation
 
-    model, tokenizer = _common.load_run(model_dir)
+    model, tokenizer = _common.load_run(model_dir, FAMILY)
     model.tokenizer = tokenizer
     image_shape = tuple(model.image_encoder.inputs[0].shape[1:])
-    examples = _common.load_caption_examples(data_spec, split, image_shape, num_examples)
+    examples, _ = _common.load_caption_examples(
+        data_spec, split, image_shape, num_examples, strict=strict
+    )
     images, captions, text_to_image = [], [], []
     for i, example in enumerate(examples.as_numpy_iterator()):
         images.append(example["images"])
@@ -120,11 +133,16 @@ def evaluate_dual_encoder(model_dir, data_spec="synthetic", split="test", num_ex
     return scores
 
 
-def export_dual_encoder(model_dir, output=None):
-    """Writes the run's `encode_images` / `encode_text` SavedModel; returns its path."""
+def export_dual_encoder(model_dir, output=None, overwrite=False, max_image_pixels=None):
+    """Writes the run's `encode_images` / `encode_text` SavedModel; returns its path.
+
+    `overwrite` and `max_image_pixels` (None: the exporter's default) are
+    those of `mmzoo.export.export_dual_encoder`.
+    """
     from mmzoo import export
 
-    model, tokenizer = _common.load_run(model_dir)
+    model, tokenizer = _common.load_run(model_dir, FAMILY)
     output = output or os.path.join(model_dir, "saved_model")
-    export.export_dual_encoder(model, tokenizer, output)
+    pixels = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+    export.export_dual_encoder(model, tokenizer, output, overwrite=overwrite, **pixels)
     return output

@@ -68,8 +68,13 @@ def train_fusion_classifier(
     seed=0,
     checkpoint_every=500,
     verbose=1,
+    deterministic=True,
+    strict=False,
 ):
     """Trains an image + text fusion classifier preset with `mmzoo.training.Trainer`.
+
+    `deterministic` is as in `train_image_captioning`; `strict` is accepted
+    for a uniform signature (this recipe reads only built-in data).
 
     Returns:
         the `Trainer.fit` history.
@@ -86,32 +91,36 @@ def train_fusion_classifier(
     image, text = _image_and_text(preset, config)
     strategy = training.get_strategy(strategy)
     keras.utils.set_random_seed(seed)
-    os.makedirs(model_dir, exist_ok=True)
-    examples = load_classification_examples(
-        data_spec, "train", _common.input_shape(image), num_examples, seed
-    )
-    tokenizer = _common.tokenizer_for(
-        model_dir, examples.map(lambda x: x["texts"]), _common.text_length(text), vocabulary_size
-    )
-    dataset = data.fusion_pipeline(examples, tokenizer, batch_size=batch_size, seed=seed)
-    dataset = dataset.map(mmzoo.models.classification_split)
-    schedule = training.warmup_cosine_decay(
-        learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
-    )
-    trainer = training.Trainer(
-        model_fn=lambda: presets.build_from_preset(
-            preset, encoders=_encoders(config, tokenizer.vocabulary_size)
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
-        strategy=strategy,
-        model_dir=model_dir,
-    )
-    return _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir)
+    with _common.run_directory(model_dir, FAMILY, preset, batch_size=batch_size, seed=seed):
+        examples = load_classification_examples(
+            data_spec, "train", _common.input_shape(image), num_examples, seed
+        )
+        tokenizer = _common.tokenizer_for(
+            model_dir, examples.map(lambda x: x["texts"]), _common.text_length(text),
+            vocabulary_size,
+        )
+        dataset = data.fusion_pipeline(
+            examples, tokenizer, batch_size=batch_size, seed=seed, deterministic=deterministic
+        )
+        dataset = dataset.map(mmzoo.models.classification_split)
+        schedule = training.warmup_cosine_decay(
+            learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
+        )
+        trainer = training.Trainer(
+            model_fn=lambda: presets.build_from_preset(
+                preset, encoders=_encoders(config, tokenizer.vocabulary_size)
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
+            strategy=strategy,
+            model_dir=model_dir,
+            deterministic=deterministic,
+        )
+        return _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir)
 
 
 def evaluate_fusion_classifier(model_dir, data_spec="synthetic", split="test", num_examples=1000,
-                               batch_size=128):
+                               batch_size=128, strict=False):
     """Precision / recall / F1 per class and accuracy on `split`.
 
     Writes `eval_<split>.json` (the `classification_report` dict) in the run
@@ -124,7 +133,7 @@ def evaluate_fusion_classifier(model_dir, data_spec="synthetic", split="test", n
 
     from mmzoo import evaluation
 
-    model, tokenizer = _common.load_run(model_dir)
+    model, tokenizer = _common.load_run(model_dir, FAMILY)
     image_shape = tuple(model.input["images"].shape[1:])
     examples = load_classification_examples(data_spec, split, image_shape, num_examples)
     images, texts, labels = [], [], []

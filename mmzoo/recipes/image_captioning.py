@@ -15,7 +15,7 @@ def _image_shape(preset):
 
 
 def _load_run(run_dir):
-    model, tokenizer = _common.load_run(run_dir)
+    model, tokenizer = _common.load_run(run_dir, FAMILY)
     model.tokenizer = tokenizer
     return model
 
@@ -33,8 +33,16 @@ def train_image_captioning(
     seed=0,
     checkpoint_every=500,
     verbose=1,
+    deterministic=True,
+    strict=False,
 ):
-    """Trains a captioning preset with `mmzoo.training.Trainer`; returns the history."""
+    """Trains a captioning preset with `mmzoo.training.Trainer`; returns the history.
+
+    With `deterministic=True` (the default) two runs with the same seed and
+    data give bit-identical weights (TensorFlow's op determinism; see
+    `mmzoo.training.Trainer`). `strict=True` stops at the first bad record
+    of a manifest instead of skipping it.
+    """
     import keras
 
     import mmzoo
@@ -46,32 +54,39 @@ def train_image_captioning(
     strategy = training.get_strategy(strategy)
     keras.utils.set_random_seed(seed)
     image_shape = _image_shape(preset)
-    os.makedirs(model_dir, exist_ok=True)
-    examples = load_caption_examples(data_spec, "train", image_shape, num_examples, seed)
-    tokenizer = _common.tokenizer_for(
-        model_dir, examples.map(lambda x: x["captions"]),
-        config.config["sequence_length"] + 1, vocabulary_size,
-    )
-    dataset = data.captioning_pipeline(examples, tokenizer, batch_size=batch_size, seed=seed)
-    dataset = dataset.map(mmzoo.models.teacher_forcing_split)
-    schedule = training.warmup_cosine_decay(
-        learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
-    )
-    trainer = training.Trainer(
-        model_fn=lambda: presets.build_from_preset(
-            preset, vocabulary_size=tokenizer.vocabulary_size
-        ),
-        loss=mmzoo.losses.MaskedSequenceCrossEntropy(pad_token_id=tokenizer.pad_token_id),
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
-        strategy=strategy,
-        model_dir=model_dir,
-    )
-    return _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir)
+    with _common.run_directory(model_dir, FAMILY, preset, batch_size=batch_size, seed=seed):
+        examples, report = load_caption_examples(
+            data_spec, "train", image_shape, num_examples, seed, strict=strict
+        )
+        tokenizer = _common.tokenizer_for(
+            model_dir, examples.map(lambda x: x["captions"]),
+            config.config["sequence_length"] + 1, vocabulary_size,
+        )
+        dataset = data.captioning_pipeline(
+            examples, tokenizer, batch_size=batch_size, seed=seed, deterministic=deterministic
+        )
+        dataset = dataset.map(mmzoo.models.teacher_forcing_split)
+        schedule = training.warmup_cosine_decay(
+            learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
+        )
+        trainer = training.Trainer(
+            model_fn=lambda: presets.build_from_preset(
+                preset, vocabulary_size=tokenizer.vocabulary_size
+            ),
+            loss=mmzoo.losses.MaskedSequenceCrossEntropy(pad_token_id=tokenizer.pad_token_id),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
+            strategy=strategy,
+            model_dir=model_dir,
+            deterministic=deterministic,
+        )
+        return _common.fit(
+            trainer, dataset, steps, checkpoint_every, verbose, model_dir, report
+        )
 
 
 def evaluate_image_captioning(
     model_dir, data_spec="synthetic", split="test", num_examples=500,
-    method="greedy", num_beams=4, batch_size=100,
+    method="greedy", num_beams=4, batch_size=100, strict=False,
 ):
     """Captions `split` and scores it; writes `eval_<split>.json` in the run."""
     import numpy as np
@@ -79,7 +94,9 @@ def evaluate_image_captioning(
     from mmzoo import evaluation
 
     model = _load_run(model_dir)
-    examples = load_caption_examples(data_spec, split, model.image_shape, num_examples)
+    examples, _ = load_caption_examples(
+        data_spec, split, model.image_shape, num_examples, strict=strict
+    )
     images, references = [], []
     for example in examples.as_numpy_iterator():
         images.append(example["images"])
@@ -93,11 +110,20 @@ def evaluate_image_captioning(
     return scores, captions, np.stack(images), references
 
 
-def export_image_captioning(model_dir, output=None, method="greedy", num_beams=4):
-    """Writes the run's `caption` SavedModel; returns its path."""
+def export_image_captioning(model_dir, output=None, method="greedy", num_beams=4,
+                            overwrite=False, max_image_pixels=None):
+    """Writes the run's `caption` SavedModel; returns its path.
+
+    `overwrite` and `max_image_pixels` (None: the exporter's default) are
+    those of `mmzoo.export.export_image_captioning_model`.
+    """
     from mmzoo import export
 
     model = _load_run(model_dir)
     output = output or os.path.join(model_dir, "saved_model")
-    export.export_image_captioning_model(model, model.tokenizer, output, method=method, num_beams=num_beams)
+    pixels = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+    export.export_image_captioning_model(
+        model, model.tokenizer, output, method=method, num_beams=num_beams,
+        overwrite=overwrite, **pixels,
+    )
     return output

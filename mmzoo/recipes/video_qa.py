@@ -1,7 +1,6 @@
 """`mmzoo train|evaluate|export video_qa`: the video question answering recipe."""
 
 import os
-import sys
 
 from mmzoo.recipes import _common
 
@@ -13,7 +12,8 @@ def _video_shape(config):
     return shape if len(shape) == 4 else (1,) + shape  # an image is a one-frame video
 
 
-def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, seed=0):
+def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, seed=0,
+                           strict=False):
     """Unbatched `videos` / `questions` / `answers` / `question_types` examples.
 
     Args:
@@ -24,6 +24,11 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
         video_shape: `(num_frames, height, width, channels)`.
         num_examples: int or None.
         seed: int.
+        strict: bool. Stop at the first bad record of a manifest.
+
+    Returns:
+        `(examples, report)`: the manifest's `LoadReport`, or None for the
+        built-in data.
     """
     from mmzoo import data
 
@@ -38,17 +43,18 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
         return data.load_synthetic(
             "shapes_video_qa", split, num_examples=num_examples, seed=seed,
             image_size=height, num_frames=num_frames,
+        ), None
+    if data_spec.startswith("tfds:"):
+        raise ValueError(
+            "`--data` must be `synthetic` or a path to a video QA manifest (.jsonl or .csv). "
+            f"Received: --data {data_spec!r}"
         )
-    if os.path.isfile(data_spec):
-        examples, report = data.load_video_qa_files(
-            data_spec, num_frames=num_frames, image_shape=(height, width)
-        )
-        print(f"{data_spec}: {report.num_records} records", file=sys.stderr)
-        return examples.take(num_examples) if num_examples else examples
-    raise ValueError(
-        "`--data` must be `synthetic` or a path to a video QA manifest (.jsonl or .csv). "
-        f"Received: --data {data_spec!r}"
+    _common.check_data_path(data_spec)
+    examples, report = data.load_video_qa_files(
+        data_spec, num_frames=num_frames, image_shape=(height, width), strict=strict
     )
+    examples = _common.checked_examples(examples, report)
+    return (examples.take(num_examples) if num_examples else examples), report
 
 
 def train_video_qa(
@@ -64,8 +70,16 @@ def train_video_qa(
     seed=0,
     checkpoint_every=500,
     verbose=1,
+    deterministic=True,
+    strict=False,
+    fold_answer_case=False,
 ):
     """Trains a classify-mode video QA preset with `mmzoo.training.Trainer`.
+
+    `deterministic` and `strict` are as in `train_image_captioning`. Answers
+    outside the preset's answer vocabulary are dropped, logged and counted
+    (in the manifest's report, printed at the end); `fold_answer_case=True`
+    matches them case-insensitively ("Red" as "red").
 
     Returns:
         the `Trainer.fit` history.
@@ -87,40 +101,44 @@ def train_video_qa(
         )
     strategy = training.get_strategy(strategy)
     keras.utils.set_random_seed(seed)
-    os.makedirs(model_dir, exist_ok=True)
-    examples = load_video_qa_examples(
-        data_spec, "train", _video_shape(config), num_examples, seed
-    )
-    tokenizer = _common.tokenizer_for(
-        model_dir, examples.map(lambda x: x["questions"]),
-        _common.text_length(config["question_encoder"]), vocabulary_size,
-    )
-    dataset = data.video_qa_pipeline(
-        examples, tokenizer, batch_size=batch_size, seed=seed,
-        answer_vocabulary=list(config["answer_vocabulary"]),
-    ).map(mmzoo.models.video_qa_training_split)
-    schedule = training.warmup_cosine_decay(
-        learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
-    )
-
-    def model_fn():
-        # The preset's question tower, with the run's vocabulary.
-        return presets.build_from_preset(
-            preset, question_encoder={"vocabulary_size": tokenizer.vocabulary_size}
+    with _common.run_directory(model_dir, FAMILY, preset, batch_size=batch_size, seed=seed):
+        examples, report = load_video_qa_examples(
+            data_spec, "train", _video_shape(config), num_examples, seed, strict=strict
+        )
+        tokenizer = _common.tokenizer_for(
+            model_dir, examples.map(lambda x: x["questions"]),
+            _common.text_length(config["question_encoder"]), vocabulary_size,
+        )
+        dataset = data.video_qa_pipeline(
+            examples, tokenizer, batch_size=batch_size, seed=seed, deterministic=deterministic,
+            answer_vocabulary=list(config["answer_vocabulary"]), fold_case=fold_answer_case,
+            report=report,
+        ).map(mmzoo.models.video_qa_training_split)
+        schedule = training.warmup_cosine_decay(
+            learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
         )
 
-    trainer = training.Trainer(
-        model_fn=model_fn,
-        loss=mmzoo.losses.SoftTargetCrossEntropy(),
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
-        strategy=strategy,
-        model_dir=model_dir,
-    )
-    return _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir)
+        def model_fn():
+            # The preset's question tower, with the run's vocabulary.
+            return presets.build_from_preset(
+                preset, question_encoder={"vocabulary_size": tokenizer.vocabulary_size}
+            )
+
+        trainer = training.Trainer(
+            model_fn=model_fn,
+            loss=mmzoo.losses.SoftTargetCrossEntropy(),
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
+            strategy=strategy,
+            model_dir=model_dir,
+            deterministic=deterministic,
+        )
+        return _common.fit(
+            trainer, dataset, steps, checkpoint_every, verbose, model_dir, report
+        )
 
 
 def evaluate_video_qa(model_dir, data_spec="synthetic", split="test", num_examples=500,
-                      batch_size=64):
+                      batch_size=64, strict=False):
     """Answers `split` and scores it (exact match and VQA accuracy by question type).
 
     Writes `eval_<split>.json` in the run directory.
@@ -132,10 +150,10 @@ def evaluate_video_qa(model_dir, data_spec="synthetic", split="test", num_exampl
 
     from mmzoo import evaluation
 
-    model, tokenizer = _common.load_run(model_dir)
+    model, tokenizer = _common.load_run(model_dir, FAMILY)
     shape = tuple(model.video_encoder.inputs[0].shape[1:])
     shape = shape if len(shape) == 4 else (1,) + shape
-    examples = load_video_qa_examples(data_spec, split, shape, num_examples)
+    examples, _ = load_video_qa_examples(data_spec, split, shape, num_examples, strict=strict)
     videos, questions, answers, types = [], [], [], []
     for example in examples.as_numpy_iterator():
         videos.append(example["videos"])
@@ -150,11 +168,16 @@ def evaluate_video_qa(model_dir, data_spec="synthetic", split="test", num_exampl
     return scores, predictions, answers
 
 
-def export_video_qa(model_dir, output=None):
-    """Writes the run's `answer` SavedModel; returns its path."""
+def export_video_qa(model_dir, output=None, overwrite=False, max_image_pixels=None):
+    """Writes the run's `answer` SavedModel; returns its path.
+
+    `overwrite` and `max_image_pixels` (None: the exporter's default) are
+    those of `mmzoo.export.export_video_qa_model`.
+    """
     from mmzoo import export
 
-    model, tokenizer = _common.load_run(model_dir)
+    model, tokenizer = _common.load_run(model_dir, FAMILY)
     output = output or os.path.join(model_dir, "saved_model")
-    export.export_video_qa_model(model, tokenizer, output)
+    pixels = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+    export.export_video_qa_model(model, tokenizer, output, overwrite=overwrite, **pixels)
     return output

@@ -6,29 +6,50 @@ atomically). Under a multi-worker strategy every worker must take part in a
 save, but only the chief's files are kept: the other workers write into
 `model_dir/workertemp_<task_id>`, which is deleted after each save (the layout
 TensorFlow's own `PreemptionCheckpointHandler` uses).
+
+A save killed midway (SIGKILL, a full disk) leaves a `ckpt-N_temp/`
+directory of partial shards beside the complete checkpoints; the chief
+deletes such directories when it next starts, before training.
 """
 
+import glob
 import os
 import shutil
 import tempfile
+import zipfile
 
 import tensorflow as tf
 
+from mmzoo.training import writes
 from mmzoo.training.strategies import is_chief
 
 
-def save_model(model, filepath):
+def _is_keras_archive(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def save_model(model, filepath, overwrite=False):
     """Saves `model` to a `.keras` file atomically.
 
     The file is written to a temporary name in the same directory, flushed to
     disk, then renamed over `filepath` with `os.replace`, so a reader (or a
     crash) sees either the previous file or the complete new one, never a
-    partial zip.
+    partial zip. It gets the permissions of the process umask.
+
+    An existing `filepath` is replaced when it is a Keras archive (a zip
+    holding `config.json`, as every `.keras` file does); anything else there
+    is refused unless `overwrite=True`, and a directory always is.
 
     Args:
         model: a Keras model.
         filepath: str. Destination, ending in `.keras`. Missing parent
             directories are created.
+        overwrite: bool. Replace a file at `filepath` that is not a `.keras`
+            archive.
 
     Returns:
         `filepath`.
@@ -45,6 +66,16 @@ def save_model(model, filepath):
         raise ValueError(
             f"`filepath` must end in `.keras`. Received: filepath={filepath!r}"
         )
+    if os.path.isdir(filepath):
+        raise ValueError(
+            f"`filepath` is a directory; a `.keras` file is never written over one. "
+            f"Received: filepath={filepath!r}"
+        )
+    if os.path.lexists(filepath) and not overwrite and not _is_keras_archive(filepath):
+        raise ValueError(
+            "`filepath` exists and is not a `.keras` archive; choose another path or pass "
+            f"overwrite=True to replace it. Received: filepath={filepath!r}"
+        )
     directory = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -55,6 +86,7 @@ def save_model(model, filepath):
         model.save(tmp, overwrite=True)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        writes.apply_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, filepath)
     except BaseException:
         if os.path.exists(tmp):
@@ -76,6 +108,23 @@ def _fsync_directory(directory):
         pass
     finally:
         os.close(fd)
+
+
+def remove_partial_checkpoints(model_dir):
+    """Deletes the `ckpt-N_temp/` directories of saves that never finished.
+
+    TensorFlow writes a checkpoint's shards into `<prefix>_temp/` and merges
+    them into the final files at the end; a killed save leaves the directory.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*_temp")):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def latest_checkpoint(model_dir):
@@ -100,6 +149,7 @@ class CheckpointSaver:
         self.chief = is_chief(strategy)
         if self.chief:
             self.directory = model_dir
+            remove_partial_checkpoints(model_dir)
         else:
             task_id = strategy.cluster_resolver.task_id
             self.directory = os.path.join(model_dir, f"workertemp_{task_id}")

@@ -40,6 +40,9 @@ issue 56372), and exact mid-epoch resume needs the iterator in the checkpoint.
 import contextlib
 import math
 import os
+import signal
+import sys
+import threading
 
 import keras
 import tensorflow as tf
@@ -109,6 +112,18 @@ def _without_optimizer_all_reduce(optimizer):
         del inner._all_reduce_sum_gradients
 
 
+def _merges_replicas(strategy):
+    """Whether the optimizer synchronises through `merge_call` under `strategy`."""
+    return isinstance(
+        strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
+
+
+# The exit code after a SIGTERM checkpoint (TensorFlow's
+# PreemptionCheckpointHandler uses the same outside Google Cloud).
+PREEMPTION_EXIT_CODE = 42
+
+
 def _static_batch_size(element_spec):
     """The batch dimension shared by every component, or None if not static."""
     sizes = set()
@@ -170,6 +185,17 @@ class Trainer:
     position in the dataset, so a run killed at any point and restarted ends
     exactly as an uninterrupted run would (bit for bit with op determinism on).
 
+    Reproducibility: with `deterministic=True` the Trainer turns on
+    TensorFlow's op determinism for the process
+    (`tf.config.experimental.enable_op_determinism`, which also makes every
+    `tf.data` stage run in order), so two runs with the same seeds, data and
+    machine give bit-identical weights. Seed Keras first
+    (`keras.utils.set_random_seed`). It costs speed; see
+    `benchmarks/trainer_overhead.py`.
+
+    On one worker, `fit` with a `model_dir` catches SIGTERM: the step in
+    progress finishes, a checkpoint is written, and the process exits with
+    code 42 (as the multi-worker handler below does); rerunning resumes.
     Under `MultiWorkerMirroredStrategy`, `fit` also wires a
     `tf.distribute.experimental.PreemptionCheckpointHandler` to the same
     checkpoint manager: on SIGTERM to any worker, all workers finish the same
@@ -197,9 +223,11 @@ class Trainer:
         accumulation_steps: int. Micro-batches (dataset elements) per
             optimizer update; the update equals one on their concatenation.
         jit_compile: bool. XLA-compile the per-replica forward and backward
-            (with one replica, the optimizer update too). False is needed when
-            the loss does cross-replica work inside the step (e.g. an
-            all-gather, which XLA on CPU cannot compile).
+            (with one replica outside a mirrored strategy, the optimizer
+            update too). False is needed when the loss does cross-replica
+            work inside the step (e.g. an all-gather, which XLA on CPU cannot
+            compile).
+        deterministic: bool. Turn on op determinism (see above).
 
     Example:
 
@@ -232,6 +260,7 @@ class Trainer:
         model_dir=None,
         accumulation_steps=1,
         jit_compile=True,
+        deterministic=False,
     ):
         if (model is None) == (model_fn is None):
             raise ValueError(
@@ -251,10 +280,13 @@ class Trainer:
         if optimizer is None:
             raise ValueError("`optimizer` is required. Received: optimizer=None")
         _check_positive_int("accumulation_steps", accumulation_steps)
-        if not isinstance(jit_compile, bool):
-            raise ValueError(
-                f"`jit_compile` must be a bool. Received: jit_compile={jit_compile!r}"
-            )
+        for name, value in (("jit_compile", jit_compile), ("deterministic", deterministic)):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+        self.deterministic = deterministic
+        if deterministic:
+            # Process-wide; TensorFlow has no public call to turn it off again.
+            tf.config.experimental.enable_op_determinism()
 
         if strategy is None:
             strategy = tf.distribute.get_strategy()
@@ -283,15 +315,29 @@ class Trainer:
                 name="step",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
+            # (global batch size, accumulation steps) of the run, checkpointed
+            # so that a resume with another batch size is named, not left to
+            # fail in the iterator's restore ("Incompatible shapes").
+            self._input_shape = tf.Variable(
+                [0, 0],
+                dtype=tf.int64,
+                trainable=False,
+                name="input_shape",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
         self._gradients_fn = self._replica_gradients
         self._update_fn = self._replica_update
         self._loss_fn = self._replica_loss
         if self.jit_compile:
             self._gradients_fn = tf.function(self._replica_gradients, jit_compile=True)
             self._loss_fn = tf.function(self._replica_loss, jit_compile=True)
-            if self.strategy.num_replicas_in_sync == 1:
+            if self.strategy.num_replicas_in_sync == 1 and not _merges_replicas(self.strategy):
                 # No collective to keep out: the optimizer update joins the XLA
                 # step too (as in model.fit), which fuses its many small ops.
+                # Not under a mirrored strategy, even with one replica: Keras's
+                # optimizer calls `merge_call` there, which a nested
+                # tf.function refuses ("merge_call called while defining a
+                # new graph or a tf.function").
                 self._update_fn = tf.function(self._replica_update, jit_compile=True)
         self._train_function = None
         self._evaluate_function = None
@@ -376,11 +422,14 @@ class Trainer:
                 weight = tf.reshape(weight, [-1] + [1] * (value.shape.rank - 1))
                 value = value * weight
             share = tf.reduce_mean(value) / num_replicas
-        share = tf.cast(share, "float32")
-        if self.model.losses:
-            regularization = tf.add_n([tf.cast(l, "float32") for l in self.model.losses])
-            share += regularization / num_replicas
-        return share
+        return tf.cast(share, "float32") + self._regularization_share()
+
+    def _regularization_share(self):
+        """This replica's share of the model's regularisation losses."""
+        if not self.model.losses:
+            return tf.constant(0.0)
+        regularization = tf.add_n([tf.cast(l, "float32") for l in self.model.losses])
+        return regularization / self.strategy.num_replicas_in_sync
 
     def _replica_gradients(self, data, accumulated=None):
         """Loss share and gradients on one micro-batch (plus `accumulated`)."""
@@ -427,9 +476,16 @@ class Trainer:
         return self._update_fn(data, accumulated)
 
     def _replica_loss(self, data):
+        """(Loss share without regularisation, regularisation share, weight sum)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         y_pred = self.model(x, training=False)
-        return self.compute_loss(x, y, y_pred, sample_weight)
+        regularization = self._regularization_share()
+        data_share = self.compute_loss(x, y, y_pred, sample_weight) - regularization
+        if sample_weight is None:
+            weight = tf.cast(tf.shape(tree.flatten(x)[0])[0], "float32")
+        else:
+            weight = tf.reduce_sum(tf.cast(sample_weight, "float32"))
+        return data_share, regularization, weight
 
     # ---------------------------------------- distribution + XLA wrapper
     def _distribute(self, data, batch_size):
@@ -470,17 +526,19 @@ class Trainer:
 
         def evaluate_function(iterator):
             data = self._distribute(next(iterator), batch_size)
-            loss = strategy.run(self._replica_eval_step, args=(data,))
-            return strategy.experimental_local_results(loss)[0]
+            values = strategy.run(self._replica_eval_step, args=(data,))
+            return tree.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0], values
+            )
 
         return tf.function(evaluate_function)
 
     def _replica_eval_step(self, data):
-        loss = self._loss_fn(data)
+        values = self._loss_fn(data)
         if self.strategy.num_replicas_in_sync == 1:
-            return loss
+            return values
         context = tf.distribute.get_replica_context()
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, loss)
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
     def _check_dataset(self, dataset):
         if not isinstance(dataset, tf.data.Dataset):
@@ -503,7 +561,7 @@ class Trainer:
         return batch_size
 
     # ------------------------------------------------------------- fit
-    def _make_checkpoint(self, iterator=None):
+    def _make_checkpoint(self, iterator=None, input_shape=True):
         objects = {
             "model": self.model,
             # Also the states of dropout seed generators, which the model's
@@ -514,7 +572,32 @@ class Trainer:
         }
         if iterator is not None:
             objects["iterator"] = iterator
+            if input_shape:
+                objects["input_shape"] = self._input_shape
         return tf.train.Checkpoint(**objects)
+
+    def _check_resumed_input(self, path, batch_size):
+        """Names both batch sizes when a run resumes with another one.
+
+        Returns whether the checkpoint records its input shape (checkpoints
+        written before it did are restored without it).
+        """
+        reader = tf.train.load_checkpoint(path)
+        key = "input_shape/.ATTRIBUTES/VARIABLE_VALUE"
+        if not reader.has_tensor(key):
+            return False
+        saved_batch, saved_accumulation = (int(v) for v in reader.get_tensor(key))
+        if (saved_batch, saved_accumulation) != (batch_size, self.accumulation_steps):
+            raise ValueError(
+                f"The run in model_dir={self.model_dir!r} was trained with a global batch "
+                f"of {saved_batch} (accumulation_steps={saved_accumulation}); this dataset "
+                f"has batches of {batch_size} (accumulation_steps={self.accumulation_steps}). "
+                "Its checkpoint holds the dataset position for the saved batch size, so "
+                f"resume with batch_size={saved_batch} (`--batch-size {saved_batch}`), or "
+                "start a new run in another model_dir. Received: "
+                f"batch_size={batch_size}, saved batch_size={saved_batch}"
+            )
+        return True
 
     def restore(self):
         """Restores the newest checkpoint of `model_dir` (model, optimizer, step).
@@ -587,18 +670,25 @@ class Trainer:
         batch_size = self._check_dataset(dataset)
 
         if self.model_dir and dataset.options().experimental_external_state_policy is None:
-            # Python functions in the pipeline (`tf.numpy_function`) make tf.data
-            # refuse to checkpoint the iterator ("PyFunc is stateful"). Save it
-            # anyway, with a warning: mmzoo's pipelines use them as pure
-            # functions; any state they keep would not be restored.
+            # Stateful Python functions in a pipeline (`tf.numpy_function(...,
+            # stateful=True)`) make tf.data refuse to checkpoint the iterator
+            # ("PyFunc is stateful"). Save it anyway, with TensorFlow's warning:
+            # any state they keep would not be restored. (mmzoo's own pipelines
+            # have none: their Python functions are declared stateless.)
             options = tf.data.Options()
             options.experimental_external_state_policy = (
                 tf.data.experimental.ExternalStatePolicy.WARN
             )
             dataset = dataset.with_options(options)
+        latest = latest_checkpoint(self.model_dir)
+        records_input = True
+        if latest is not None:
+            records_input = self._check_resumed_input(latest, batch_size)
         iterator = iter(dataset)
         checkpoint = self._make_checkpoint(iterator)
-        self._restore(checkpoint)
+        self._restore(checkpoint if records_input else self._make_checkpoint(iterator, False))
+        self._input_shape.assign([batch_size, self.accumulation_steps])
+        self._check_long_enough(dataset, steps)
         saver = None
         if self.model_dir:
             saver = CheckpointSaver(checkpoint, self.model_dir, self.strategy, keep_checkpoints)
@@ -624,11 +714,29 @@ class Trainer:
         callbacks = keras.callbacks.CallbackList(callbacks, model=self.model)
         rows = []
         self.model.stop_training = False
+        terminated = threading.Event()
+        previous_handler = None
+        if saver is not None and self.preemption_handler is None and (
+            threading.current_thread() is threading.main_thread()
+        ):
+            previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+        saved_step = initial_step
         try:
             callbacks.on_train_begin()
+            log.begin()
             for step in range(initial_step + 1, steps + 1):
                 callbacks.on_train_batch_begin(step)
-                loss, grad_norm, learning_rate = self._train_function(iterator)
+                try:
+                    loss, grad_norm, learning_rate = self._train_function(iterator)
+                except tf.errors.OutOfRangeError:
+                    if saver is not None and saved_step < step - 1:
+                        saver.save(step - 1)
+                    raise ValueError(
+                        f"The dataset ended at step {step} of steps={steps}: it holds too "
+                        "few batches for the run. Repeat it (`dataset.repeat()`; mmzoo's "
+                        "pipelines repeat by default) or lower `steps`. Received: a dataset "
+                        f"that ran out after {step - 1} steps"
+                    ) from None
                 loss = float(loss)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
@@ -644,9 +752,19 @@ class Trainer:
                     )
                 callbacks.on_train_batch_end(step, {"loss": loss})
                 last = last or self.model.stop_training
-                if saver is not None and (step % checkpoint_every == 0 or last):
+                if saver is not None and (
+                    step % checkpoint_every == 0 or last or terminated.is_set()
+                ):
                     saver.save(step)
+                    saved_step = step
                     log.flush()
+                if terminated.is_set():
+                    print(
+                        f"mmzoo: SIGTERM: saved the checkpoint of step {step} in "
+                        f"{self.model_dir}; rerun the same command to resume.",
+                        file=sys.stderr,
+                    )
+                    raise SystemExit(PREEMPTION_EXIT_CODE)
                 if self.preemption_handler is not None:
                     # Saves through `saver.manager` and exits when any worker
                     # got SIGTERM (all workers stop after the same step).
@@ -657,14 +775,36 @@ class Trainer:
                     break
             callbacks.on_train_end({"loss": rows[-1]["loss"]} if rows else None)
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
             log.close()
             if saver is not None:
                 saver.close()
         return rows
 
+    def _check_long_enough(self, dataset, steps):
+        """Says at the start when a finite dataset cannot feed `steps`."""
+        cardinality = int(dataset.cardinality())
+        if cardinality < 0:  # infinite or unknown
+            return
+        needed = (steps - self.step) * self.accumulation_steps
+        if self.step == 0 and cardinality < needed:
+            raise ValueError(
+                f"The dataset holds {cardinality} batches, but steps={steps} with "
+                f"accumulation_steps={self.accumulation_steps} needs {needed}. Repeat it "
+                "(`dataset.repeat()`; mmzoo's pipelines repeat by default) or lower `steps`. "
+                f"Received: dataset.cardinality()={cardinality}"
+            )
+
     # -------------------------------------------------------- evaluate
     def evaluate(self, dataset, steps=None, use_ema_weights=None):
         """Mean loss over `steps` batches of `dataset` (all of it if None).
+
+        With sample weights (`(x, y, sample_weight)` batches, such as the
+        padded last batch of an mmzoo pipeline with `repeat=False`, whose
+        padding weighs 0), the loss is the weighted mean over the examples:
+        padded rows do not count. Regularisation losses are added once (their
+        mean over the batches).
 
         Args:
             dataset: `tf.data.Dataset`, as for `fit` (static global batch).
@@ -683,18 +823,28 @@ class Trainer:
             self._evaluate_function = self._make_evaluate_function(batch_size)
             self._evaluate_batch_size = batch_size
         iterator = iter(dataset)
-        total, count = 0.0, 0
+        # A "sum" loss is a total per batch already; the others are the
+        # global batch's mean, i.e. the weighted sum over `batch_size`.
+        per_example = getattr(self.loss, "reduction", None) != "sum"
+        total, weights, regularization, count = 0.0, 0.0, 0.0, 0
         with self._maybe_ema_weights(use_ema_weights):
             while steps is None or count < steps:
                 try:
-                    loss = self._evaluate_function(iterator)
+                    data_share, regularization_share, weight = self._evaluate_function(iterator)
                 except tf.errors.OutOfRangeError:
                     break
-                total += float(loss)
+                total += float(data_share) * (batch_size if per_example else 1.0)
+                weights += float(weight) if per_example else 1.0
+                regularization += float(regularization_share)
                 count += 1
         if count == 0:
             raise ValueError("The evaluation dataset is empty. Received: 0 batches")
-        return {"loss": total / count}
+        if weights <= 0:
+            raise ValueError(
+                "Every evaluated example has sample weight 0. Received: a weight sum of 0 "
+                f"over {count} batches"
+            )
+        return {"loss": total / weights + regularization / count}
 
     # ------------------------------------------------------ EMA, saving
     def _maybe_ema_weights(self, use_ema_weights):

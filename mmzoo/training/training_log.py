@@ -6,6 +6,12 @@ last line, which `read_metrics` skips). When training resumes from a checkpoint
 at step k, the lines after step k are dropped first (the file is rewritten to a
 temporary name and renamed), so the log never holds two values for one step.
 The first row's examples per second include tracing and XLA compilation.
+
+The progress bar counts global steps (a resumed run's bar starts at the
+resumed step) and appears once the first step, which traces and compiles
+the step function, is done: until then a line says that it is compiling,
+and the time it took is printed, so the estimate of the time left is never
+taken from the compilation.
 """
 
 import json
@@ -17,6 +23,8 @@ import time
 import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
+
+from mmzoo.training import writes
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -30,6 +38,24 @@ def _scalar_metadata():
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
         data_class=summary_pb2.DATA_CLASS_SCALAR,
     )
+
+
+class _Progbar(keras.utils.Progbar):
+    """`keras.utils.Progbar` whose time estimate starts after a given step.
+
+    Keras's own estimate divides the time since the bar was made by the
+    current value, which is wrong when the bar starts at a resumed step.
+    """
+
+    def __init__(self, target, base_step, **kwargs):
+        super().__init__(target, **kwargs)
+        self._base_step = base_step
+        self._base_time = time.time()  # Keras's Progbar clock
+
+    def _estimate_step_duration(self, current, now):
+        if current <= self._base_step:
+            return 0
+        return (now - self._base_time) / (current - self._base_step)
 
 
 def write_scalar(name, value, step):
@@ -70,6 +96,7 @@ def _truncate_metrics(path, last_step):
     try:
         with os.fdopen(fd, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in kept)
+        writes.apply_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -104,6 +131,9 @@ class TrainingLog:
         self._window_steps = 0
         self._window_loss = 0.0
         self._first_step_end = None
+        self._verbose = verbose
+        self._target_step = target_step
+        self._begin = None
         if not enabled:
             return
         if model_dir:
@@ -115,11 +145,16 @@ class TrainingLog:
             self._writer = tf.summary.create_file_writer(
                 os.path.join(model_dir, TENSORBOARD_DIR)
             )
-        if verbose:
-            self._progbar = keras.utils.Progbar(
-                target_step - initial_step,
-                stateful_metrics=["loss", "examples/s"],
-                unit_name="step",
+
+    def begin(self):
+        """Called before the first step: says that the step is being compiled."""
+        self._begin = time.perf_counter()
+        if self.enabled and self._verbose and self.initial_step < self._target_step:
+            resumed = f" (resumed at step {self.initial_step})" if self.initial_step else ""
+            print(
+                f"Step {self.initial_step + 1}/{self._target_step}{resumed}: tracing and "
+                "compiling the training step...",
+                flush=True,
             )
 
     def step_end(self, step, loss):
@@ -127,17 +162,24 @@ class TrainingLog:
         now = time.perf_counter()
         self._window_steps += 1
         self._window_loss += loss
-        if self._progbar is not None:
-            values = [("loss", loss)]
-            # Throughput since the end of the first step, which compiles.
-            if self._first_step_end is None:
-                self._first_step_end = now
-            elif step - self.initial_step > 1:
-                rate = (step - self.initial_step - 1) * self.examples_per_step / (
-                    now - self._first_step_end
-                )
-                values.append(("examples/s", rate))
-            self._progbar.update(step - self.initial_step, values=values)
+        if not (self.enabled and self._verbose):
+            return
+        if self._first_step_end is None:
+            self._first_step_end = now
+            if self._begin is not None:
+                print(f"Compiled and ran the first step in {now - self._begin:.1f} s.", flush=True)
+            self._progbar = _Progbar(
+                self._target_step, base_step=step,
+                stateful_metrics=["loss", "examples/s"], unit_name="step",
+            )
+        values = [("loss", loss)]
+        # Throughput since the end of the first step, which compiles.
+        if step - self.initial_step > 1:
+            rate = (step - self.initial_step - 1) * self.examples_per_step / (
+                now - self._first_step_end
+            )
+            values.append(("examples/s", rate))
+        self._progbar.update(step, values=values)
 
     def log(self, step, **scalars):
         """Writes one row: `step`, the mean loss since the last row, the

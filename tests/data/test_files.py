@@ -461,7 +461,9 @@ class VideoQAFilesTest(TestCase):
             "rgb.npy": rng.randint(0, 256, (16, 6, 5, 3)).astype("uint8"),
             "rgba.npy": rng.randint(0, 256, (9, 6, 5, 4)).astype("uint8"),
             "gray3d.npy": rng.rand(10, 6, 5).astype("float32"),
-            "bright.npy": (rng.rand(8, 6, 5, 3) * 2 - 0.5).astype("float32"),  # clipped
+            # Within the 1/255 rounding tolerance of [0, 1]: clipped. (Further
+            # out is refused: see test_loader_bad_input.py.)
+            "bright.npy": (rng.rand(8, 6, 5, 3) * (1 + 1.8 / 255) - 0.9 / 255).astype("float32"),
             "few.npy": rng.randint(0, 256, (3, 6, 5, 1)).astype("uint8"),  # padded
         }
         expected = {}

@@ -139,12 +139,27 @@ class PipelineTest(TestCase):
         first_captions = [b["token_ids"][0, 1:4].numpy().tolist() for b in dataset.take(20)]
         self.assertLen({tuple(c) for c in first_captions}, 2)
 
-    def test_drop_remainder(self):
+    def test_last_batch_padded_and_masked_without_repeat(self):
+        # Evaluation keeps every example: the last batch is padded by
+        # repeating its rows, and `example_mask` marks the padding.
         dataset = mmzoo.data.captioning_pipeline(
             indexed_images(10), self.tokenizer, batch_size=4, **IN_ORDER
         )
-        self.assertEqual([index_of(b["images"]) for b in dataset.as_numpy_iterator()],
-                         [[0, 1, 2, 3], [4, 5, 6, 7]])
+        self.assertEqual(tuple(dataset.element_spec["example_mask"].shape), (4,))
+        batches = list(dataset.as_numpy_iterator())
+        self.assertEqual([index_of(b["images"]) for b in batches],
+                         [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 8, 9]])
+        self.assertAllEqual([b["example_mask"] for b in batches],
+                            [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]])
+
+    def test_drop_remainder_when_repeating(self):
+        dataset = mmzoo.data.captioning_pipeline(
+            indexed_images(10), self.tokenizer, batch_size=4, shuffle_buffer=None,
+            deterministic=True,
+        )
+        self.assertNotIn("example_mask", dataset.element_spec)
+        self.assertEqual([index_of(b["images"]) for b in dataset.take(3).as_numpy_iterator()],
+                         [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]])
 
     def test_deterministic_mode_repeats_exactly(self):
         def run(seed):
@@ -225,6 +240,7 @@ class PipelineTest(TestCase):
             "question_token_ids": (4, 16),
             "question_padding_mask": (4, 16),
             "answer_ids": (4,),
+            "example_mask": (4,),  # evaluation batches (repeat=False) are masked
         })
         expected = [e["answer_ids"] for e in examples.take(4).as_numpy_iterator()]
         self.assertAllEqual(batch["answer_ids"], expected)
@@ -259,7 +275,7 @@ class PipelineTest(TestCase):
         )
         batch = self.assertStaticBatches(dataset, {
             "images": (4, 24, 24, 3), "token_ids": (4, 16), "padding_mask": (4, 16),
-            "labels": (4,),
+            "labels": (4,), "example_mask": (4,),
         })
         self.assertEqual(batch["labels"].dtype, tf.int32)
 

@@ -78,7 +78,7 @@ class ImageCaptioningExportTest(TestCase):
         yy, xx = np.mgrid[0:16, 0:16]
         smooth = np.stack([yy * 16, xx * 16, (yy + xx) * 8], axis=-1).astype(np.uint8)
         batch = tf.constant([encode(gray, "PNG"), encode(rgba, "PNG"), encode(smooth, "JPEG")])
-        images, valid = decode_image_batch(batch, (16, 16, 3))
+        images, valid, _ = decode_image_batch(batch, (16, 16, 3))
         self.assertAllEqual(valid, [True, True, True])
         self.assertAllClose(images[0, ..., 0], gray / 255.0, atol=1e-6)
         self.assertAllClose(images[0, ..., 1], gray / 255.0, atol=1e-6)
@@ -107,20 +107,22 @@ class ImageCaptioningExportTest(TestCase):
             f.writelines(json.dumps(row) + "\n" for row in rows)
         examples, _ = load_image_caption_files(manifest, image_shape=(12, 16))
         trained = np.stack([x["images"] for x in examples.as_numpy_iterator()])
-        served, valid = decode_image_batch(tf.constant(list(files.values())), (12, 16))
+        served, valid, _ = decode_image_batch(tf.constant(list(files.values())), (12, 16))
         self.assertAllEqual(valid, [True, True, True])
         self.assertEqual(tuple(served.shape), (3, 12, 16, 3))
         self.assertAllEqual(served, trained)
 
     def test_export_is_atomic_and_replaces(self):
         path = os.path.join(self.get_temp_dir(), "captioner")
-        os.makedirs(path)
-        with open(os.path.join(path, "stale.txt"), "w") as f:
-            f.write("old")
         export_image_captioning_model(self.model, self.tokenizer, path)
-        self.assertFalse(os.path.exists(os.path.join(path, "stale.txt")))
+        export_image_captioning_model(self.model, self.tokenizer, path)  # its own: replaced
+        os.makedirs(os.path.join(path, "stale"))
+        # A directory that is no longer only the export's is replaced only on request
+        # (tests/export/test_export_safety.py has every case).
+        export_image_captioning_model(self.model, self.tokenizer, path, overwrite=True)
+        self.assertFalse(os.path.exists(os.path.join(path, "stale")))
         self.assertTrue(os.path.exists(os.path.join(path, "saved_model.pb")))
-        leftovers = [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".export-")]
+        leftovers = [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".")]
         self.assertEmpty(leftovers)
 
     def test_bad_arguments(self):

@@ -1,4 +1,15 @@
-from mmzoo.models.dual_encoder import dual_encoder_presets  # noqa: F401
-from mmzoo.models.dual_encoder.dual_encoder_model import DualEncoder
-from mmzoo.models.dual_encoder.dual_encoder_model import DualEncoderHead
-from mmzoo.models.dual_encoder.dual_encoder_model import build_dual_encoder
+"""Contrastive dual encoders: CLIP, SigLIP, SimCLR, LiT, video-text."""
+
+from mmzoo import lazy_attributes
+
+# Public names and the modules that define them (relative to this package).
+_EXPORTS = {
+    "DualEncoder": ".dual_encoder_model",
+    "DualEncoderHead": ".dual_encoder_model",
+    "build_dual_encoder": ".dual_encoder_model",
+}
+__all__ = sorted(_EXPORTS)
+
+# Loaded on first use, so that reading the presets (`mmzoo presets`) imports
+# no model code and no TensorFlow.
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -6,6 +6,14 @@ from mmzoo.layers import ContrastiveHead
 from mmzoo.layers import ProjectionHead
 from mmzoo.layers._validation import check_positive_int
 from mmzoo.layers._validation import check_rate
+from mmzoo.models._inputs import as_strings
+from mmzoo.models._inputs import check_batch_size
+from mmzoo.models._inputs import check_padding_mask
+from mmzoo.models._inputs import check_token_ids
+from mmzoo.models._inputs import describe
+from mmzoo.models._inputs import prepare_pixels
+from mmzoo.models._inputs import run_in_batches
+from mmzoo.models._inputs import token_vocabulary_size
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -236,8 +244,13 @@ class DualEncoder(keras.Model):
             )
         if text_encoder is image_encoder:
             text_encoder = None  # one shared tower; stored once in the config
-        check_positive_int("projection_dim", projection_dim)
-        check_rate("dropout_rate", dropout_rate)
+        # Plain Python numbers (NumPy scalars are accepted), for a JSON-clean config.
+        projection_dim = check_positive_int("projection_dim", projection_dim)
+        if projection_intermediate_dim is not None:
+            projection_intermediate_dim = check_positive_int(
+                "projection_intermediate_dim", projection_intermediate_dim
+            )
+        dropout_rate = check_rate("dropout_rate", dropout_rate)
         first_modality = _modality(image_encoder, "image_encoder")
         if first_modality == "text":
             raise ValueError(
@@ -411,60 +424,127 @@ class DualEncoder(keras.Model):
     def encode_images(self, images, batch_size=None):
         """L2-normalised embeddings of images (or videos, for a video tower).
 
+        Inputs are checked in NumPy before anything is compiled.
+
         Args:
             images: array `(n, height, width, channels)` (or `(n, frames,
-                height, width, channels)`), floats in [0, 1].
-            batch_size: int or None. Encode in batches of this size (the last
-                one padded, so one compiled function serves all).
+                height, width, channels)`): floats in [0, 1], or uint8 in
+                [0, 255] (scaled by 1/255). NaN, inf and floats outside
+                [0, 1] (by more than 1/255) are refused.
+            batch_size: positive int, or None for all images at once.
+                Encode in batches of this size (the last one padded, so one
+                compiled function serves all).
 
         Returns:
-            float32 numpy array `(n, projection_dim)`.
+            float32 numpy array `(n, projection_dim)`; `(0, projection_dim)`
+            for no images, without running the model.
         """
-        images = np.asarray(images, dtype="float32")
+        batch_size = check_batch_size(batch_size)
         expected = tuple(self.image_encoder.inputs[0].shape[1:])
-        if images.ndim != len(expected) + 1 or tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"`images` must have shape (n, {', '.join(map(str, expected))}). "
-                f"Received: images with shape {images.shape}"
-            )
+        images = prepare_pixels("images", images, expected, batch_name="n")
         return self._run_batched("image", images, batch_size)
 
     def encode_text(self, inputs, batch_size=None):
         """L2-normalised embeddings of texts (of the second tower's inputs).
 
+        Inputs are checked in NumPy before anything is compiled.
+
         Args:
-            inputs: a list of strings when a tokenizer is attached
-                (`model.tokenizer = tokenizer`), else a dict with `token_ids`
-                and `padding_mask` arrays `(n, sequence_length)` (or, for a
-                two-view model, the second view's inputs).
-            batch_size: int or None, as in `encode_images`.
+            inputs: a str or a list (or 1-D array) of strings when a
+                tokenizer is attached (`model.tokenizer = tokenizer`), else a
+                dict with `token_ids` int and `padding_mask` bool arrays
+                `(n, sequence_length)` (ids in the text encoder's vocabulary;
+                other keys are ignored).
+                For a two-view model, the second view's inputs: images or
+                videos as in `encode_images`.
+            batch_size: positive int, or None, as in `encode_images`.
 
         Returns:
-            float32 numpy array `(n, projection_dim)`.
+            float32 numpy array `(n, projection_dim)`; `(0, projection_dim)`
+            for no texts (an empty list), without running the model.
         """
+        batch_size = check_batch_size(batch_size)
+        return self._run_batched("text", self._prepare_text_inputs(inputs), batch_size)
+
+    def _prepare_text_inputs(self, inputs):
+        """`encode_text`'s inputs, checked: an array (visual view) or a dict of arrays."""
+        encoder = self.image_encoder if self.text_encoder is None else self.text_encoder
+        if self.text_modality != "text":  # a second image or video view
+            if isinstance(inputs, dict) and len(inputs) == 1:
+                (inputs,) = inputs.values()
+            expected = tuple(encoder.inputs[0].shape[1:])
+            return prepare_pixels("inputs", inputs, expected, batch_name="n")
+        keys = sorted(encoder.input)
         if isinstance(inputs, str):
             inputs = [inputs]
-        if isinstance(inputs, (list, tuple)) and all(isinstance(t, str) for t in inputs):
+        if not isinstance(inputs, dict):
+            texts = as_strings("inputs", inputs, "strings or a token dict")
+            if texts is None:
+                raise ValueError(
+                    "`encode_text` takes strings (with `model.tokenizer` set) or a dict "
+                    f"with {keys} arrays (n, sequence_length). Received: inputs of "
+                    f"{describe(inputs)}"
+                )
+            if not texts:
+                return {
+                    key: np.zeros((0,) + tuple(spec.shape[1:]), spec.dtype)
+                    for key, spec in encoder.input.items()
+                }
             if self.tokenizer is None:
                 raise ValueError(
                     "`encode_text` got strings but the model has no tokenizer; set "
                     "`model.tokenizer = tokenizer` or pass token ids. Received: "
-                    f"{len(inputs)} strings"
+                    f"{len(texts)} strings"
                 )
-            tokens = self.tokenizer(np.asarray(inputs, dtype=object))
+            tokens = self.tokenizer(np.asarray(texts, dtype=object))
             inputs = {k: ops.convert_to_numpy(v) for k, v in tokens.items()}
-        elif not isinstance(inputs, dict):
-            inputs = np.asarray(inputs, dtype="float32")  # a second visual view
-        return self._run_batched("text", inputs, batch_size)
+        inputs = _strip(inputs, self.text_input_prefix)
+        missing = [key for key in keys if key not in inputs]
+        if missing:
+            raise ValueError(
+                f"`encode_text` takes a dict with {keys} (the text encoder's inputs); "
+                f"{missing} missing. Received: inputs with keys {sorted(map(str, inputs))}"
+            )
+        inputs = {key: inputs[key] for key in keys}  # other keys (`images`) are ignored
+        if "padding_mask" not in keys:
+            return {key: np.asarray(value) for key, value in inputs.items()}
+        length = encoder.input["token_ids"].shape[1]
+        token_ids = check_token_ids(
+            "token_ids", inputs["token_ids"], length, token_vocabulary_size(encoder),
+            hint=" (the text encoder's sequence_length; use a tokenizer with that sequence_length)",
+        )
+        padding_mask = check_padding_mask("padding_mask", inputs["padding_mask"], token_ids.shape)
+        return {"token_ids": token_ids, "padding_mask": padding_mask}
 
     def pair_logits(self, image_embeddings, text_embeddings):
-        """Logits `(n_images, n_texts)`: `logit_scale * a @ b.T (+ logit_bias)`."""
-        return ops.convert_to_numpy(
-            self.head.pair_logits(
-                ops.convert_to_tensor(image_embeddings, "float32"),
-                ops.convert_to_tensor(text_embeddings, "float32"),
-            )
-        )
+        """Logits `(n_images, n_texts)`: `logit_scale * a @ b.T (+ logit_bias)`.
+
+        Args:
+            image_embeddings: float `(n_images, projection_dim)`, from
+                `encode_images`.
+            text_embeddings: float `(n_texts, projection_dim)`, from
+                `encode_text`.
+
+        Returns:
+            float32 numpy array `(n_images, n_texts)`.
+        """
+        arrays = []
+        for name, embeddings in (
+            ("image_embeddings", image_embeddings), ("text_embeddings", text_embeddings)
+        ):
+            array = np.asarray(embeddings)
+            if (
+                array.ndim != 2
+                or array.shape[1] != self.projection_dim
+                or not np.issubdtype(array.dtype, np.number)
+            ):
+                raise ValueError(
+                    f"`{name}` must be a float array (n, {self.projection_dim}) (the "
+                    f"model's projection_dim). Received: {name} with dtype {array.dtype} "
+                    f"and shape {array.shape}"
+                )
+            arrays.append(ops.convert_to_tensor(array.astype("float32")))
+        return ops.convert_to_numpy(self.head.pair_logits(*arrays))
 
     def _encode_function(self, tower):
         if tower in self._encode_functions:
@@ -479,28 +559,9 @@ class DualEncoder(keras.Model):
         return fn
 
     def _run_batched(self, tower, inputs, batch_size):
+        empty = np.zeros((0, self.projection_dim), "float32")
         function = self._encode_function(tower)
-        flat = list(inputs.values()) if isinstance(inputs, dict) else [inputs]
-        total = len(flat[0])
-        batch_size = batch_size or total
-        check_positive_int("batch_size", batch_size)
-        outputs = []
-        for start in range(0, total, batch_size):
-            stop = min(start + batch_size, total)
-            missing = batch_size - (stop - start)
-
-            def chunk(array):
-                part = np.asarray(array[start:stop])
-                if missing:
-                    part = np.concatenate([part, np.repeat(part[-1:], missing, axis=0)])
-                return part
-
-            if isinstance(inputs, dict):
-                batch = {k: chunk(v) for k, v in inputs.items()}
-            else:
-                batch = chunk(inputs)
-            outputs.append(ops.convert_to_numpy(function(batch))[: stop - start])
-        return np.concatenate(outputs, axis=0).astype("float32")
+        return run_in_batches(function, (inputs,), batch_size, empty).astype("float32")
 
 
 def _strip(inputs, prefix):

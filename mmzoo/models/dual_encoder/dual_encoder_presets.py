@@ -1,7 +1,11 @@
 """Dual encoder presets: the towers are given by encoder preset name."""
 
-from mmzoo.models.dual_encoder.dual_encoder_model import build_dual_encoder
 from mmzoo.presets import register_preset
+
+# Named by path: listing presets imports no model code.
+_BUILDER = "mmzoo.models.dual_encoder.dual_encoder_model:build_dual_encoder"
+# The class that receives the builder's **kwargs (valid overrides too).
+_MODEL_CLASS = "mmzoo.models.dual_encoder.dual_encoder_model:DualEncoder"
 
 DUAL_ENCODER_PRESETS = {
     "dual_encoder_tiny": (
@@ -59,5 +63,6 @@ DUAL_ENCODER_PRESETS = {
 
 for _name, (_config, _description) in DUAL_ENCODER_PRESETS.items():
     register_preset(
-        _name, build_dual_encoder, _config, family="dual_encoder", description=_description
+        _name, _BUILDER, _config, family="dual_encoder", description=_description,
+        forwards_to=_MODEL_CLASS,
     )

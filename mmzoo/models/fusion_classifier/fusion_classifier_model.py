@@ -121,9 +121,10 @@ class FusionClassifier(keras.Model):
     test = mmzoo.data.fusion_pipeline(test_examples, tokenizer, batch_size=100,
                                       repeat=False, shuffle_buffer=None)
     y_true, y_pred = [], []
-    for x, y in test.map(mmzoo.models.classification_split):
-        y_true.append(y.numpy())
-        y_pred.append(np.argmax(model.predict_on_batch(x), axis=-1))
+    for x, y, weight in test.map(mmzoo.models.classification_split):
+        real = weight.numpy() > 0  # the last batch is padded (`example_mask`)
+        y_true.append(y.numpy()[real])
+        y_pred.append(np.argmax(model.predict_on_batch(x), axis=-1)[real])
     report = mmzoo.evaluation.classification_report(
         np.concatenate(y_true), np.concatenate(y_pred), target_names=["no", "yes"])
     print(mmzoo.evaluation.format_classification_report(report))
@@ -145,9 +146,12 @@ class FusionClassifier(keras.Model):
         **kwargs,
     ):
         encoders = _resolve_encoders(encoders, dtype)
-        _check_arguments(
-            encoders, num_classes, fusion, hidden_dim, num_heads, num_layers,
-            intermediate_dim, dropout_rate,
+        # Plain Python numbers (NumPy scalars are accepted), for a JSON-clean config.
+        num_classes, hidden_dim, num_heads, num_layers, intermediate_dim, dropout_rate = (
+            _check_arguments(
+                encoders, num_classes, fusion, hidden_dim, num_heads, num_layers,
+                intermediate_dim, dropout_rate,
+            )
         )
         specs = _encoder_specs(encoders)
         modalities = list(encoders)
@@ -365,22 +369,28 @@ def _check_arguments(
             "build them with distinct `name=` arguments. Received: encoder names "
             f"{[e.name for e in encoders.values()]}"
         )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    if (
+        isinstance(num_classes, (bool, np.bool_))
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes < 2
+    ):
         raise ValueError(
             "`num_classes` must be an int >= 2 (binary tasks use 2 logits). "
             f"Received: num_classes={num_classes!r}"
         )
     check_choice("fusion", fusion, FUSION_TYPES)
-    for name, value in (
-        ("hidden_dim", hidden_dim),
-        ("num_heads", num_heads),
-        ("num_layers", num_layers),
-        ("intermediate_dim", intermediate_dim),
-    ):
+    sizes = [
         check_positive_int(name, value)
+        for name, value in (
+            ("hidden_dim", hidden_dim),
+            ("num_heads", num_heads),
+            ("num_layers", num_layers),
+            ("intermediate_dim", intermediate_dim),
+        )
+    ]
     if fusion == "attention":
         check_divisible("hidden_dim", hidden_dim, "num_heads", num_heads)
-    check_rate("dropout_rate", dropout_rate)
+    return (int(num_classes), *sizes, check_rate("dropout_rate", dropout_rate))
 
 
 def _encoder_specs(encoders):
@@ -529,25 +539,34 @@ def build_fusion_classifier(
 
 
 def classification_split(features, class_weights=None):
-    """`{..., "labels"}` -> `(x, y)`, or `(x, y, sample_weight)` with class weights.
+    """`{..., "labels"}` -> `(x, y)`, or `(x, y, sample_weight)` with weights.
 
     A pure `dict -> tuple` function for `tf.data.Dataset.map` (with
     `functools.partial` for `class_weights`), after
-    `mmzoo.data.fusion_pipeline`: `x` holds every key but `labels`, `y` the
-    labels. Boolean tensors (padding masks) are passed on as int32, which
-    the model casts back: under `tf.distribute.MirroredStrategy`, Keras
-    3.15's `model.fit` averages the first batch across replicas to build the
-    model, which fails on bool tensors (`AddN` has no bool kernel).
+    `mmzoo.data.fusion_pipeline`: `x` holds every key but `labels` and
+    `example_mask`, `y` the labels. Boolean tensors (padding masks) are
+    passed on as int32, which the model casts back: under
+    `tf.distribute.MirroredStrategy`, Keras 3.15's `model.fit` averages the
+    first batch across replicas to build the model, which fails on bool
+    tensors (`AddN` has no bool kernel).
+
+    Evaluation batches (`fusion_pipeline(repeat=False)`) carry
+    `example_mask`, 0.0 for the rows that pad the last batch: it becomes
+    the sample weight (times the class weight), so `model.evaluate` and
+    weighted metrics count each real example once and no padding row.
 
     Args:
-        features: dict of batched tensors with `labels` int `(batch,)`.
+        features: dict of batched tensors with `labels` int `(batch,)`, and
+            optionally `example_mask` float `(batch,)`.
         class_weights: None, or a list (one weight per class) or dict
             `{class: weight}` of non-negative floats (classes missing from a
-            dict weigh 1). Each example is weighted by its class's weight: the same as `model.fit(class_weight=...)`,
-            but also usable with `mmzoo.training.Trainer` and `evaluate`.
+            dict weigh 1). Each example is weighted by its class's weight:
+            the same as `model.fit(class_weight=...)`, but also usable with
+            `mmzoo.training.Trainer` and `evaluate`.
 
     Returns:
-        `(x, y)`, or `(x, y, sample_weight)` with float32 `(batch,)` weights.
+        `(x, y)`, or `(x, y, sample_weight)` with float32 `(batch,)` weights
+        when `class_weights` is given or `features` has `example_mask`.
 
     Example:
 
@@ -555,6 +574,9 @@ def classification_split(features, class_weights=None):
     train = mmzoo.data.fusion_pipeline(examples, tokenizer, batch_size=32)
     train = train.map(functools.partial(
         mmzoo.models.classification_split, class_weights=[1.0, 4.0]))
+    test = mmzoo.data.fusion_pipeline(
+        test_examples, tokenizer, batch_size=32, repeat=False, shuffle_buffer=None)
+    model.evaluate(test.map(mmzoo.models.classification_split))  # (x, y, mask)
     ```
     """
     if "labels" not in features:
@@ -563,16 +585,22 @@ def classification_split(features, class_weights=None):
         )
     x = {}
     for key, value in features.items():
-        if key == "labels":
+        if key in ("labels", "example_mask"):
             continue
         if keras.backend.standardize_dtype(value.dtype) == "bool":
             value = ops.cast(value, "int32")
         x[key] = value
     y = features["labels"]
-    if class_weights is None:
+    weight = None
+    if "example_mask" in features:
+        weight = ops.cast(features["example_mask"], "float32")
+    if class_weights is not None:
+        weights = ops.convert_to_tensor(_class_weight_vector(class_weights), "float32")
+        class_weight = ops.take(weights, ops.cast(y, "int32"))
+        weight = class_weight if weight is None else weight * class_weight
+    if weight is None:
         return x, y
-    weights = ops.convert_to_tensor(_class_weight_vector(class_weights), "float32")
-    return x, y, ops.take(weights, ops.cast(y, "int32"))
+    return x, y, weight
 
 
 def _class_weight_vector(class_weights):

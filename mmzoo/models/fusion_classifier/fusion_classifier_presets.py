@@ -1,7 +1,9 @@
 """Fusion classifier presets: the encoders are given by preset name."""
 
-from mmzoo.models.fusion_classifier.fusion_classifier_model import build_fusion_classifier
 from mmzoo.presets import register_preset
+
+# Named by path: listing presets imports no model code.
+_BUILDER = "mmzoo.models.fusion_classifier.fusion_classifier_model:build_fusion_classifier"
 
 FUSION_CLASSIFIER_PRESETS = {
     "fusion_classifier_tiny": (
@@ -39,6 +41,5 @@ FUSION_CLASSIFIER_PRESETS = {
 
 for _name, (_config, _description) in FUSION_CLASSIFIER_PRESETS.items():
     register_preset(
-        _name, build_fusion_classifier, _config, family="fusion_classifier",
-        description=_description,
+        _name, _BUILDER, _config, family="fusion_classifier", description=_description,
     )

@@ -7,6 +7,9 @@ from mmzoo.layers._validation import check_positive_int
 from mmzoo.layers._validation import check_rate
 from mmzoo.models._generation import GENERATION_METHODS  # noqa: F401  (public name)
 from mmzoo.models._generation import CachedTextGeneration
+from mmzoo.models._inputs import check_padding_mask
+from mmzoo.models._inputs import check_token_ids
+from mmzoo.models._inputs import prepare_pixels
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -82,7 +85,11 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         dtype=None,
         **kwargs,
     ):
-        _check_arguments(
+        # Plain Python numbers (NumPy scalars are accepted), for a JSON-clean config.
+        (
+            vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
+            intermediate_dim, dropout_rate, (start_token_id, end_token_id, pad_token_id),
+        ) = _check_arguments(
             image_encoder, vocabulary_size, sequence_length, num_layers, num_heads,
             hidden_dim, intermediate_dim, dropout_rate,
             (start_token_id, end_token_id, pad_token_id),
@@ -165,23 +172,55 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         """Where each caption token looks in the image, for one decoder block.
 
         Args:
-            images: `(batch, height, width, channels)`.
-            token_ids: int `(batch, sequence_length)`, a caption starting with
-                the start token (teacher-forced, as in training).
-            padding_mask: optional bool `(batch, sequence_length)`.
-            block_index: int. Which decoder block (default: the last).
+            images: `(batch, height, width, channels)`, floats in [0, 1] or
+                uint8 in [0, 255] (scaled by 1/255); NaN, inf and floats
+                outside [0, 1] are refused.
+            token_ids: int `(batch, length)`, `length <= sequence_length`, a
+                caption starting with the start token (teacher-forced, as in
+                training).
+            padding_mask: optional bool `(batch, length)`.
+            block_index: int in `[-num_layers, num_layers)`. Which decoder
+                block (default: the last).
 
         Returns:
-            `(batch, num_heads, sequence_length, num_image_tokens)` attention
+            `(batch, num_heads, length, num_image_tokens)` attention
             weights of the block's cross-attention; row `t` is what the model
             looked at when predicting token `t + 1`. Each row sums to 1. For a
             ViT encoder, image tokens are patches in row-major order.
         """
+        images = prepare_pixels("images", images, self.image_shape)
+        token_ids = np.asarray(token_ids)
+        if token_ids.ndim != 2 or not 1 <= token_ids.shape[1] <= self.sequence_length:
+            raise ValueError(
+                "`token_ids` must have shape (batch, length) with 1 <= length <= "
+                f"sequence_length={self.sequence_length}. "
+                f"Received: token_ids with shape {token_ids.shape}"
+            )
+        token_ids = check_token_ids(
+            "token_ids", token_ids, token_ids.shape[1], self.vocabulary_size
+        )
+        if padding_mask is not None:
+            padding_mask = check_padding_mask("padding_mask", padding_mask, token_ids.shape)
+        if len(token_ids) != len(images):
+            raise ValueError(
+                "`images` and `token_ids` must hold the same number of examples. "
+                f"Received: {len(images)} images and {len(token_ids)} captions"
+            )
+        if (
+            isinstance(block_index, (bool, np.bool_))
+            or not isinstance(block_index, (int, np.integer))
+            or not -len(self.decoder_blocks) <= block_index < len(self.decoder_blocks)
+        ):
+            raise ValueError(
+                f"`block_index` must be an int in [-{len(self.decoder_blocks)}, "
+                f"{len(self.decoder_blocks)}) (the model's num_layers). "
+                f"Received: block_index={block_index!r}"
+            )
         image_tokens = self.encode_images(images)
         x = self.token_embedding(ops.convert_to_tensor(token_ids, "int32"))
         if padding_mask is not None:
             padding_mask = ops.cast(padding_mask, "bool")
-        target = self.decoder_blocks[block_index]
+        target = self.decoder_blocks[int(block_index)]
         for block in self.decoder_blocks:
             if block is not target:
                 x = block(x, image_tokens, decoder_padding_mask=padding_mask)
@@ -203,7 +242,11 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
 
     # ------------------------------------------------------------ decoding
     def encode_images(self, images):
-        """Image tokens projected to `hidden_dim`: `(batch, num_tokens, hidden_dim)`."""
+        """Image tokens projected to `hidden_dim`: `(batch, num_tokens, hidden_dim)`.
+
+        On tensors and traceable (decoding calls it inside the compiled
+        loop), so `images` are not checked here: pass floats in [0, 1].
+        """
         return self.image_projection(self.image_encoder(images, training=False)["sequence_output"])
 
     def _generation_memory(self, images):
@@ -226,37 +269,40 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
     ):
         """Writes captions for a batch of images.
 
+        Every argument is checked in NumPy before anything is compiled.
+
         Args:
-            images: array `(batch, height, width, channels)`, floats in [0, 1].
-            max_length: int. Tokens to generate at most (end token included);
-                defaults to `sequence_length`.
+            images: array `(batch, height, width, channels)`: floats in
+                [0, 1], or uint8 in [0, 255] (scaled by 1/255). NaN, inf and
+                floats outside [0, 1] (by more than 1/255) are refused.
+            max_length: int in `[1, sequence_length]`. Tokens to generate at
+                most (end token included); defaults to `sequence_length`.
             method: `"greedy"`, `"beam"`, `"top_k"` or `"top_p"`.
-            num_beams: int, for `"beam"`.
-            k: int, for `"top_k"`.
-            p: float, for `"top_p"`.
-            temperature: float. Logit temperature.
+            num_beams: positive int, for `"beam"`.
+            k: int in `[1, vocabulary_size]`, for `"top_k"`.
+            p: float in (0, 1], for `"top_p"`.
+            temperature: positive float. Logit temperature.
             seed: int or None, for the sampling methods.
-            batch_size: int or None. Split large inputs into batches of this
-                size (the last one padded, so one compiled function serves all).
+            batch_size: positive int, or None for all images at once. Split
+                large inputs into batches of this size (the last one padded,
+                so one compiled function serves all).
 
         Returns:
             int32 array `(batch, max_length)` of token ids after the start
             token, padded with `pad_token_id` after the end token; or, when a
             tokenizer is attached (`model.tokenizer = tokenizer`, e.g. a
             `mmzoo.data.TextTokenizer`), a list of caption strings. The pad
-            and start tokens are never generated.
+            and start tokens are never generated. No images give an empty
+            `(0, max_length)` array (or `[]`) without running the model.
         """
-        images = np.asarray(images, dtype="float32")
-        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(
-                f"`images` must have shape (batch, {', '.join(map(str, self.image_shape))}). "
-                f"Received: images with shape {images.shape}"
-            )
+        images = prepare_pixels("images", images, self.image_shape)
         tokens = self._generate_batched(
             (images,), batch_size, max_length=max_length, method=method,
             num_beams=num_beams, k=k, p=p, temperature=temperature, seed=seed,
         )
         if self.tokenizer is not None:
+            if not len(tokens):
+                return []
             texts = ops.convert_to_numpy(self.tokenizer.detokenize(tokens))
             return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
         return tokens
@@ -282,23 +328,30 @@ def _check_arguments(
             "`image_encoder` must take images (batch, height, width, channels). "
             f"Received: input shape {image_encoder.inputs[0].shape}"
         )
-    for name, value in (
-        ("vocabulary_size", vocabulary_size),
-        ("sequence_length", sequence_length),
-        ("num_layers", num_layers),
-        ("num_heads", num_heads),
-        ("hidden_dim", hidden_dim),
-        ("intermediate_dim", intermediate_dim),
-    ):
+    sizes = [
         check_positive_int(name, value)
+        for name, value in (
+            ("vocabulary_size", vocabulary_size),
+            ("sequence_length", sequence_length),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("hidden_dim", hidden_dim),
+            ("intermediate_dim", intermediate_dim),
+        )
+    ]
     check_divisible("hidden_dim", hidden_dim, "num_heads", num_heads)
-    check_rate("dropout_rate", dropout_rate)
+    dropout_rate = check_rate("dropout_rate", dropout_rate)
     for name, value in zip(("start_token_id", "end_token_id", "pad_token_id"), special_ids):
-        if not isinstance(value, int) or not 0 <= value < vocabulary_size:
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (int, np.integer))
+            or not 0 <= value < vocabulary_size
+        ):
             raise ValueError(
                 f"`{name}` must be an int in [0, vocabulary_size={vocabulary_size}). "
                 f"Received: {name}={value!r}"
             )
+    return (*sizes, dropout_rate, tuple(int(value) for value in special_ids))
 
 
 def build_image_captioning_model(image_encoder, vocabulary_size, sequence_length, **kwargs):
@@ -336,10 +389,30 @@ def teacher_forcing_split(features):
     under `tf.distribute.MirroredStrategy`, Keras 3.15's `model.fit` averages
     the first batch across replicas to build the model, which fails on bool
     tensors (`AddN` has no bool kernel).
+
+    Evaluation batches (`captioning_pipeline(repeat=False)`) carry
+    `example_mask`, 0.0 for the rows that pad the last batch: it is returned
+    as a third element, the sample weight `mask[:, None]`, float32
+    `(batch, 1)`. Keras broadcasts it over the tokens for token metrics
+    (`mmzoo.evaluation.MaskedTokenAccuracy`) and lines it up with the
+    `(batch,)` per-caption values of `mmzoo.losses.MaskedSequenceCrossEntropy`;
+    a `(batch, sequence_length)` weight would instead be broadcast against
+    those values along the wrong axis.
+
+    Args:
+        features: dict of batched tensors, as above, optionally with
+            `example_mask` float `(batch,)`.
+
+    Returns:
+        `(x, y)`, or `(x, y, sample_weight)` when `features` has
+        `example_mask`.
     """
     x = {
         "images": features["images"],
         "token_ids": features["token_ids"][..., :-1],
         "padding_mask": ops.cast(features["padding_mask"][..., :-1], "int32"),
     }
-    return x, features["token_ids"][..., 1:]
+    y = features["token_ids"][..., 1:]
+    if "example_mask" not in features:
+        return x, y
+    return x, y, ops.cast(features["example_mask"], "float32")[:, None]

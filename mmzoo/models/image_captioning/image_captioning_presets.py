@@ -1,7 +1,11 @@
 """Image captioning presets: the image encoder is given by preset name."""
 
-from mmzoo.models.image_captioning.image_captioning_model import build_image_captioning_model
 from mmzoo.presets import register_preset
+
+# Named by path: listing presets imports no model code.
+_BUILDER = "mmzoo.models.image_captioning.image_captioning_model:build_image_captioning_model"
+# The class that receives the builder's **kwargs (valid overrides too).
+_MODEL_CLASS = "mmzoo.models.image_captioning.image_captioning_model:ImageCaptioningModel"
 
 IMAGE_CAPTIONING_PRESETS = {
     "image_captioning_tiny": (
@@ -47,6 +51,6 @@ IMAGE_CAPTIONING_PRESETS = {
 
 for _name, (_config, _description) in IMAGE_CAPTIONING_PRESETS.items():
     register_preset(
-        _name, build_image_captioning_model, _config, family="image_captioning",
-        description=_description,
+        _name, _BUILDER, _config, family="image_captioning", description=_description,
+        forwards_to=_MODEL_CLASS,
     )

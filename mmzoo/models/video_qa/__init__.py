@@ -1,5 +1,16 @@
-from mmzoo.models.video_qa import video_qa_presets  # noqa: F401
-from mmzoo.models.video_qa.video_qa_layers import ModalityConcat
-from mmzoo.models.video_qa.video_qa_model import VideoQAModel
-from mmzoo.models.video_qa.video_qa_model import build_video_qa_model
-from mmzoo.models.video_qa.video_qa_model import video_qa_training_split
+"""Video question answering: classify or generate answers about clips."""
+
+from mmzoo import lazy_attributes
+
+# Public names and the modules that define them (relative to this package).
+_EXPORTS = {
+    "ModalityConcat": ".video_qa_layers",
+    "VideoQAModel": ".video_qa_model",
+    "build_video_qa_model": ".video_qa_model",
+    "video_qa_training_split": ".video_qa_model",
+}
+__all__ = sorted(_EXPORTS)
+
+# Loaded on first use, so that reading the presets (`mmzoo presets`) imports
+# no model code and no TensorFlow.
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -11,6 +11,15 @@ from mmzoo.layers._validation import check_divisible
 from mmzoo.layers._validation import check_positive_int
 from mmzoo.layers._validation import check_rate
 from mmzoo.models._generation import CachedTextGeneration
+from mmzoo.models._inputs import as_strings
+from mmzoo.models._inputs import check_batch_size
+from mmzoo.models._inputs import check_padding_mask
+from mmzoo.models._inputs import check_token_ids
+from mmzoo.models._inputs import describe
+from mmzoo.models._inputs import pixel_array
+from mmzoo.models._inputs import run_in_batches
+from mmzoo.models._inputs import token_vocabulary_size
+from mmzoo.models._inputs import unit_float_pixels
 from mmzoo.models.video_qa.video_qa_layers import ModalityConcat
 
 ANSWER_MODES = ("classify", "generate")
@@ -125,7 +134,11 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         dtype=None,
         **kwargs,
     ):
-        answer_vocabulary = _check_arguments(
+        # Plain Python numbers (NumPy scalars are accepted), for a JSON-clean config.
+        (
+            answer_vocabulary, num_fusion_layers, num_heads, hidden_dim, intermediate_dim,
+            num_decoder_layers, answer_sequence_length, dropout_rate,
+        ) = _check_arguments(
             video_encoder, question_encoder, answer_vocabulary, answer_mode, fusion,
             num_fusion_layers, num_heads, hidden_dim, intermediate_dim,
             num_decoder_layers, answer_sequence_length, dropout_rate,
@@ -382,15 +395,18 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
     def prepare_videos(self, videos):
         """Checks a batch of clips and returns float32 in [0, 1].
 
-        Accepts floats in [0, 1] or uint8 in [0, 255] of shape `(batch,
-        num_frames, height, width, channels)`; a one-frame model also takes
-        images `(batch, height, width, channels)`. Frames are neither resized
-        nor resampled here: a wrong frame count or frame size is an error.
+        Accepts floats in [0, 1] or uint8 in [0, 255] (scaled by 1/255) of
+        shape `(batch, num_frames, height, width, channels)`; a one-frame
+        model also takes images `(batch, height, width, channels)`. Frames
+        are neither resized nor resampled here: a wrong frame count or frame
+        size is an error, and so are NaN, inf and floats outside [0, 1] (by
+        more than 1/255, e.g. pixels in 0..255 not divided by 255). An empty
+        list is a batch of no clips.
+
+        Returns:
+            float32 `(batch, num_frames, height, width, channels)`.
         """
-        videos = np.asarray(videos)
-        if videos.dtype == np.uint8:
-            videos = videos.astype("float32") / 255.0
-        videos = videos.astype("float32")
+        videos = pixel_array("videos", videos, self.video_shape)
         if self.num_frames == 1 and videos.ndim == 4:
             videos = videos[:, None]
         expected = ", ".join(map(str, self.video_shape))
@@ -410,31 +426,53 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
                 f"`videos` frames must be {self.video_shape[1:]} (height, width, channels); "
                 f"resize them first. Received: videos with shape {videos.shape}"
             )
-        return videos
+        return unit_float_pixels("videos", videos)
 
     def prepare_questions(self, questions, tokenizer=None):
         """Question strings (or already tokenized questions) -> token ids and mask.
 
         Args:
-            questions: list of str, tokenized with `tokenizer` or the attached
-                `model.question_tokenizer` (a `mmzoo.data.TextTokenizer`; a
-                question longer than its `sequence_length` is truncated, keeping
-                the end token), or a dict with `question_token_ids` and
-                `question_padding_mask`.
+            questions: list (or 1-D array) of str, tokenized with
+                `tokenizer` or the attached `model.question_tokenizer` (a
+                `mmzoo.data.TextTokenizer`; a question longer than its
+                `sequence_length` is truncated, keeping the end token); or a
+                dict with `question_token_ids` int `(batch, question_length)`
+                and `question_padding_mask` bool of the same shape (extra
+                keys, such as `videos`, are ignored). Token ids must be in
+                the question encoder's vocabulary. An empty list is a batch
+                of no questions (no tokenizer needed).
             tokenizer: optional tokenizer overriding `question_tokenizer`.
 
         Returns:
             `(token_ids int32 (batch, question_length), padding_mask bool)`.
         """
+        expected = (
+            "a list of strings, one per clip, or a dict with `question_token_ids` and "
+            "`question_padding_mask`"
+        )
         if isinstance(questions, dict):
-            token_ids = np.asarray(questions["question_token_ids"], "int32")
-            padding_mask = np.asarray(questions["question_padding_mask"]).astype(bool)
-        else:
-            if isinstance(questions, (str, bytes)):
+            keys = ("question_token_ids", "question_padding_mask")
+            missing = [key for key in keys if key not in questions]
+            if missing:
                 raise ValueError(
-                    "`questions` must be a list of strings, one per clip. "
-                    f"Received: questions={questions!r}"
+                    "Tokenized `questions` must be a dict with `question_token_ids` and "
+                    f"`question_padding_mask` (batch, {self.question_length}); {missing} "
+                    "missing (a tokenizer's `token_ids` / `padding_mask` need the "
+                    "`question_` prefix). "
+                    f"Received: questions with keys {sorted(map(str, questions))}"
                 )
+            token_ids = questions["question_token_ids"]
+            padding_mask = questions["question_padding_mask"]
+        else:
+            texts = as_strings("questions", questions, expected)
+            if texts is None:
+                raise ValueError(
+                    f"`questions` must be {expected}. Received: questions of "
+                    f"{describe(questions)}"
+                )
+            if not texts:
+                empty = np.zeros((0, self.question_length), "int32")
+                return empty, empty.astype(bool)
             tokenizer = tokenizer or self.question_tokenizer
             if tokenizer is None:
                 raise ValueError(
@@ -442,15 +480,23 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
                     "(the `mmzoo.data.TextTokenizer` used in training) or pass "
                     "`tokenizer=`. Received: tokenizer=None"
                 )
-            packed = tokenizer(list(questions))
-            token_ids = ops.convert_to_numpy(packed["token_ids"]).astype("int32")
-            padding_mask = ops.convert_to_numpy(packed["padding_mask"]).astype(bool)
+            packed = tokenizer(texts)
+            token_ids = ops.convert_to_numpy(packed["token_ids"])
+            padding_mask = ops.convert_to_numpy(packed["padding_mask"])
+        token_ids = np.asarray(token_ids)
         if token_ids.ndim != 2 or token_ids.shape[1] != self.question_length:
             raise ValueError(
                 f"Question token ids must have shape (batch, {self.question_length}) "
                 "(the question encoder's sequence_length; use a tokenizer with that "
                 f"sequence_length). Received: shape {token_ids.shape}"
             )
+        token_ids = check_token_ids(
+            "question_token_ids", token_ids, self.question_length,
+            token_vocabulary_size(self.question_encoder),
+        )
+        padding_mask = check_padding_mask(
+            "question_padding_mask", padding_mask, token_ids.shape
+        )
         return token_ids, padding_mask
 
     # ----------------------------------------------------------- answering
@@ -504,20 +550,29 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
     ):
         """Writes answer tokens (generate mode).
 
+        Every argument is checked in NumPy before anything is compiled.
+
         Args:
-            videos: see `prepare_videos`.
-            questions: see `prepare_questions`.
-            max_length: int. Tokens to generate at most (end token included);
-                defaults to `answer_sequence_length`.
+            videos: `(batch, num_frames, height, width, channels)`, floats in
+                [0, 1] or uint8 in [0, 255] (scaled by 1/255); see
+                `prepare_videos`.
+            questions: one per clip; see `prepare_questions`.
+            max_length: int in `[1, answer_sequence_length]`. Tokens to
+                generate at most (end token included); defaults to
+                `answer_sequence_length`.
             method: `"greedy"`, `"beam"`, `"top_k"` or `"top_p"`.
-            num_beams, k, p, temperature, seed: sampler settings.
-            batch_size: int or None. Split large inputs into batches of this
-                size (the last one padded, so one compiled function serves all).
+            num_beams, k, p, temperature, seed: sampler settings, as in
+                `ImageCaptioningModel.generate` (`temperature` a positive
+                number, `p` in (0, 1], `k` at most the vocabulary size).
+            batch_size: positive int, or None for all clips at once. Split
+                large inputs into batches of this size (the last one padded,
+                so one compiled function serves all).
             tokenizer: optional question tokenizer.
 
         Returns:
             int32 array `(batch, max_length)` of token ids after the start
-            token, padded with the pad id after the end token.
+            token, padded with the pad id after the end token. No clips give
+            an empty `(0, max_length)` array without running the model.
         """
         self._require_mode("generate", "generate")
         videos = self.prepare_videos(videos)
@@ -559,16 +614,20 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
 
         Args:
             videos: `(batch, num_frames, height, width, channels)`, floats in
-                [0, 1] or uint8 (see `prepare_videos`).
-            questions: list of str (needs `model.question_tokenizer` or
-                `tokenizer=`), or tokenized questions (see `prepare_questions`).
-            batch_size: int. Clips per compiled call (the last batch is padded).
+                [0, 1] or uint8 in [0, 255] (scaled by 1/255); NaN, inf and
+                floats outside [0, 1] are refused (see `prepare_videos`).
+            questions: list of str, one per clip (needs
+                `model.question_tokenizer` or `tokenizer=`), or tokenized
+                questions (see `prepare_questions`).
+            batch_size: positive int, or None for all clips at once. Clips
+                per compiled call (the last batch is padded).
             tokenizer: optional question tokenizer.
             **generate_kwargs: decoding settings for generate mode (`method`,
                 `num_beams`, `max_length`...).
 
         Returns:
-            list of str, one answer per clip.
+            list of str, one answer per clip (`[]` for no clips, without
+            running the model).
 
         Example:
 
@@ -589,18 +648,14 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
                 "Decoding settings apply to answer_mode='generate' only. "
                 f"Received: {sorted(generate_kwargs)}"
             )
+        batch_size = check_batch_size(batch_size)
         videos = self.prepare_videos(videos)
         token_ids, padding_mask = self.prepare_questions(questions, tokenizer)
         _check_same_batch(videos, token_ids)
-        function = self.make_classify_function()
-        ids = []
-        for start in range(0, len(videos), batch_size):
-            chunk = [x[start : start + batch_size] for x in (videos, token_ids, padding_mask)]
-            missing = batch_size - len(chunk[0])
-            if missing:
-                chunk = [np.concatenate([x, np.repeat(x[-1:], missing, axis=0)]) for x in chunk]
-            ids.append(ops.convert_to_numpy(function(*chunk))[: batch_size - missing])
-        ids = np.concatenate(ids) if ids else np.zeros((0,), "int32")
+        ids = run_in_batches(
+            self.make_classify_function(), (videos, token_ids, padding_mask), batch_size,
+            empty=np.zeros((0,), "int32"),
+        )
         return [self.answer_vocabulary[i] for i in ids]
 
 
@@ -665,18 +720,19 @@ def _check_arguments(
                 f"[PAD] at id 0, with [START] and [END]; {missing} missing. "
                 f"Received: answer_vocabulary[:6]={answer_vocabulary[:6]}"
             )
-    for name, value in (
-        ("num_fusion_layers", num_fusion_layers),
-        ("num_heads", num_heads),
-        ("hidden_dim", hidden_dim),
-        ("intermediate_dim", intermediate_dim),
-        ("num_decoder_layers", num_decoder_layers),
-        ("answer_sequence_length", answer_sequence_length),
-    ):
+    sizes = [
         check_positive_int(name, value)
+        for name, value in (
+            ("num_fusion_layers", num_fusion_layers),
+            ("num_heads", num_heads),
+            ("hidden_dim", hidden_dim),
+            ("intermediate_dim", intermediate_dim),
+            ("num_decoder_layers", num_decoder_layers),
+            ("answer_sequence_length", answer_sequence_length),
+        )
+    ]
     check_divisible("hidden_dim", hidden_dim, "num_heads", num_heads)
-    check_rate("dropout_rate", dropout_rate)
-    return answer_vocabulary
+    return (answer_vocabulary, *sizes, check_rate("dropout_rate", dropout_rate))
 
 
 def build_video_qa_model(
@@ -743,7 +799,8 @@ def build_video_qa_model(
 
 
 def video_qa_training_split(features):
-    """Pipeline batches -> `(x, y)` for `fit` / `Trainer`.
+    """Pipeline batches -> `(x, y)` for `fit` / `Trainer`, or `(x, y,
+    sample_weight)` for evaluation batches.
 
     A pure `dict -> tuple` function for `tf.data.Dataset.map`:
 
@@ -758,14 +815,38 @@ def video_qa_training_split(features):
     Padding masks are passed on as int32 (the model casts them back to bool):
     under `tf.distribute.MirroredStrategy`, Keras's `model.fit` averages the
     first batch across replicas, which fails on bool tensors.
+
+    Evaluation batches (`video_qa_pipeline(repeat=False)`) carry
+    `example_mask`, 0.0 for the rows that pad the last batch; it is returned
+    as the sample weight so that losses and metrics skip those rows: float32
+    `(batch,)` in classify mode, `(batch, 1)` in generate mode (Keras
+    broadcasts it over the answer tokens for token metrics, and lines it up
+    with a per-sequence loss such as `MaskedSequenceCrossEntropy`; a
+    `(batch, answer_sequence_length)` weight would be broadcast against that
+    loss's `(batch,)` values along the wrong axis).
+
+    Args:
+        features: dict of batched tensors, as above, optionally with
+            `example_mask` float `(batch,)`.
+
+    Returns:
+        `(x, y)`, or `(x, y, sample_weight)` when `features` has
+        `example_mask`.
     """
     x = {
         "videos": features["videos"],
         "question_token_ids": features["question_token_ids"],
         "question_padding_mask": ops.cast(features["question_padding_mask"], "int32"),
     }
+    mask = features.get("example_mask")
     if "answer_token_ids" not in features:
-        return x, features["answer_ids"]
+        y = features["answer_ids"]
+        if mask is None:
+            return x, y
+        return x, y, ops.cast(mask, "float32")
     x["answer_token_ids"] = features["answer_token_ids"][..., :-1]
     x["answer_padding_mask"] = ops.cast(features["answer_padding_mask"][..., :-1], "int32")
-    return x, features["answer_token_ids"][..., 1:]
+    y = features["answer_token_ids"][..., 1:]
+    if mask is None:
+        return x, y
+    return x, y, ops.cast(mask, "float32")[:, None]
