@@ -38,7 +38,8 @@ def write_atomically(archive, path, family, signatures, overwrite=False):
     import mmzoo
 
     path = os.fspath(path)
-    check_export_path(path, overwrite)
+    # The exporters call `check_export_path` before tracing anything;
+    # `replace_directory` checks again right before the rename.
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)

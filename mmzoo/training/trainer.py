@@ -480,6 +480,8 @@ class Trainer:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         y_pred = self.model(x, training=False)
         regularization = self._regularization_share()
+        # Through `compute_loss`, which subclasses may override, then without
+        # the regularisation: `evaluate` weighs the data part by examples.
         data_share = self.compute_loss(x, y, y_pred, sample_weight) - regularization
         if sample_weight is None:
             weight = tf.cast(tf.shape(tree.flatten(x)[0])[0], "float32")
@@ -715,10 +717,10 @@ class Trainer:
         rows = []
         self.model.stop_training = False
         terminated = threading.Event()
-        previous_handler = None
-        if saver is not None and self.preemption_handler is None and (
+        catch_sigterm = saver is not None and self.preemption_handler is None and (
             threading.current_thread() is threading.main_thread()
-        ):
+        )
+        if catch_sigterm:
             previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminated.set())
         saved_step = initial_step
         try:
@@ -775,8 +777,9 @@ class Trainer:
                     break
             callbacks.on_train_end({"loss": rows[-1]["loss"]} if rows else None)
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGTERM, previous_handler)
+            if catch_sigterm:
+                # (None when the previous handler was not set from Python.)
+                signal.signal(signal.SIGTERM, previous_handler or signal.SIG_DFL)
             log.close()
             if saver is not None:
                 saver.close()
