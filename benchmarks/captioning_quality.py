@@ -45,19 +45,22 @@ def main(args):
         seed=args.seed, image_size=args.image_size,
     )
     config = mmzoo.presets.get_preset_config(args.preset)
-    sequence_length = config["sequence_length"]
     vocabulary = data.train_word_piece_vocabulary(
         train_examples.map(lambda x: x["captions"]), vocabulary_size=args.vocabulary_size,
     )
-    tokenizer = data.TextTokenizer(vocabulary, sequence_length=sequence_length + 1)
+    # The preprocessor packs captions to the model's length + 1 and makes
+    # `generate` return strings.
+    preprocessor = mmzoo.models.ImageCaptioningPreprocessor(
+        data.TextTokenizer(vocabulary), image_converter=(args.image_size, args.image_size),
+    )
     image_shape = (args.image_size, args.image_size, 3)
     encoder = mmzoo.presets.build_from_preset(config["image_encoder"], image_shape=image_shape)
     model = mmzoo.presets.build_from_preset(
-        args.preset, image_encoder=encoder, vocabulary_size=tokenizer.vocabulary_size,
+        args.preset, image_encoder=encoder, vocabulary_size=len(vocabulary),
+        preprocessor=preprocessor,
     )
-    model.tokenizer = tokenizer
     train = data.captioning_pipeline(
-        train_examples, tokenizer, batch_size=args.batch_size, seed=args.seed
+        train_examples, model, batch_size=args.batch_size, seed=args.seed
     ).map(mmzoo.models.teacher_forcing_split)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, args.max_steps, warmup_target=args.learning_rate, warmup_steps=200,

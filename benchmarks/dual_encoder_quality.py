@@ -84,13 +84,17 @@ def main(args):
     vocabulary = data.train_word_piece_vocabulary(
         train_examples.map(lambda x: x["captions"]), vocabulary_size=args.vocabulary_size,
     )
-    tokenizer = data.TextTokenizer(vocabulary, sequence_length=sequence_length)
+    tokenizer = data.TextTokenizer(vocabulary)
+    # The preprocessor packs texts to the text tower's `sequence_length`.
     model = mmzoo.presets.build_from_preset(
-        args.preset, text_encoder={"sequence_length": sequence_length}
+        args.preset,
+        text_encoder={
+            "sequence_length": sequence_length, "vocabulary_size": tokenizer.vocabulary_size,
+        },
+        preprocessor=mmzoo.models.DualEncoderPreprocessor(tokenizer),
     )
-    model.tokenizer = tokenizer
     train = data.contrastive_pipeline(
-        train_examples, tokenizer, batch_size=args.batch_size, seed=args.seed
+        train_examples, model, batch_size=args.batch_size, seed=args.seed
     )
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, args.max_steps, warmup_target=args.learning_rate, warmup_steps=200,

@@ -18,7 +18,6 @@ Prints a table and appends it, with the command, to benchmarks/README.md.
 
 import argparse
 import os
-import time
 
 from _common import TimeBudget
 from _common import add_budget_arguments
@@ -63,12 +62,17 @@ PARSER.add_argument("--no-record", action="store_true", help="do not append to R
 
 def build_tower(encoder, **overrides):
     """The encoder preset with those of `overrides` its builder takes (and not None)."""
+    import importlib
     import inspect
 
     import mmzoo
 
     name, nested = mmzoo.presets.encoder_spec(encoder)
-    names = inspect.signature(mmzoo.presets.get_preset(name).builder).parameters
+    builder = mmzoo.presets.get_preset(name).builder
+    if isinstance(builder, str):  # "module:function", as mmzoo's own presets name it
+        module, _, function = builder.partition(":")
+        builder = getattr(importlib.import_module(module), function)
+    names = inspect.signature(builder).parameters
     overrides = {k: v for k, v in overrides.items() if k in names and v is not None}
     return mmzoo.presets.build_from_preset(name, **{**nested, **overrides})
 
@@ -142,7 +146,6 @@ def evaluate(model, dataset, class_names, types):
 
 def main(args):
     import keras
-    import tensorflow as tf
 
     import mmzoo
     from mmzoo import data

@@ -107,19 +107,21 @@ def video_qa_sources(args, directory):
 
     examples = data.load_synthetic("shapes_video_qa", "train", num_examples=5000)
     vocabulary = data.train_word_piece_vocabulary(examples.map(lambda x: x["questions"]), 128)
-    tokenizer = data.TextTokenizer(vocabulary, sequence_length=16)
+    tokenizer = data.TextTokenizer(vocabulary)
+    # The preprocessor packs questions to the question tower's length.
     model = mmzoo.presets.build_from_preset(
         "video_qa_tiny",
         question_encoder=mmzoo.presets.build_from_preset(
             "text_encoder_tiny", vocabulary_size=tokenizer.vocabulary_size
         ),
+        preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer),
     )
     model.compile(optimizer="adamw", loss=mmzoo.losses.SoftTargetCrossEntropy(), jit_compile=True)
     answers = list(data.VIDEO_QA_ANSWERS)
 
     def from_pipeline(source, cache=False):
         ds = data.video_qa_pipeline(
-            source, tokenizer, batch_size=args.batch_size, seed=0, cache=cache,
+            source, model, batch_size=args.batch_size, seed=0, cache=cache,
             answer_vocabulary=None if "answer_ids" in source.element_spec else answers,
         )
         return ds.map(mmzoo.models.video_qa_training_split)
@@ -164,13 +166,18 @@ def caption_main(args):
     image_size = 32
     examples = data.load_synthetic("shapes_captions", "train", num_examples=5000, image_size=image_size)
     vocabulary = data.train_word_piece_vocabulary(examples.map(lambda x: x["captions"]), 128)
-    tokenizer = data.TextTokenizer(vocabulary, sequence_length=25)
-    model = mmzoo.presets.build_from_preset("image_captioning_tiny", vocabulary_size=tokenizer.vocabulary_size)
+    # The preprocessor packs captions to the model's length + 1.
+    preprocessor = mmzoo.models.ImageCaptioningPreprocessor(
+        data.TextTokenizer(vocabulary), image_converter=(image_size, image_size)
+    )
+    model = mmzoo.presets.build_from_preset(
+        "image_captioning_tiny", vocabulary_size=len(vocabulary), preprocessor=preprocessor
+    )
     model.compile(optimizer="adamw", loss=mmzoo.losses.MaskedSequenceCrossEntropy(), jit_compile=True)
 
     def from_pipeline(source, cache=False):
         ds = data.captioning_pipeline(
-            source, tokenizer, batch_size=args.batch_size, seed=0, cache=cache
+            source, model, batch_size=args.batch_size, seed=0, cache=cache
         )
         return ds.map(mmzoo.models.teacher_forcing_split)
 

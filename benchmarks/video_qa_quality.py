@@ -76,7 +76,7 @@ def majority_baseline(train):
     return {t: c.most_common(1)[0][0] for t, c in answers.items()}
 
 
-def train_pipeline(train, tokenizer, batch_size, seed, answer_tokens=None):
+def train_pipeline(train, model, batch_size, seed, answer_tokens=None):
     """In-memory clips -> `mmzoo.data.video_qa_pipeline` -> (x, y) batches."""
     import tensorflow as tf
     import mmzoo
@@ -86,7 +86,7 @@ def train_pipeline(train, tokenizer, batch_size, seed, answer_tokens=None):
         {k: train[k].astype(str) if train[k].dtype == object else train[k]
          for k in ("videos", "questions", "answer_ids")}
     ).map(lambda x: {**x, "videos": tf.cast(x["videos"], tf.float32) / 255.0})
-    batches = data.video_qa_pipeline(examples, tokenizer, batch_size=batch_size, seed=seed)
+    batches = data.video_qa_pipeline(examples, model, batch_size=batch_size, seed=seed)
     if answer_tokens is not None:
         # Generate mode: each answer id -> its packed answer tokens.
         token_ids = tf.constant(answer_tokens["token_ids"])
@@ -107,34 +107,34 @@ def train_and_answer(args, mode, train, test, tokenizer, validation):
     from mmzoo import data
 
     keras.utils.set_random_seed(args.seed)
-    config = mmzoo.presets.get_preset_config(args.preset)
     overrides = {
-        "question_encoder": {
-            "vocabulary_size": tokenizer.vocabulary_size,
-            "sequence_length": tokenizer.sequence_length,
-        },
+        "question_encoder": {"vocabulary_size": tokenizer.vocabulary_size},
         "answer_mode": mode,
+        # Packs questions to the question tower's length (and, in generate
+        # mode, answers to the model's answer length).
+        "preprocessor": mmzoo.models.VideoQAPreprocessor(tokenizer),
     }
     if args.fusion:
         overrides["fusion"] = args.fusion
     if args.overrides:
         overrides.update(json.loads(args.overrides))
-    answer_tokens = None
     if mode == "classify":
         overrides["answer_vocabulary"] = list(data.VIDEO_QA_ANSWERS)
         loss = mmzoo.losses.SoftTargetCrossEntropy()
     else:
         # One word per answer: the answer tokenizer's vocabulary is the
         # reserved tokens and the answer words.
-        vocabulary = list(data.RESERVED_TOKENS) + list(data.VIDEO_QA_ANSWERS)
-        answer_length = config.get("answer_sequence_length", 4)
-        answer_tokenizer = data.TextTokenizer(vocabulary, sequence_length=answer_length + 1)
-        packed = answer_tokenizer(list(data.VIDEO_QA_ANSWERS))
-        answer_tokens = {k: v.numpy() for k, v in packed.items()}
-        overrides["answer_vocabulary"] = vocabulary
+        overrides["answer_vocabulary"] = list(data.RESERVED_TOKENS) + list(data.VIDEO_QA_ANSWERS)
         loss = mmzoo.losses.MaskedSequenceCrossEntropy()
     model = mmzoo.presets.build_from_preset(args.preset, **overrides)
-    model.question_tokenizer = tokenizer
+    answer_tokens = None
+    if mode == "generate":
+        # Each answer's packed tokens, by the model's own answer rule.
+        packed = model.preprocessor.preprocess_answers(list(data.VIDEO_QA_ANSWERS))
+        answer_tokens = {
+            "token_ids": packed["answer_token_ids"].numpy(),
+            "padding_mask": packed["answer_padding_mask"].numpy(),
+        }
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, args.max_steps, warmup_target=args.learning_rate, warmup_steps=args.warmup_steps,
     )
@@ -142,7 +142,7 @@ def train_and_answer(args, mode, train, test, tokenizer, validation):
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
         loss=loss, jit_compile=True,
     )
-    batches = train_pipeline(train, tokenizer, args.batch_size, args.seed, answer_tokens)
+    batches = train_pipeline(train, model, args.batch_size, args.seed, answer_tokens)
 
     def evaluate():
         # Validation clips, never the test split.
@@ -178,7 +178,6 @@ def train_and_answer(args, mode, train, test, tokenizer, validation):
 
 
 def main(args):
-    import numpy as np
     import mmzoo
     from mmzoo import data
 
@@ -189,9 +188,7 @@ def main(args):
     print(f"generated {len(train['answers'])} + {len(test['answers'])} clips "
           f"in {time.perf_counter() - start:.0f} s; clips {train['videos'].shape[1:]}")
     vocabulary = data.train_word_piece_vocabulary(list(train["questions"]), vocabulary_size=128)
-    config = mmzoo.presets.get_preset_config(args.preset)
-    question_length = mmzoo.presets.encoder_config(config["question_encoder"])["sequence_length"]
-    tokenizer = data.TextTokenizer(vocabulary, sequence_length=question_length)
+    tokenizer = data.TextTokenizer(vocabulary)
 
     majority = majority_baseline(train)
     baseline = mmzoo.evaluation.vqa_metrics(

@@ -45,7 +45,9 @@ def lazy_attributes(package, exports):
 
     def __getattr__(name):
         if name in exports:
-            return getattr(importlib.import_module(exports[name], package), name)
+            module = importlib.import_module(exports[name], package)
+            # A submodule exported under its own name is the module itself.
+            return module if exports[name] == "." + name else getattr(module, name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__():

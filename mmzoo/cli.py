@@ -25,11 +25,15 @@ nothing to download), `tfds:NAME` (a prepared TFDS image-text dataset, e.g.
 caption` rows; `video_path, question, answer` rows for video_qa). Options
 can also come from `--config file.json|yaml` (keys are the option names with
 `_`, e.g. `batch_size`); flags given on the command line win over the file.
-`--preset` defaults to `<family>_tiny` and `--model-dir` to `runs/<family>`.
+An option given neither way takes the family recipe's default
+(`mmzoo.recipes.RECIPES`; `mmzoo train --help` lists them): `--preset`
+defaults to `<family>_tiny` and `--model-dir` to `runs/<family>`.
 
 A run directory (`--model-dir`) holds the checkpoints (training resumes from
-them), `run.json` (family and preset), `tokenizer/`, `metrics.jsonl`,
-`tensorboard/`, `model.keras` and `eval_<split>.json`.
+them), `run.json` (family and preset), `tokenizer/` (the run's vocabulary,
+read back on resume), `metrics.jsonl`, `tensorboard/`, `model.keras` (the
+model with its preprocessor: all that `mmzoo evaluate` and `mmzoo export`
+read) and `eval_<split>.json`.
 
 `mmzoo train` is reproducible by default (`--no-deterministic` trades that
 for speed), skips and counts bad manifest records (`--strict` stops at the
@@ -41,6 +45,7 @@ a checkpoint.
 """
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -49,20 +54,13 @@ import time
 # Importing the recipes imports no TensorFlow (they import it when they
 # run), and the `mmzoo` command skips mmzoo's eager model imports
 # (mmzoo/__init__.py): `mmzoo --help` and `mmzoo presets` answer at once.
-from mmzoo.recipes._common import DATA_HELP
-from mmzoo.recipes._common import load_caption_examples  # noqa: F401
-from mmzoo.recipes.image_captioning import evaluate_image_captioning
-from mmzoo.recipes.image_captioning import export_image_captioning
-from mmzoo.recipes.image_captioning import train_image_captioning
+from mmzoo import recipes
 
-FAMILIES = ("image_captioning", "video_qa", "dual_encoder", "fusion_classifier")
-EXPORT_FAMILIES = ("image_captioning", "video_qa", "dual_encoder")
+FAMILIES = recipes.FAMILIES
+EXPORT_FAMILIES = tuple(recipes.EXPORT)
 # `mmzoo.training.STRATEGIES` (tested equal), written here so that parsing
 # the command line imports no TensorFlow.
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-# Attention fusion learns only at a Transformer's rate: at 1e-3 it stays at
-# chance on the shape questions of shapes_classification (benchmarks/README.md).
-DEFAULT_LEARNING_RATES = {"image_captioning": 2e-3, "fusion_classifier": 3e-4}
 DEMO_MARKER = "mmzoo_demo.json"
 # What each export writes, for the message after `mmzoo export`.
 SIGNATURES = {
@@ -114,11 +112,14 @@ def run_demo(output_dir="mmzoo_demo", steps=1500, num_test=200, out=sys.stdout):
     _claim_demo_directory(output_dir)
     run_dir = os.path.join(output_dir, "run")
     print(f"[1/4] training image_captioning_tiny on shapes_captions ({steps} steps)", file=out)
-    train_image_captioning(model_dir=run_dir, steps=steps, verbose=1)
+    recipes.train_image_captioning(model_dir=run_dir, steps=steps, verbose=1)
     print(f"[2/4] captioning {num_test} unseen test images", file=out)
-    scores, captions, images, references = evaluate_image_captioning(run_dir, num_examples=num_test)
+    scores, outputs = recipes.evaluate_with_outputs(
+        "image_captioning", run_dir, num_examples=num_test
+    )
+    images, references = outputs["images"], outputs["references"]
     print("[3/4] exporting the SavedModel", file=out)
-    saved_model = export_image_captioning(run_dir, os.path.join(output_dir, "saved_model"))
+    saved_model = recipes.export_image_captioning(run_dir, os.path.join(output_dir, "saved_model"))
     print("[4/4] captioning PNG files through the SavedModel", file=out)
     serving = tf.saved_model.load(saved_model).signatures["caption"]
     files = [tf.io.encode_png(np.round(im * 255).astype("uint8")).numpy() for im in images[:8]]
@@ -147,10 +148,8 @@ def _claim_demo_directory(output_dir):
                 f"directory. Received: --output-dir {output_dir!r}"
             )
         return
-    from mmzoo.recipes._common import write_json
-
     os.makedirs(output_dir, exist_ok=True)
-    write_json(os.path.join(output_dir, DEMO_MARKER), {"written_by": "mmzoo demo"})
+    recipes.write_json(os.path.join(output_dir, DEMO_MARKER), {"written_by": "mmzoo demo"})
 
 
 def _list_presets(family, out=sys.stdout):
@@ -182,6 +181,18 @@ def _positive_float(text):
     return value
 
 
+def _default(action, name):
+    """`default: 64 (32 for video_qa)`: a recipe option's defaults, for `--help`."""
+    values = {
+        family: recipe.defaults(action)[name]
+        for family, recipe in recipes.RECIPES.items()
+        if name in recipe.defaults(action)
+    }
+    common = collections.Counter(values.values()).most_common(1)[0][0]
+    others = [f"{value} for {family}" for family, value in values.items() if value != common]
+    return f"default: {common}" + (f" ({', '.join(others)})" if others else "")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mmzoo", description="Multimodal models for Keras 3 / TensorFlow.",
@@ -201,53 +212,61 @@ def build_parser():
     p.add_argument("--steps", type=_positive_int, default=1500)
     p.add_argument("--num-test", type=_positive_int, default=200)
 
+    # The recipe options default to None: a value not given (by flag or
+    # --config) is the recipe's default, read from `mmzoo.recipes.RECIPES`.
     p = add("train", "train a model family from a preset")
     p.add_argument("family", choices=FAMILIES)
-    p.add_argument("--preset", default=None, help="default: <family>_tiny")
-    p.add_argument("--data", dest="data_spec", default="synthetic", help=DATA_HELP)
-    p.add_argument("--steps", type=_positive_int, default=2000)
-    p.add_argument("--model-dir", default=None, help="default: runs/<family>")
-    p.add_argument("--strategy", default="auto", choices=STRATEGIES)
-    p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="default: 32 for video_qa, else 64")
-    p.add_argument("--learning-rate", type=_positive_float, default=None,
-                   help="default: 2e-3 for image_captioning, 3e-4 for fusion_classifier, "
-                   "else 1e-3")
-    p.add_argument("--vocabulary-size", type=_positive_int, default=128)
-    p.add_argument("--num-examples", type=_positive_int, default=20000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=_positive_int, default=500)
-    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
-                   help="bit-identical runs for the same seed (default; slower)")
-    p.add_argument("--strict", action="store_true",
+    p.add_argument("--preset", help="default: <family>_tiny")
+    p.add_argument("--data", dest="data_spec", help=f"{recipes.DATA_HELP}; "
+                   + _default("train", "data_spec"))
+    p.add_argument("--steps", type=_positive_int, help=_default("train", "steps"))
+    p.add_argument("--model-dir", help="default: runs/<family>")
+    p.add_argument("--strategy", choices=STRATEGIES, help=_default("train", "strategy"))
+    p.add_argument("--batch-size", type=_positive_int, help=_default("train", "batch_size"))
+    p.add_argument("--learning-rate", type=_positive_float,
+                   help=_default("train", "learning_rate"))
+    p.add_argument("--vocabulary-size", type=_positive_int,
+                   help=_default("train", "vocabulary_size"))
+    p.add_argument("--num-examples", type=_positive_int, help=_default("train", "num_examples"))
+    p.add_argument("--seed", type=int, help=_default("train", "seed"))
+    p.add_argument("--checkpoint-every", type=_positive_int,
+                   help=_default("train", "checkpoint_every"))
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
+                   help="bit-identical runs for the same seed (slower); "
+                   + _default("train", "deterministic"))
+    p.add_argument("--strict", action="store_true", default=None,
                    help="stop at the first bad manifest record instead of skipping it")
-    p.add_argument("--fold-answer-case", action="store_true",
+    p.add_argument("--fold-answer-case", action="store_true", default=None,
                    help="video_qa: match answers to the answer vocabulary ignoring case")
     p.add_argument("--config", help="JSON or YAML file of option values")
 
     p = add("evaluate", "score a trained model")
     p.add_argument("family", choices=FAMILIES)
     p.add_argument("--model-dir", required=True)
-    p.add_argument("--data", dest="data_spec", default="synthetic", help=DATA_HELP)
-    p.add_argument("--split", default="test")
-    p.add_argument("--num-examples", type=_positive_int, default=500)
-    p.add_argument("--method", default="greedy", choices=("greedy", "beam", "top_k", "top_p"),
-                   help="decoding (image_captioning)")
-    p.add_argument("--num-beams", type=_positive_int, default=4)
-    p.add_argument("--strict", action="store_true",
+    p.add_argument("--data", dest="data_spec", help=f"{recipes.DATA_HELP}; "
+                   + _default("evaluate", "data_spec"))
+    p.add_argument("--split", help=_default("evaluate", "split"))
+    p.add_argument("--num-examples", type=_positive_int,
+                   help=_default("evaluate", "num_examples"))
+    p.add_argument("--method", choices=("greedy", "beam", "top_k", "top_p"),
+                   help="decoding (image_captioning); " + _default("evaluate", "method"))
+    p.add_argument("--num-beams", type=_positive_int,
+                   help="image_captioning; " + _default("evaluate", "num_beams"))
+    p.add_argument("--strict", action="store_true", default=None,
                    help="stop at the first bad manifest record instead of skipping it")
 
     p = add("export", "write a serving SavedModel")
     p.add_argument("family", choices=EXPORT_FAMILIES)
     p.add_argument("--model-dir", required=True)
-    p.add_argument("--output", default=None, help="default: <model-dir>/saved_model")
-    p.add_argument("--method", default="greedy", choices=("greedy", "beam"),
-                   help="decoding (image_captioning)")
-    p.add_argument("--num-beams", type=_positive_int, default=4)
-    p.add_argument("--overwrite", action="store_true",
+    p.add_argument("--output", help="default: <model-dir>/saved_model")
+    p.add_argument("--method", choices=("greedy", "beam"),
+                   help="decoding (image_captioning); " + _default("export", "method"))
+    p.add_argument("--num-beams", type=_positive_int,
+                   help="image_captioning; " + _default("export", "num_beams"))
+    p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace an existing --output that mmzoo did not write (never a run "
                    "directory)")
-    p.add_argument("--max-image-pixels", type=_positive_int, default=None,
+    p.add_argument("--max-image-pixels", type=_positive_int,
                    help="serving refuses larger images before decoding them (default: "
                    "50000000)")
 
@@ -345,29 +364,40 @@ def _apply_config(parser, argv, args):
     return parser.parse_args(argv)
 
 
-def _train(args, out=None):
-    from mmzoo import recipes
+def _recipe_options(args, action):
+    """The options of `args.family`'s recipe: those given (flags, --config), defaults for the rest.
 
+    An option this family's recipe does not take (`--method` for video_qa)
+    is a usage error naming the families that take it.
+    """
+    recipe = recipes.RECIPES[args.family]
+    known = set().union(*(r.signature(action).parameters for r in recipes.RECIPES.values()))
+    # `--verbose` shows tracebacks; the recipes' `verbose` (progress) keeps its default.
+    given = {
+        name: value for name, value in vars(args).items()
+        if name in known and name != "verbose" and value is not None
+    }
+    takes = recipe.signature(action).parameters
+    for name in given:
+        if name not in takes:
+            flag = "--data" if name == "data_spec" else "--" + name.replace("_", "-")
+            families = [
+                f for f, r in recipes.RECIPES.items() if name in r.signature(action).parameters
+            ]
+            raise ValueError(
+                f"`{flag}` applies to {', '.join(families)} only. Received: family "
+                f"{args.family!r}"
+            )
+    return {**recipe.defaults(action), **given}
+
+
+def _train(args, out=None):
     out = out or sys.stdout  # read at call time (tests replace sys.stdout)
-    family = args.family
-    model_dir = args.model_dir or os.path.join("runs", family)
+    options = _recipe_options(args, "train")
     start = time.perf_counter()
-    options = {"fold_answer_case": True} if args.fold_answer_case else {}
-    if options and family != "video_qa":
-        raise ValueError(
-            f"`--fold-answer-case` applies to video_qa only. Received: family {family!r}"
-        )
-    rows = recipes.TRAIN[family](
-        **options,
-        preset=args.preset or f"{family}_tiny", data_spec=args.data_spec, steps=args.steps,
-        model_dir=model_dir, strategy=args.strategy,
-        batch_size=args.batch_size or (32 if family == "video_qa" else 64),
-        learning_rate=args.learning_rate or DEFAULT_LEARNING_RATES.get(family, 1e-3),
-        vocabulary_size=args.vocabulary_size, num_examples=args.num_examples,
-        seed=args.seed, checkpoint_every=args.checkpoint_every,
-        deterministic=args.deterministic, strict=args.strict,
-    )
-    _print_train_summary(family, model_dir, args.steps, rows, time.perf_counter() - start, out)
+    rows = recipes.TRAIN[args.family](**options)
+    _print_train_summary(args.family, options["model_dir"], options["steps"], rows,
+                         time.perf_counter() - start, out)
     return rows
 
 
@@ -389,31 +419,12 @@ def _print_train_summary(family, model_dir, steps, rows, seconds, out):
 
 
 def _evaluate(args):
-    from mmzoo import recipes
-
-    if args.family == "image_captioning":
-        scores, *_ = evaluate_image_captioning(
-            args.model_dir, args.data_spec, args.split, args.num_examples,
-            args.method, args.num_beams, strict=args.strict,
-        )
-        return scores
-    result = recipes.EVALUATE[args.family](
-        args.model_dir, args.data_spec, args.split, args.num_examples, strict=args.strict
-    )
-    return result[0] if isinstance(result, tuple) else result
+    return recipes.EVALUATE[args.family](**_recipe_options(args, "evaluate"))
 
 
 def _export(args, out=None):
-    from mmzoo import recipes
-
     out = out or sys.stdout
-    options = {"overwrite": args.overwrite, "max_image_pixels": args.max_image_pixels}
-    if args.family == "image_captioning":
-        path = export_image_captioning(
-            args.model_dir, args.output, args.method, args.num_beams, **options
-        )
-    else:
-        path = recipes.EXPORT[args.family](args.model_dir, args.output, **options)
+    path = recipes.EXPORT[args.family](**_recipe_options(args, "export"))
     print(f"Wrote a SavedModel to {path}", file=out)
     print(f"Signatures: {SIGNATURES[args.family]}.", file=out)
     print(f"Serve it from any TensorFlow process: tf.saved_model.load({path!r}) "
@@ -442,9 +453,77 @@ def _message(error):
     return str(error)
 
 
+# TensorFlow's C++ start-up lines on a machine without a GPU. They are
+# written to file descriptor 2 before absl's logging is initialised, so
+# TF_CPP_MIN_LOG_LEVEL (even 3) and GLOG_minloglevel do not reach them
+# (checked with TF 2.21); the command filters them out of its stderr.
+_STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "failed call to cuInit",
+    "oneDNN supports DT_INT64 only",
+    "Unable to register cuDNN factory",
+    "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory",
+    "computation placer already registered",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+    "TF-TRT Warning",
+)
+
+
+class _FilteredStderr:
+    """Forwards file descriptor 2 through a pipe, dropping `_STARTUP_NOISE` lines.
+
+    Everything else (errors, warnings, progress bars) passes through
+    unchanged, in order. Used only when this process is the `mmzoo`
+    command and `--verbose` is not given.
+    """
+
+    def __enter__(self):
+        import threading
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+
+        def forward():
+            with os.fdopen(read, "rb") as pipe, os.fdopen(os.dup(self._saved), "wb", 0) as out:
+                for line in pipe:
+                    text = line.decode("utf-8", "replace")
+                    if not any(noise in text for noise in _STARTUP_NOISE):
+                        out.write(line)
+
+        self._thread = threading.Thread(target=forward, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)  # closes the pipe's last writer: the thread ends
+        self._thread.join(timeout=5)
+        os.close(self._saved)
+        return False
+
+
 def main(argv=None):
+    if argv is None and _is_the_command() and "--verbose" not in sys.argv[1:]:
+        with _FilteredStderr():
+            return _main(sys.argv[1:])
+    return _main(sys.argv[1:] if argv is None else argv)
+
+
+def _is_the_command():
+    import mmzoo
+
+    return mmzoo._started_as_the_command()
+
+
+def _main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

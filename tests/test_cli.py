@@ -87,7 +87,7 @@ class CLIArgumentsTest(TestCase):
 
     def test_bad_data_spec(self):
         with self.assertRaisesRegex(ValueError, "Received: --data 'nowhere.txt'"):
-            cli.load_caption_examples("nowhere.txt", "train", (32, 32, 3))
+            recipes.load_caption_examples("nowhere.txt", "train", (32, 32, 3))
 
     def test_caption_grid(self):
         images = np.random.RandomState(0).rand(3, 8, 8, 3).astype("float32")

@@ -16,6 +16,7 @@ from mmzoo import cli
 from mmzoo import recipes
 from mmzoo import training
 from mmzoo.data import TextTokenizer
+from mmzoo.models import ImageCaptioningPreprocessor
 from mmzoo.presets import build_from_preset
 from mmzoo.testing import TestCase
 
@@ -61,9 +62,13 @@ class CLIBadInputTest(TestCase):
     def make_run(self, family="image_captioning"):
         """A run directory with an (untrained) tiny model, as `mmzoo train` leaves it."""
         run = os.path.join(self.root, "run")
-        model = build_from_preset("image_captioning_tiny", vocabulary_size=len(VOCABULARY))
+        tokenizer = TextTokenizer(VOCABULARY)
+        model = build_from_preset(
+            "image_captioning_tiny", vocabulary_size=len(VOCABULARY),
+            preprocessor=ImageCaptioningPreprocessor(tokenizer, image_converter=(32, 32)),
+        )
         training.save_model(model, os.path.join(run, "model.keras"))
-        TextTokenizer(VOCABULARY, sequence_length=25).save(os.path.join(run, "tokenizer"))
+        tokenizer.save(os.path.join(run, "tokenizer"))
         write_file(os.path.join(run, "run.json"),
                    json.dumps({"family": family, "preset": "image_captioning_tiny"}))
         return run
@@ -306,6 +311,9 @@ class CLITrainingReportTest(TestCase):
         )
         self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
         self.assertNotIn("PyFunc is stateful", proc.stderr)
+        # TensorFlow's C++ start-up lines (CUDA probe, oneDNN) are not shown.
+        for noise in ("absl::InitializeLog", "oneDNN", "cuda drivers", "cuInit"):
+            self.assertNotIn(noise, proc.stderr)
         self.assertEqual(proc.stderr.count("train.jsonl: 9 records, 1 skipped"), 2)  # start, end
         self.assertIn("file not found", proc.stderr)
         self.assertIn("Trained image_captioning to step 4 of 4", proc.stdout)

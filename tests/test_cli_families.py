@@ -1,5 +1,6 @@
 """`mmzoo train|evaluate|export` for video_qa, dual_encoder and fusion_classifier."""
 
+import inspect
 import io
 import json
 import os
@@ -56,6 +57,38 @@ class FamilyArgumentsTest(TestCase):
                 kwargs["learning_rate"], 3e-4 if family == "fusion_classifier" else 1e-3
             )
             self.assertEqual(kwargs["steps"], 3)
+
+    def test_evaluate_and_export_defaults_are_the_recipes(self):
+        for family in recipes.FAMILIES:
+            for command, table in (("evaluate", recipes.EVALUATE), ("export", recipes.EXPORT)):
+                if family not in table:
+                    continue
+                function = mock.Mock(return_value={} if command == "evaluate" else "out")
+                with mock.patch.dict(table, {family: function}), mock.patch("sys.stdout"):
+                    self.assertEqual(cli.main([command, family, "--model-dir", "run"]), 0)
+                expected = {"model_dir": "run", **recipes.RECIPES[family].defaults(command)}
+                self.assertEqual(function.call_args.kwargs, expected)
+        self.assertEqual(recipes.RECIPES["dual_encoder"].defaults("evaluate")["num_examples"], 1000)
+
+    def test_option_of_another_family_is_a_clear_error(self):
+        out, err = io.StringIO(), io.StringIO()
+        with mock.patch("sys.stdout", out), mock.patch("sys.stderr", err):
+            code = cli.main(["evaluate", "video_qa", "--model-dir", "run", "--method", "beam"])
+        self.assertEqual(code, 2)
+        self.assertIn("`--method` applies to image_captioning only. Received: family "
+                      "'video_qa'", err.getvalue())
+
+    def test_wrappers_take_the_recipe_options(self):
+        signature = inspect.signature(recipes.train_video_qa)
+        self.assertEqual(signature.parameters["batch_size"].default, 32)
+        self.assertEqual(signature.parameters["fold_answer_case"].default, False)
+        self.assertEqual(
+            recipes.RECIPES["video_qa"].bind("train", (), {"steps": 5})["steps"], 5
+        )
+        with self.assertRaisesRegex(TypeError, "train_video_qa.*'stepz'"):
+            recipes.train_video_qa(stepz=5)
+        with self.assertRaisesRegex(TypeError, "evaluate_image_captioning"):
+            recipes.evaluate_image_captioning("run", "synthetic", "test", 8, "greedy")
 
     def test_family_presets_listed(self):
         for family in ("video_qa", "dual_encoder", "fusion_classifier"):

@@ -15,36 +15,52 @@ examples = mmzoo.data.load_synthetic("shapes_captions", split="train")
 vocabulary = mmzoo.data.train_word_piece_vocabulary(
     examples.map(lambda x: x["captions"]), vocabulary_size=200
 )
-tokenizer = mmzoo.data.TextTokenizer(vocabulary, sequence_length=24)
-train = mmzoo.data.captioning_pipeline(examples, tokenizer, batch_size=32)
+preprocessor = mmzoo.models.ImageCaptioningPreprocessor(
+    mmzoo.data.TextTokenizer(vocabulary), image_converter=(32, 32))
+model = mmzoo.presets.build_from_preset(
+    "image_captioning_tiny", vocabulary_size=len(vocabulary), preprocessor=preprocessor)
+train = mmzoo.data.captioning_pipeline(examples, model, batch_size=32)
 ```
 """
 
-from mmzoo.data import ops
-from mmzoo.data.files import LoadReport
-from mmzoo.data.files import load_image_caption_files
-from mmzoo.data.files import load_video_qa_files
-from mmzoo.data.pipeline import caption_safe_augmentation
-from mmzoo.data.pipeline import captioning_pipeline
-from mmzoo.data.pipeline import contrastive_pipeline
-from mmzoo.data.pipeline import fusion_pipeline
-from mmzoo.data.pipeline import video_qa_pipeline
-from mmzoo.data.synthetic import CLASSIFICATION_CLASS_NAMES
-from mmzoo.data.synthetic import COLORS
-from mmzoo.data.synthetic import HELD_OUT_COMBINATIONS
-from mmzoo.data.synthetic import SHAPES
-from mmzoo.data.synthetic import SIZES
-from mmzoo.data.synthetic import SPLITS
-from mmzoo.data.synthetic import SYNTHETIC_DATASETS
-from mmzoo.data.synthetic import VIDEO_QA_ANSWERS
-from mmzoo.data.synthetic import VIDEO_QA_QUESTION_TYPES
-from mmzoo.data.synthetic import generate_shapes_captions
-from mmzoo.data.synthetic import generate_shapes_classification
-from mmzoo.data.synthetic import generate_shapes_video_qa
-from mmzoo.data.synthetic import load_synthetic
-from mmzoo.data.synthetic import synthetic_info
-from mmzoo.data.tfds_loader import KNOWN_TFDS_DATASETS
-from mmzoo.data.tfds_loader import load_tfds
-from mmzoo.data.tokenizer import RESERVED_TOKENS
-from mmzoo.data.tokenizer import TextTokenizer
-from mmzoo.data.tokenizer import train_word_piece_vocabulary
+from mmzoo import lazy_attributes
+
+# Public names and the modules that define them (relative to this package).
+_EXPORTS = {
+    "CLASSIFICATION_CLASS_NAMES": ".synthetic",
+    "COLORS": ".synthetic",
+    "HELD_OUT_COMBINATIONS": ".synthetic",
+    "ImageConverter": ".preprocessing",
+    "KNOWN_TFDS_DATASETS": ".tfds_loader",
+    "LoadReport": ".files",
+    "Preprocessor": ".preprocessing",
+    "RESERVED_TOKENS": ".tokenizer",
+    "SHAPES": ".synthetic",
+    "SIZES": ".synthetic",
+    "SPLITS": ".synthetic",
+    "SYNTHETIC_DATASETS": ".synthetic",
+    "TextTokenizer": ".tokenizer",
+    "VIDEO_QA_ANSWERS": ".synthetic",
+    "VIDEO_QA_QUESTION_TYPES": ".synthetic",
+    "VideoConverter": ".preprocessing",
+    "caption_safe_augmentation": ".pipeline",
+    "captioning_pipeline": ".pipeline",
+    "contrastive_pipeline": ".pipeline",
+    "fusion_pipeline": ".pipeline",
+    "generate_shapes_captions": ".synthetic",
+    "generate_shapes_classification": ".synthetic",
+    "generate_shapes_video_qa": ".synthetic",
+    "load_image_caption_files": ".files",
+    "load_synthetic": ".synthetic",
+    "load_tfds": ".tfds_loader",
+    "load_video_qa_files": ".files",
+    "ops": ".ops",
+    "synthetic_info": ".synthetic",
+    "train_word_piece_vocabulary": ".tokenizer",
+    "video_qa_pipeline": ".pipeline",
+}
+__all__ = sorted(_EXPORTS)
+
+# Loaded on first use: `mmzoo.data.inputs` (NumPy checks the models use)
+# imports no TensorFlow, so the models still import on a JAX-only machine.
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

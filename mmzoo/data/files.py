@@ -105,8 +105,8 @@ import tensorflow as tf
 from mmzoo.data import ops
 from mmzoo.data._checks import check_image_shape
 from mmzoo.data._checks import check_int
-from mmzoo.data._images import decode_jpegs_covering
-from mmzoo.data._images import scale_uint8_images
+from mmzoo.data.images import decode_jpegs_covering
+from mmzoo.data.images import scale_uint8_images
 
 logger = logging.getLogger("mmzoo.data")
 
@@ -706,7 +706,7 @@ def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False
     examples, report = mmzoo.data.load_image_caption_files(
         "data/captions.csv", image_shape=(64, 64)
     )
-    train = mmzoo.data.captioning_pipeline(examples, tokenizer, batch_size=32)
+    train = mmzoo.data.captioning_pipeline(examples, model, batch_size=32)
     ```
     """
     height, width = check_image_shape(image_shape)
@@ -934,7 +934,7 @@ def load_video_qa_files(manifest_path, num_frames=8, image_shape=(64, 64), stric
     examples, report = mmzoo.data.load_video_qa_files("clips/qa.jsonl", num_frames=8)
     examples = report.require_examples(examples)
     train = mmzoo.data.video_qa_pipeline(
-        examples, tokenizer, batch_size=16, answer_vocabulary=answers, report=report)
+        examples, model, batch_size=16, answer_vocabulary=answers, report=report)
     ```
     """
     height, width = check_image_shape(image_shape)

@@ -17,7 +17,8 @@ dataset = dataset.map(lambda x: tokenize(resize(x)))
 import tensorflow as tf
 
 from mmzoo.data._checks import check_image_shape
-from mmzoo.data._images import resize_images
+from mmzoo.data.images import resize_images
+from mmzoo.data.preprocessing import text_packer
 
 
 def resize(image_shape, key="images"):
@@ -57,12 +58,16 @@ def tokenize(tokenizer, key="captions", prefix=""):
 
     Adds `f"{prefix}token_ids"` and `f"{prefix}padding_mask"`; e.g.
     `prefix="question_"` gives `question_token_ids` and
-    `question_padding_mask`. Works on single examples and batches.
+    `question_padding_mask`. A preprocessor that makes segment ids (that of
+    a dual encoder with a BERT-style text tower) also adds
+    `f"{prefix}segment_ids"`. Works on single examples and batches.
 
     Args:
-        tokenizer: `mmzoo.data.TextTokenizer` (or a callable with its output).
+        tokenizer: a model with a preprocessor, a family preprocessor (which
+            packs to the model's length), or a `mmzoo.data.TextTokenizer`
+            with a `sequence_length`.
         key: str. The text key.
-        prefix: str. Prefix of the two new keys.
+        prefix: str. Prefix of the new keys.
 
     Returns:
         an op.
@@ -75,13 +80,11 @@ def tokenize(tokenizer, key="captions", prefix=""):
     ```
     """
 
+    pack = text_packer(tokenizer, "tokenizer")
+
     def op(example):
-        outputs = tokenizer(example[key])
-        return {
-            **example,
-            f"{prefix}token_ids": outputs["token_ids"],
-            f"{prefix}padding_mask": outputs["padding_mask"],
-        }
+        outputs = pack(example[key])
+        return {**example, **{prefix + name: value for name, value in outputs.items()}}
 
     return op
 

@@ -78,7 +78,7 @@ def caption_safe_augmentation(seed=None):
 
     ```python
     train = mmzoo.data.captioning_pipeline(
-        examples, tokenizer, batch_size=32,
+        examples, model, batch_size=32,
         augmentation=mmzoo.data.caption_safe_augmentation(seed=0),
     )
     ```
@@ -276,7 +276,7 @@ def _batch(
 
 
 def _image_text_pipeline(
-    dataset, tokenizer, batch_size, shuffle_buffer, repeat, seed, deterministic,
+    dataset, preprocessor, batch_size, shuffle_buffer, repeat, seed, deterministic,
     augmentation, input_context, cache,
 ):
     _validate(
@@ -288,11 +288,15 @@ def _image_text_pipeline(
     # strings: images may have different numbers of captions), then the
     # batch is tokenized.
     choose = ops.choose_caption() if several_captions else (lambda batch: batch)
-    tokenize = ops.tokenize(tokenizer, key="captions")
+    tokenize = ops.tokenize(preprocessor, key="captions")
     keep = ops.keep("images", "token_ids", "padding_mask")
+    # A dual encoder's BERT-style text tower also takes segment ids, which
+    # its preprocessor then makes.
+    keep_segments = ops.keep("images", "token_ids", "padding_mask", "segment_ids")
 
     def batch_preprocess(batch):
-        return keep(tokenize(choose(batch)))
+        batch = tokenize(choose(batch))
+        return keep_segments(batch) if "segment_ids" in batch else keep(batch)
 
     return _batch(
         dataset, None, batch_size, shuffle_buffer, repeat, seed, deterministic,
@@ -304,7 +308,7 @@ def _image_text_pipeline(
 
 def captioning_pipeline(
     dataset,
-    tokenizer,
+    preprocessor,
     batch_size,
     shuffle_buffer=1024,
     repeat=True,
@@ -323,7 +327,8 @@ def captioning_pipeline(
         dataset: unbatched `tf.data.Dataset` of dicts with `images`
             `(height, width, 3)` (static shape) and `captions` (a string or a
             vector of strings).
-        tokenizer: `mmzoo.data.TextTokenizer`.
+        preprocessor: the model (with its preprocessor), its preprocessor,
+            or a `mmzoo.data.TextTokenizer` with a `sequence_length`.
         batch_size: int. Global batch size (divided among replicas when
             `input_context` is given).
         shuffle_buffer: int, or None for no shuffling (evaluation).
@@ -356,19 +361,19 @@ def captioning_pipeline(
 
     ```python
     examples = mmzoo.data.load_synthetic("shapes_captions", split="train")
-    tokenizer = mmzoo.data.TextTokenizer(vocabulary, sequence_length=24)
-    train = mmzoo.data.captioning_pipeline(examples, tokenizer, batch_size=32)
+    # `model` has a preprocessor, which packs captions to its length + 1.
+    train = mmzoo.data.captioning_pipeline(examples, model, batch_size=32)
     ```
     """
     return _image_text_pipeline(
-        dataset, tokenizer, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        dataset, preprocessor, batch_size, shuffle_buffer, repeat, seed, deterministic,
         augmentation, input_context, cache,
     )
 
 
 def contrastive_pipeline(
     dataset,
-    tokenizer,
+    preprocessor,
     batch_size,
     shuffle_buffer=4096,
     repeat=True,
@@ -388,7 +393,8 @@ def contrastive_pipeline(
 
     Args:
         dataset: as in `captioning_pipeline`.
-        tokenizer: `mmzoo.data.TextTokenizer`.
+        preprocessor: the model (with its preprocessor), its preprocessor,
+            or a `mmzoo.data.TextTokenizer` with a `sequence_length`.
         batch_size: int. Global batch size, at least 2 per replica.
         shuffle_buffer: int, or None for no shuffling.
         repeat: bool. Repeat forever (training). False reads each example
@@ -403,7 +409,10 @@ def contrastive_pipeline(
 
     Returns:
         `tf.data.Dataset` of dicts with `images`, `token_ids`, `padding_mask`
-        (and `example_mask` with `repeat=False`) as in `captioning_pipeline`.
+        (and `example_mask` with `repeat=False`) as in `captioning_pipeline`,
+        and `segment_ids` int32 `(batch_size, sequence_length)` (zeros) when
+        the model's text tower takes them (a BERT-style tower: its
+        preprocessor has `return_segment_ids`).
         The padding rows of a last evaluation batch repeat real pairs, so a
         weighted loss drops their own terms but they still stand as
         (duplicate) negatives for the real rows: mask them out of the
@@ -413,7 +422,7 @@ def contrastive_pipeline(
     Example:
 
     ```python
-    train = mmzoo.data.contrastive_pipeline(examples, tokenizer, batch_size=64)
+    train = mmzoo.data.contrastive_pipeline(examples, model, batch_size=64)
     ```
     """
     replicas = input_context.num_replicas_in_sync if input_context is not None else 1
@@ -423,14 +432,14 @@ def contrastive_pipeline(
             f"negatives); {replicas} replica(s). Received: batch_size={batch_size}"
         )
     return _image_text_pipeline(
-        dataset, tokenizer, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        dataset, preprocessor, batch_size, shuffle_buffer, repeat, seed, deterministic,
         augmentation, input_context, cache,
     )
 
 
 def video_qa_pipeline(
     dataset,
-    tokenizer,
+    preprocessor,
     batch_size,
     answer_vocabulary=None,
     shuffle_buffer=1024,
@@ -459,7 +468,9 @@ def video_qa_pipeline(
         dataset: unbatched `tf.data.Dataset` of dicts with `videos`
             `(num_frames, height, width, 3)` (static shape), `questions`, and
             `answer_ids` or `answers`.
-        tokenizer: `mmzoo.data.TextTokenizer` for the questions.
+        preprocessor: the model (with its preprocessor), its preprocessor
+            (which packs the questions), or a `mmzoo.data.TextTokenizer`
+            with a `sequence_length`.
         batch_size: int. Global batch size.
         answer_vocabulary: list of str, or None when the examples already have
             `answer_ids` (as `shapes_video_qa` does).
@@ -492,11 +503,11 @@ def video_qa_pipeline(
 
     ```python
     examples = mmzoo.data.load_synthetic("shapes_video_qa", split="train")
-    train = mmzoo.data.video_qa_pipeline(examples, tokenizer, batch_size=16)
+    train = mmzoo.data.video_qa_pipeline(examples, model, batch_size=16)
 
     examples, report = mmzoo.data.load_video_qa_files("clips/qa.jsonl")
     train = mmzoo.data.video_qa_pipeline(
-        examples, tokenizer, batch_size=16,
+        examples, model, batch_size=16,
         answer_vocabulary=["red", "green", "blue"], report=report)
     print(report.dropped_answers)  # e.g. {"Red": 3} after some steps
     ```
@@ -525,7 +536,7 @@ def video_qa_pipeline(
         )
     required = ("videos", "questions") + (("answers",) if to_ids else ("answer_ids",))
     _validate(dataset, required, batch_size, shuffle_buffer, seed, input_context, None, cache)
-    tokenize = ops.tokenize(tokenizer, key="questions", prefix="question_")
+    tokenize = ops.tokenize(preprocessor, key="questions", prefix="question_")
     keep = ops.keep("videos", "question_token_ids", "question_padding_mask", "answer_ids")
 
     def preprocess(example):
@@ -579,7 +590,7 @@ def _answer_drop_recorder(answer_vocabulary, fold_case, report):
 
 def fusion_pipeline(
     dataset,
-    tokenizer,
+    preprocessor,
     batch_size,
     shuffle_buffer=1024,
     repeat=True,
@@ -594,7 +605,8 @@ def fusion_pipeline(
     Args:
         dataset: unbatched `tf.data.Dataset` of dicts with `images` (static
             shape), `texts` (string) and `labels` (int).
-        tokenizer: `mmzoo.data.TextTokenizer`.
+        preprocessor: the model (with its preprocessor), its preprocessor,
+            or a `mmzoo.data.TextTokenizer` with a `sequence_length`.
         batch_size: int. Global batch size.
         shuffle_buffer: int, or None for no shuffling.
         repeat: bool. Repeat forever (training). False reads each example
@@ -619,14 +631,14 @@ def fusion_pipeline(
 
     ```python
     examples = mmzoo.data.load_synthetic("shapes_classification")
-    train = mmzoo.data.fusion_pipeline(examples, tokenizer, batch_size=32)
+    train = mmzoo.data.fusion_pipeline(examples, model, batch_size=32)
     ```
     """
     _validate(
         dataset, ("images", "texts", "labels"), batch_size, shuffle_buffer, seed,
         input_context, augmentation, cache,
     )
-    tokenize = ops.tokenize(tokenizer, key="texts")
+    tokenize = ops.tokenize(preprocessor, key="texts")
     keep = ops.keep("images", "token_ids", "padding_mask", "labels")
 
     def preprocess(example):

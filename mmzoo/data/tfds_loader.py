@@ -78,7 +78,7 @@ def load_tfds(
 
     ```python
     examples = mmzoo.data.load_tfds("coco_captions", split="train", image_shape=(224, 224))
-    train = mmzoo.data.captioning_pipeline(examples, tokenizer, batch_size=64)
+    train = mmzoo.data.captioning_pipeline(examples, model, batch_size=64)
     ```
     """
     import tensorflow_datasets as tfds

@@ -169,11 +169,16 @@ class TextTokenizer(keras.layers.Layer):
         vocabulary: list of str, or the path of a text file with one token per
             line. Must contain `[PAD]` at id 0, `[UNK]`, `[START]` and `[END]`
             (`train_word_piece_vocabulary` produces such a list).
-        sequence_length: int, at least 2. Length of every packed sequence.
+        sequence_length: int, at least 2, or None. Length of every packed
+            sequence when the layer is called; None for a tokenizer used
+            through a model's preprocessor, which packs to the model's
+            length (`tokenize` and `detokenize` need no length).
         lowercase: bool. Case-fold the text.
         strip_accents: bool. Remove accent marks.
         strip_punctuation: bool. Drop punctuation instead of keeping each mark
             as a token.
+        vocabulary_size: int or None. Only for configs read from a `.keras`
+            file, whose vocabulary is an asset: the size the asset must have.
         **kwargs: `keras.layers.Layer` arguments (e.g. `name`).
 
     Example:
@@ -191,11 +196,12 @@ class TextTokenizer(keras.layers.Layer):
 
     def __init__(
         self,
-        vocabulary,
-        sequence_length,
+        vocabulary=None,
+        sequence_length=None,
         lowercase=True,
         strip_accents=True,
         strip_punctuation=False,
+        vocabulary_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -204,6 +210,28 @@ class TextTokenizer(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
 
+        if sequence_length is not None:
+            check_int("sequence_length", sequence_length, 2)  # room for [START] and [END]
+            sequence_length = int(sequence_length)
+        self.sequence_length = sequence_length
+        self.lowercase = lowercase
+        self.strip_accents = strip_accents
+        self.strip_punctuation = strip_punctuation
+        # The size a `.keras` file declares, checked against its vocabulary
+        # asset when the asset is read (`load_assets`).
+        self._declared_vocabulary_size = vocabulary_size
+        self.vocabulary = None
+        if vocabulary is not None:
+            self.set_vocabulary(vocabulary)
+        elif vocabulary_size is None:
+            raise ValueError(
+                "`vocabulary` must be a list of tokens or a vocabulary file. "
+                "Received: vocabulary=None"
+            )
+        self.built = True
+
+    def set_vocabulary(self, vocabulary):
+        """Sets the vocabulary (a list of str or a file path) and builds the layers."""
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = _read_vocabulary_file(vocabulary)
         vocabulary = [str(token) for token in vocabulary]
@@ -224,13 +252,7 @@ class TextTokenizer(keras.layers.Layer):
                 f"Received: vocabulary of {len(vocabulary)} tokens, "
                 f"{len(set(vocabulary))} distinct"
             )
-        check_int("sequence_length", sequence_length, 2)  # room for [START] and [END]
         self.vocabulary = vocabulary
-        self.sequence_length = int(sequence_length)
-        self.lowercase = lowercase
-        self.strip_accents = strip_accents
-        self.strip_punctuation = strip_punctuation
-
         ids = {token: i for i, token in enumerate(vocabulary)}
         self.pad_token_id = ids[PAD_TOKEN]
         self.unk_token_id = ids[UNK_TOKEN]
@@ -240,35 +262,102 @@ class TextTokenizer(keras.layers.Layer):
         # === Layers ===
         # `_allow_python_workflow=False` keeps eager calls on the TensorFlow
         # path (KerasHub otherwise runs a pure-Python tokenizer eagerly),
-        # so eager, tf.data and SavedModel results are identical.
+        # so eager, tf.data and SavedModel results are identical. The
+        # vocabulary is this layer's asset, not the inner layer's.
         self.word_piece = keras_hub.tokenizers.WordPieceTokenizer(
             vocabulary=vocabulary,
-            lowercase=lowercase,
-            strip_accents=strip_accents,
+            lowercase=self.lowercase,
+            strip_accents=self.strip_accents,
             oov_token=UNK_TOKEN,
             dtype="int32",
             name="word_piece",
             _allow_python_workflow=False,
         )
-        self.packer = keras_hub.layers.StartEndPacker(
-            sequence_length=self.sequence_length,
-            start_value=self.start_token_id,
-            end_value=self.end_token_id,
-            pad_value=self.pad_token_id,
-            return_padding_mask=True,
-            name="packer",
-            _allow_python_workflow=False,
+        self.packer = None
+        if self.sequence_length is not None:
+            self.packer = keras_hub.layers.StartEndPacker(
+                sequence_length=self.sequence_length,
+                start_value=self.start_token_id,
+                end_value=self.end_token_id,
+                pad_value=self.pad_token_id,
+                return_padding_mask=True,
+                name="packer",
+                _allow_python_workflow=False,
+            )
+
+    def _missing_asset(self):
+        return ValueError(
+            f"The saved file has no vocabulary asset (`{VOCABULARY_FILENAME}` of "
+            f"layer {self.name!r} is missing); the model was saved with "
+            f"vocabulary_size={self._declared_vocabulary_size}."
         )
-        self.built = True
+
+    def _require_vocabulary(self):
+        if self.vocabulary is None:
+            raise ValueError(
+                "This TextTokenizer has no vocabulary yet (it was made from a config "
+                "whose vocabulary is a file asset; load the whole `.keras` file). "
+                f"Received: vocabulary=None, vocabulary_size={self._declared_vocabulary_size}"
+            )
+
+    # Keras calls these when a `.keras` file is written and read: the
+    # vocabulary is a text file inside the archive, one token per line.
+    def save_assets(self, dir_path):
+        self._require_vocabulary()
+        with open(os.path.join(dir_path, VOCABULARY_FILENAME), "w", encoding="utf-8") as f:
+            f.writelines(token + "\n" for token in self.vocabulary)
+
+    def load_assets(self, dir_path):
+        # Keras visits a layer once per path that reaches it, and passes None
+        # where that path holds no assets; a failed first visit is retried,
+        # so the first error is kept and raised again.
+        if dir_path is None:
+            if self.vocabulary is not None:
+                return
+            raise getattr(self, "_asset_error", None) or self._missing_asset()
+        path = os.path.join(dir_path, VOCABULARY_FILENAME)
+        if not os.path.exists(path):
+            self._asset_error = self._missing_asset()
+            raise self._asset_error
+        vocabulary = _read_vocabulary_file(path)
+        declared = self._declared_vocabulary_size
+        if declared is not None and len(vocabulary) != declared:
+            self._asset_error = ValueError(
+                f"The vocabulary asset of layer {self.name!r} holds {len(vocabulary)} "
+                f"tokens but the model was saved with vocabulary_size={declared}. "
+                f"Received: {len(vocabulary)} tokens in {VOCABULARY_FILENAME}"
+            )
+            raise self._asset_error
+        self.set_vocabulary(vocabulary)
 
     @property
     def vocabulary_size(self):
         """int. Number of tokens in the vocabulary, reserved tokens included."""
+        if self.vocabulary is None:
+            return self._declared_vocabulary_size
         return len(self.vocabulary)
 
     def get_vocabulary(self):
         """Returns the vocabulary as a list of str (index = token id)."""
+        self._require_vocabulary()
         return list(self.vocabulary)
+
+    def tokenize(self, texts):
+        """Normalised WordPiece ids of `texts`, unpacked.
+
+        Args:
+            texts: str, list of str, or string tensor `(batch,)`.
+
+        Returns:
+            int32 `tf.RaggedTensor` `(batch, None)` (a dense vector for a
+            scalar string), without start, end or padding tokens.
+        """
+        self._require_vocabulary()
+        texts = tf.convert_to_tensor(texts, dtype=tf.string)
+        pieces = self.word_piece(_normalize_text(texts, self.strip_punctuation))
+        if isinstance(pieces, list):  # KerasHub returns lists for eager ragged
+            pieces = tf.ragged.constant(pieces, dtype=tf.int32, ragged_rank=1)
+        return pieces
 
     def call(self, texts):
         """Tokenizes and packs `texts`.
@@ -280,12 +369,16 @@ class TextTokenizer(keras.layers.Layer):
             dict with `token_ids` int32 `S + (sequence_length,)` and
             `padding_mask` bool of the same shape.
         """
+        self._require_vocabulary()
+        if self.packer is None:
+            raise ValueError(
+                "This TextTokenizer has no `sequence_length`, so it cannot pack texts; "
+                "pass `sequence_length=` or use a model's preprocessor, which packs to "
+                "the model's length. Received: sequence_length=None"
+            )
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         outer_shape = tf.shape(texts)
-        flat = _normalize_text(tf.reshape(texts, [-1]), self.strip_punctuation)
-        pieces = self.word_piece(flat)
-        if isinstance(pieces, list):  # KerasHub returns lists for eager ragged
-            pieces = tf.ragged.constant(pieces, dtype=tf.int32, ragged_rank=1)
+        pieces = self.tokenize(tf.reshape(texts, [-1]))
         token_ids, padding_mask = self.packer(pieces)
         shape = tf.concat([outer_shape, [self.sequence_length]], axis=0)
         static_shape = texts.shape.concatenate([self.sequence_length])
@@ -305,11 +398,17 @@ class TextTokenizer(keras.layers.Layer):
         joined by single spaces.
 
         Args:
-            token_ids: int tensor of shape `S + (length,)`, any length.
+            token_ids: int tensor of shape `S + (length,)`, any length; or a
+                ragged `(batch, None)` tensor of the text's ids only, joined
+                as they are.
 
         Returns:
             string tensor of shape `S`.
         """
+        self._require_vocabulary()
+        if isinstance(token_ids, tf.RaggedTensor):
+            # Already cut to the text (a preprocessor's `detokenize`).
+            return self.word_piece.detokenize(tf.cast(token_ids, tf.int32))
         token_ids = tf.convert_to_tensor(token_ids)
         if token_ids.shape.rank == 0:
             raise ValueError(
@@ -357,6 +456,7 @@ class TextTokenizer(keras.layers.Layer):
             f.writelines(token + "\n" for token in self.vocabulary)
         config = self.get_config()
         config.pop("vocabulary")
+        config.pop("vocabulary_size")
         with open(os.path.join(dir_path, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
 
@@ -372,6 +472,7 @@ class TextTokenizer(keras.layers.Layer):
         """
         with open(os.path.join(dir_path, "config.json"), encoding="utf-8") as f:
             config = json.load(f)
+        config.pop("vocabulary_size", None)
         vocabulary = _read_vocabulary_file(os.path.join(dir_path, VOCABULARY_FILENAME))
         return cls(vocabulary=vocabulary, **config)
 
@@ -379,9 +480,11 @@ class TextTokenizer(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                # A list, not a path: configs stay self-contained and load
-                # with `safe_mode=True` (which refuses vocabulary paths).
-                "vocabulary": list(self.vocabulary),
+                # Inside a `.keras` file the vocabulary is an asset
+                # (`save_assets`); the config keeps only its size, checked
+                # against the asset at load. As in KerasHub's tokenizers.
+                "vocabulary": None,
+                "vocabulary_size": self.vocabulary_size,
                 "sequence_length": self.sequence_length,
                 "lowercase": self.lowercase,
                 "strip_accents": self.strip_accents,

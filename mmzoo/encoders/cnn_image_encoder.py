@@ -1,9 +1,9 @@
 import keras
 import keras_hub
 
-from mmzoo.encoders._common import check_image_shape
-from mmzoo.layers._validation import check_bool
-from mmzoo.layers._validation import check_choice
+from mmzoo.encoders.common import check_image_shape
+from mmzoo.layers.validation import check_bool
+from mmzoo.layers.validation import check_choice
 
 # keras.applications backbones whose preprocessing is part of the model
 # (`include_preprocessing`), so they take pixels in [0, 255] and need nothing

@@ -1,10 +1,10 @@
 import keras
 import keras_hub
 
-from mmzoo.encoders._common import check_transformer_args
-from mmzoo.encoders._common import pool_sequence
-from mmzoo.encoders._common import transformer_block
-from mmzoo.layers._validation import check_positive_int
+from mmzoo.encoders.common import check_transformer_args
+from mmzoo.encoders.common import pool_sequence
+from mmzoo.encoders.common import transformer_block
+from mmzoo.layers.validation import check_positive_int
 
 
 def build_text_encoder(

@@ -2,14 +2,14 @@ import keras
 import keras_hub
 from keras import ops
 
-from mmzoo.encoders._common import check_image_shape
-from mmzoo.encoders._common import check_transformer_args
-from mmzoo.encoders._common import pool_sequence
-from mmzoo.encoders._common import transformer_block
+from mmzoo.encoders.common import check_image_shape
+from mmzoo.encoders.common import check_transformer_args
+from mmzoo.encoders.common import pool_sequence
+from mmzoo.encoders.common import transformer_block
 from mmzoo.layers import FactorisedAttentionBlock
 from mmzoo.layers import TubeletEmbedding
-from mmzoo.layers._validation import check_bool
-from mmzoo.layers._validation import check_positive_int
+from mmzoo.layers.validation import check_bool
+from mmzoo.layers.validation import check_positive_int
 from mmzoo.layers.tubelet_embedding import _tubelet_size
 
 

@@ -1,12 +1,12 @@
 import keras
 
-from mmzoo.encoders._common import check_image_shape
-from mmzoo.encoders._common import check_transformer_args
-from mmzoo.encoders._common import pool_sequence
-from mmzoo.encoders._common import transformer_block
+from mmzoo.encoders.common import check_image_shape
+from mmzoo.encoders.common import check_transformer_args
+from mmzoo.encoders.common import pool_sequence
+from mmzoo.encoders.common import transformer_block
 from mmzoo.layers import PatchEmbedding
-from mmzoo.layers._validation import check_divisible
-from mmzoo.layers._validation import check_positive_int
+from mmzoo.layers.validation import check_divisible
+from mmzoo.layers.validation import check_positive_int
 
 
 def build_vit_image_encoder(

@@ -218,7 +218,7 @@ def caption_metrics(predictions, references):
     Example:
 
     ```python
-    captions = model.generate(test_images)  # with a tokenizer attached
+    captions = model.generate(test_images)  # a model with a preprocessor gives strings
     mmzoo.evaluation.caption_metrics(captions, test_references)
     ```
     """

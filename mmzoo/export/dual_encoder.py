@@ -3,22 +3,23 @@
 import keras
 import tensorflow as tf
 
-from mmzoo.export._images import DEFAULT_MAX_IMAGE_PIXELS
-from mmzoo.export._images import decode_image_batch
-from mmzoo.export._images import image_status
+from mmzoo.data.images import DEFAULT_MAX_IMAGE_PIXELS
+from mmzoo.data.images import decode_image_batch
+from mmzoo.data.images import image_status
 from mmzoo.export._write import check_export_path
 from mmzoo.export._write import check_max_pixels
 from mmzoo.export._write import write_atomically
 
 
 def export_dual_encoder(
-    model, tokenizer, path, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, overwrite=False
+    model, path, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, overwrite=False
 ):
     """Writes a SavedModel with `encode_images` and `encode_text` signatures.
 
     Everything runs in the graph: JPEG/PNG decoding (grayscale and RGBA become
-    RGB) and resizing to the model's image size, or the WordPiece tokenizer,
-    then the tower, projection and L2 normalisation. The SavedModel needs only
+    RGB) and resizing to the model's image size, or the tokenizer of the
+    model's preprocessor (`model.preprocessor`) packing to the text tower's
+    length, then the tower, projection and L2 normalisation. The SavedModel needs only
     `tensorflow` and `tensorflow_text` to load and run. Embeddings from the
     two signatures are comparable by dot product (cosine similarity); the
     learned `logit_scale` (and `logit_bias`) is exported as a variable-free
@@ -47,9 +48,9 @@ def export_dual_encoder(
     `overwrite=True`, and a training run directory never is replaced.
 
     Args:
-        model: `DualEncoder`.
-        tokenizer: the `mmzoo.data.TextTokenizer` the text tower was trained
-            with, or None for a model without a text tower (two image views).
+        model: `DualEncoder`; with a text tower, one with a preprocessor
+            holding its tokenizer (`mmzoo train` runs' model.keras files
+            carry theirs). A two-view model needs none.
         path: str. Output directory.
         max_image_pixels: int or None. Images with more pixels (width x
             height, read from the header) are refused with status
@@ -62,7 +63,7 @@ def export_dual_encoder(
     Example:
 
     ```python
-    mmzoo.export.export_dual_encoder(model, tokenizer, "clip")
+    mmzoo.export.export_dual_encoder(model, "clip")
     serving = tf.saved_model.load("clip")  # in any TF process
     images = serving.signatures["encode_images"](images=tf.constant([png_bytes]))
     texts = serving.signatures["encode_text"](texts=tf.constant(["a red circle"]))
@@ -74,30 +75,14 @@ def export_dual_encoder(
             f"`model` must be a mmzoo DualEncoder. Received: model={model!r}"
         )
     has_text = model.text_modality == "text"
-    if has_text:
-        if tokenizer is None or not hasattr(tokenizer, "vocabulary_size"):
-            raise ValueError(
-                "`tokenizer` must be the model's `mmzoo.data.TextTokenizer`. "
-                f"Received: tokenizer={tokenizer!r}"
-            )
-        text_inputs = model.text_encoder.input
-        embedding = next(
-            (l for l in model.text_encoder.layers if hasattr(l, "vocabulary_size")), None
+    preprocessor = getattr(model, "preprocessor", None)
+    if has_text and (preprocessor is None or not preprocessor.tokenizer_ready):
+        raise ValueError(
+            "The model has no preprocessor with a tokenizer, so the export could not "
+            "write its `encode_text` signature; build the model with `preprocessor="
+            "mmzoo.models.DualEncoderPreprocessor(tokenizer)` (the `mmzoo train` runs' "
+            f"model.keras files carry theirs). Received: model.preprocessor={preprocessor!r}"
         )
-        vocabulary_size = getattr(embedding, "vocabulary_size", None)
-        if vocabulary_size is not None and tokenizer.vocabulary_size > vocabulary_size:
-            raise ValueError(
-                "The tokenizer has more tokens than the text tower embeds. "
-                f"Received: tokenizer.vocabulary_size={tokenizer.vocabulary_size}, "
-                f"text tower vocabulary_size={vocabulary_size}"
-            )
-        sequence_length = text_inputs["token_ids"].shape[1]
-        if tokenizer.sequence_length != sequence_length:
-            raise ValueError(
-                "The tokenizer packs texts to a different length than the text tower "
-                f"takes. Received: tokenizer.sequence_length={tokenizer.sequence_length}, "
-                f"text tower sequence_length={sequence_length}"
-            )
 
     check_max_pixels(max_image_pixels)
     check_export_path(path, overwrite)
@@ -128,13 +113,11 @@ def export_dual_encoder(
     archive.add_endpoint("encode_images", encode_images, input_signature=[signature])
 
     if has_text:
-        archive.track(tokenizer)
+        archive.track(preprocessor)
 
         @tf.function
         def encode_text(texts):
-            tokens = tokenizer(texts)
-            inputs = {"token_ids": tokens["token_ids"], "padding_mask": tokens["padding_mask"]}
-            return {"embeddings": model.encode_text_tensor(inputs)}
+            return {"embeddings": model.encode_text_tensor(preprocessor.preprocess_texts(texts))}
 
         archive.add_endpoint(
             "encode_text", encode_text,

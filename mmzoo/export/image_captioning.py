@@ -3,9 +3,9 @@
 import keras
 import tensorflow as tf
 
-from mmzoo.export._images import DEFAULT_MAX_IMAGE_PIXELS
-from mmzoo.export._images import decode_image_batch
-from mmzoo.export._images import image_status
+from mmzoo.data.images import DEFAULT_MAX_IMAGE_PIXELS
+from mmzoo.data.images import decode_image_batch
+from mmzoo.data.images import image_status
 from mmzoo.export._write import check_export_path
 from mmzoo.export._write import check_max_pixels
 from mmzoo.export._write import write_atomically
@@ -14,14 +14,15 @@ EXPORT_METHODS = ("greedy", "beam")
 
 
 def export_image_captioning_model(
-    model, tokenizer, path, method="greedy", num_beams=4, max_length=None,
+    model, path, method="greedy", num_beams=4, max_length=None,
     max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, overwrite=False,
 ):
     """Writes a SavedModel whose `caption` signature captions encoded images.
 
     Everything runs in the graph: JPEG/PNG decoding (grayscale and RGBA become
     RGB), resizing to the model's image size, the image encoder, the cached
-    XLA-compiled greedy or beam search, and detokenization. The SavedModel
+    XLA-compiled greedy or beam search, and detokenization, all with the
+    model's own preprocessor (`model.preprocessor`). The SavedModel
     needs only `tensorflow` and `tensorflow_text` to load and run.
 
     Signature `caption`:
@@ -40,8 +41,7 @@ def export_image_captioning_model(
     `overwrite=True`, and a training run directory never is replaced.
 
     Args:
-        model: `ImageCaptioningModel`.
-        tokenizer: the `mmzoo.data.TextTokenizer` the model was trained with.
+        model: `ImageCaptioningModel` with a preprocessor.
         path: str. Output directory.
         method: `"greedy"` or `"beam"` (sampling would make serving
             non-deterministic).
@@ -58,7 +58,7 @@ def export_image_captioning_model(
     Example:
 
     ```python
-    mmzoo.export.export_image_captioning_model(model, tokenizer, "captioner")
+    mmzoo.export.export_image_captioning_model(model, "captioner")
     serving = tf.saved_model.load("captioner")  # in any TF process
     out = serving.signatures["caption"](images=tf.constant([jpeg_bytes]))
     out["captions"]  # [b"a small red circle to the left of a blue square"]
@@ -68,13 +68,13 @@ def export_image_captioning_model(
         raise ValueError(
             f"`method` must be one of {list(EXPORT_METHODS)} for export. Received: method={method!r}"
         )
-    if not hasattr(tokenizer, "detokenize"):
-        raise ValueError(f"`tokenizer` must have `detokenize`. Received: tokenizer={tokenizer!r}")
-    if tokenizer.vocabulary_size != model.vocabulary_size:
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None or preprocessor.tokenizer is None:
         raise ValueError(
-            "The tokenizer and the model disagree on the vocabulary size. Received: "
-            f"tokenizer.vocabulary_size={tokenizer.vocabulary_size}, "
-            f"model.vocabulary_size={model.vocabulary_size}"
+            "The model has no preprocessor with a tokenizer, so the export could not "
+            "write captions; build the model with `preprocessor=` (the "
+            "`mmzoo train` runs' model.keras files carry theirs). "
+            f"Received: model.preprocessor={preprocessor!r}"
         )
     check_max_pixels(max_image_pixels)
     check_export_path(path, overwrite)
@@ -85,13 +85,13 @@ def export_image_captioning_model(
         pixels, valid, too_large = decode_image_batch(images, model.image_shape, max_image_pixels)
         token_ids = generate(pixels)
         token_ids = tf.where(valid[:, None], token_ids, model.pad_token_id)
-        captions = tf.where(valid, tokenizer.detokenize(token_ids), "")
+        captions = tf.where(valid, preprocessor.detokenize(token_ids), "")
         status = image_status(valid, too_large)
         return {"captions": captions, "token_ids": token_ids, "status": status}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(tokenizer)
+    archive.track(preprocessor)
     archive.add_endpoint(
         "caption", caption, input_signature=[tf.TensorSpec((None,), tf.string, name="images")]
     )

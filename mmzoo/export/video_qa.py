@@ -3,11 +3,9 @@
 import keras
 import tensorflow as tf
 
-from mmzoo.data import TextTokenizer
-from mmzoo.export._images import DEFAULT_MAX_IMAGE_PIXELS
-from mmzoo.export._images import decode_image_batch
-from mmzoo.export._images import image_status
-from mmzoo.export._images import scale_uint8_images
+from mmzoo.data.images import DEFAULT_MAX_IMAGE_PIXELS
+from mmzoo.data.images import decode_image_batch
+from mmzoo.data.images import image_status
 from mmzoo.export._write import check_export_path
 from mmzoo.export._write import check_max_pixels
 from mmzoo.export._write import write_atomically
@@ -16,17 +14,18 @@ EXPORT_METHODS = ("greedy", "beam")
 
 
 def export_video_qa_model(
-    model, question_tokenizer, path, method="greedy", num_beams=4, max_length=None,
+    model, path, method="greedy", num_beams=4, max_length=None,
     max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, overwrite=False,
 ):
     """Writes a SavedModel whose `answer` signatures answer questions about clips.
 
-    Everything runs in the graph: frame decoding or conversion, resizing to
-    the model's frame size, question tokenization, the model, and the answer
+    Everything runs in the graph, with the model's own preprocessor
+    (`model.preprocessor`): frame decoding or conversion, resizing to the
+    model's frame size, question tokenization, the model, and the answer
     lookup (classify mode: the stored answer vocabulary) or the cached
-    XLA-compiled greedy / beam decoding and detokenization (generate mode).
-    The SavedModel needs only `tensorflow` and `tensorflow_text` to load and
-    run.
+    XLA-compiled greedy / beam decoding and detokenization by the answer
+    tokenizer (generate mode). The SavedModel needs only `tensorflow` and
+    `tensorflow_text` to load and run.
 
     Signatures (batched; pass a batch of one for a single clip):
 
@@ -47,8 +46,8 @@ def export_video_qa_model(
     of the batch is unaffected. A batch whose clips have another number of frames than the
     model's `num_frames` is rejected (`InvalidArgumentError` naming the expected
     count and the received shape).
-    Questions longer than the tokenizer's `sequence_length` are truncated
-    (keeping the end token), exactly as in training.
+    Questions longer than the model's `question_length` tokens are
+    truncated (keeping the end token), exactly as in training.
 
     The directory is written to a temporary sibling and renamed into place, so
     an interrupted export never leaves a half-written SavedModel at `path`.
@@ -57,9 +56,8 @@ def export_video_qa_model(
     `overwrite=True`, and a training run directory never is replaced.
 
     Args:
-        model: `VideoQAModel`.
-        question_tokenizer: the `mmzoo.data.TextTokenizer` the questions were
-            tokenized with in training.
+        model: `VideoQAModel` with a preprocessor (the `.keras` files of
+            `mmzoo train video_qa` runs carry theirs).
         path: str. Output directory.
         method: `"greedy"` or `"beam"`, for generate mode.
         num_beams: int, for `"beam"`.
@@ -76,7 +74,7 @@ def export_video_qa_model(
     Example:
 
     ```python
-    mmzoo.export.export_video_qa_model(model, tokenizer, "video_qa")
+    mmzoo.export.export_video_qa_model(model, "video_qa")
     serving = tf.saved_model.load("video_qa")  # in any TF process
     out = serving.signatures["answer"](
         frames=tf.constant(clip_uint8[None]),  # (1, 8, 32, 32, 3)
@@ -89,16 +87,13 @@ def export_video_qa_model(
             f"`method` must be one of {list(EXPORT_METHODS)} for export. "
             f"Received: method={method!r}"
         )
-    if not callable(question_tokenizer) or not hasattr(question_tokenizer, "sequence_length"):
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None or preprocessor.tokenizer is None:
         raise ValueError(
-            "`question_tokenizer` must be a `mmzoo.data.TextTokenizer`. "
-            f"Received: question_tokenizer={question_tokenizer!r}"
-        )
-    if question_tokenizer.sequence_length != model.question_length:
-        raise ValueError(
-            "The question tokenizer packs questions to another length than the model's "
-            "question encoder takes. Received: question_tokenizer.sequence_length="
-            f"{question_tokenizer.sequence_length}, model.question_length={model.question_length}"
+            "The model has no preprocessor with a question tokenizer, so the export "
+            "could not read question strings; build the model with `preprocessor=` "
+            "(the `mmzoo train` runs' model.keras files carry theirs). "
+            f"Received: model.preprocessor={preprocessor!r}"
         )
     num_frames, height, width, channels = model.video_shape
     if channels != 3:
@@ -110,7 +105,7 @@ def export_video_qa_model(
     check_export_path(path, overwrite)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.track(question_tokenizer)
+    archive.track(preprocessor)
 
     if model.answer_mode == "classify":
         classify = model.make_classify_function()
@@ -122,15 +117,11 @@ def export_video_qa_model(
 
     else:
         generate = model.make_generate_function(max_length, method=method, num_beams=num_beams)
-        answer_tokenizer = TextTokenizer(
-            model.answer_vocabulary, sequence_length=model.answer_sequence_length + 1,
-            name="answer_tokenizer",
-        )
-        archive.track(answer_tokenizer)
+        archive.track(preprocessor.answer_tokenizer())
 
         def respond(videos, token_ids, padding_mask):
             answer_ids = generate(videos, token_ids, padding_mask)
-            return answer_tokenizer.detokenize(answer_ids), answer_ids
+            return preprocessor.detokenize_answers(answer_ids), answer_ids
 
     def check_frame_count(frames):
         # Signatures do not enforce the static frame count of their
@@ -146,7 +137,7 @@ def export_video_qa_model(
         )
 
     def run(videos, questions, valid, too_large):
-        packed = question_tokenizer(questions)
+        packed = preprocessor.preprocess_texts(questions)
         answers, answer_ids = respond(videos, packed["token_ids"], packed["padding_mask"])
         answers = tf.where(valid, answers, "")
         return {
@@ -164,9 +155,9 @@ def export_video_qa_model(
         too_large = tf.logical_and(limit >= 0, frame_pixels > limit)
 
         def scaled():
-            flat = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], axis=0))
+            # The converter's rule: what `model.answer` does to uint8 clips.
             return tf.reshape(
-                scale_uint8_images(flat, height, width), (batch, num_frames, height, width, 3)
+                preprocessor.video_converter(frames), (batch, num_frames, height, width, 3)
             )
 
         # Frames over the limit are not resampled (a float copy costs 4x).

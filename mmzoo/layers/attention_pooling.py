@@ -1,10 +1,10 @@
 import keras
 from keras import ops
 
-from mmzoo.layers._validation import check_divisible
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rank
-from mmzoo.layers._validation import check_rate
+from mmzoo.layers.validation import check_divisible
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rank
+from mmzoo.layers.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

@@ -1,7 +1,7 @@
 import keras
 
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rate
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

@@ -5,15 +5,19 @@ from mmzoo import lazy_attributes
 # Public names and the modules that define them (relative to this package).
 _EXPORTS = {
     "DualEncoder": ".dual_encoder",
+    "DualEncoderPreprocessor": ".dual_encoder",
     "build_dual_encoder": ".dual_encoder",
     "FUSION_TYPES": ".fusion_classifier",
     "FusionClassifier": ".fusion_classifier",
+    "FusionClassifierPreprocessor": ".fusion_classifier",
     "build_fusion_classifier": ".fusion_classifier",
     "classification_split": ".fusion_classifier",
     "ImageCaptioningModel": ".image_captioning",
+    "ImageCaptioningPreprocessor": ".image_captioning",
     "build_image_captioning_model": ".image_captioning",
     "teacher_forcing_split": ".image_captioning",
     "VideoQAModel": ".video_qa",
+    "VideoQAPreprocessor": ".video_qa",
     "build_video_qa_model": ".video_qa",
     "video_qa_training_split": ".video_qa",
 }

@@ -29,11 +29,11 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from mmzoo.encoders._common import transformer_block
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.models._inputs import check_batch_size
-from mmzoo.models._inputs import check_number
-from mmzoo.models._inputs import run_in_batches
+from mmzoo.encoders.common import transformer_block
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.data.inputs import check_batch_size
+from mmzoo.data.inputs import check_number
+from mmzoo.data.inputs import run_in_batches
 
 GENERATION_METHODS = ("greedy", "beam", "top_k", "top_p")
 
@@ -191,9 +191,11 @@ class CachedTextGeneration:
             # int32, not bool: the beam sampler gathers every cache entry.
             cache += (ops.cast(memory_mask, "int32"),)
 
-        # Padding and the start token are never generated.
+        # Padding and the start token are never generated (unless one of
+        # them is also the end token, which must stay possible).
         banned = np.zeros((self.vocabulary_size,), "float32")
-        banned[[self.pad_token_id, self.start_token_id]] = -1e9
+        banned_ids = {self.pad_token_id, self.start_token_id} - {self.end_token_id, None}
+        banned[sorted(banned_ids)] = -1e9
 
         def next_fn(prompt, cache, index):
             num_samples = ops.shape(prompt)[0]

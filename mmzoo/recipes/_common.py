@@ -1,4 +1,4 @@
-"""Pieces shared by the family recipes: run directories, tokenizers, data specs."""
+"""Pieces the recipe steps share: run directories, the run's tokenizer, `--data` values."""
 
 import contextlib
 import json
@@ -8,14 +8,6 @@ import sys
 
 DATA_HELP = "synthetic | tfds:NAME | path/to/manifest.jsonl|csv"
 RUN_FILE = "run.json"
-# The model class each family's run directory holds (runs made before
-# `run.json` existed are recognised by it).
-MODEL_CLASSES = {
-    "image_captioning": "ImageCaptioningModel",
-    "video_qa": "VideoQAModel",
-    "dual_encoder": "DualEncoder",
-    "fusion_classifier": "FusionClassifier",
-}
 
 
 def write_json(path, value):
@@ -39,40 +31,40 @@ def check_family(preset, family):
     return record
 
 
-def _build_encoder(value):
-    """Builds an encoder given by preset name or `{"preset": ..., **overrides}`."""
+def build_encoder(value, dtype=None):
+    """An encoder given by preset name or `{"preset": ..., **overrides}`, built.
+
+    A built model is returned as is. `dtype` (the model preset's, if any) is
+    passed on unless the overrides give one, as `mmzoo.presets` does for
+    nested encoders.
+    """
     from mmzoo import presets
 
-    name, overrides = presets.encoder_spec(value)
+    spec = presets.encoder_spec(value)
+    if spec is None:
+        return value
+    name, overrides = spec
+    if dtype is not None:
+        overrides.setdefault("dtype", dtype)
     return presets.build_from_preset(name, **overrides)
 
 
-def input_shape(value):
-    """The input shape (no batch axis) of an encoder given by preset or as a model."""
-    from mmzoo import presets
-
-    config = presets.encoder_config(value)
-    if config is not None:
-        if "image_shape" in config:
-            frames = (config["num_frames"],) if "num_frames" in config else ()
-            return frames + tuple(config["image_shape"])
-        # Otherwise built to read its input: the input shape of a keras-hub
-        # tower is only known once built (tiny presets build in well under
-        # a second).
-        value = _build_encoder(value)
-    return tuple(value.inputs[0].shape[1:])
+def input_shape(encoder):
+    """The input shape (no batch axis) of a built image or video tower."""
+    return tuple(encoder.inputs[0].shape[1:])
 
 
-def text_length(value):
-    """The token length a text encoder (given by preset or as a model) takes."""
-    from mmzoo import presets
+def example_shape(model):
+    """The shape a model's examples are read at, from its preprocessor's converter.
 
-    config = presets.encoder_config(value)
-    if config is not None:
-        if "sequence_length" in config:
-            return int(config["sequence_length"])
-        value = _build_encoder(value)
-    return int(value.input["token_ids"].shape[1])
+    `(height, width, 3)`, or `(num_frames, height, width, 3)` for a video
+    converter.
+    """
+    preprocessor = model.preprocessor
+    if preprocessor.video_converter is not None:
+        converter = preprocessor.video_converter
+        return (converter.num_frames,) + tuple(converter.image_shape)
+    return tuple(preprocessor.image_converter.image_shape)
 
 
 def is_text_encoder(value):
@@ -97,14 +89,18 @@ def text_encoder_for(value, vocabulary_size):
     return presets.build_from_preset(name, **{**overrides, "vocabulary_size": vocabulary_size})
 
 
-def tokenizer_for(run_dir, texts, sequence_length, vocabulary_size):
-    """The run's tokenizer: loaded when the run has one (resume), else trained.
+def run_tokenizer(run_dir, texts, vocabulary_size):
+    """The run's tokenizer: read back when the run has one (resume), else trained.
+
+    It is saved in `<run_dir>/tokenizer/` before training starts, so that a
+    resumed run (whose `model.keras` is written only at the end) tokenizes
+    with the same vocabulary. It packs no length of its own: the model's
+    preprocessor packs to the model's lengths.
 
     Args:
-        run_dir: str. The run directory; the tokenizer lives in `tokenizer/`.
+        run_dir: str. The run directory.
         texts: `tf.data.Dataset` of strings (any shape) to train on.
-        sequence_length: int. Packed length (start and end tokens included).
-        vocabulary_size: int. WordPiece vocabulary size.
+        vocabulary_size: int. Most WordPiece tokens.
     """
     from mmzoo import data
 
@@ -112,11 +108,16 @@ def tokenizer_for(run_dir, texts, sequence_length, vocabulary_size):
     if os.path.exists(os.path.join(path, "vocabulary.txt")):
         return data.TextTokenizer.load(path)
     vocabulary = data.train_word_piece_vocabulary(texts, vocabulary_size=vocabulary_size)
-    tokenizer = data.TextTokenizer(vocabulary, sequence_length=sequence_length)
+    tokenizer = data.TextTokenizer(vocabulary)
     staging = path + ".tmp"
     tokenizer.save(staging)
     os.replace(staging, path)
     return tokenizer
+
+
+def text(value):
+    """A str from an example's bytes (invalid UTF-8 replaced)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def read_run(run_dir):
@@ -188,7 +189,7 @@ def run_directory(model_dir, family, preset, **settings):
 
 
 def load_run(run_dir, family=None):
-    """The run's `model.keras` (safe mode) and its tokenizer.
+    """The run's `model.keras`, loaded in safe mode; it carries its preprocessor.
 
     With `family`, a run of another family is refused with a message naming
     both, before anything is loaded when the run has a `run.json`.
@@ -196,7 +197,7 @@ def load_run(run_dir, family=None):
     import keras
 
     import mmzoo
-    from mmzoo import data
+    from mmzoo.recipes import RECIPES
 
     mmzoo.import_all()  # the `mmzoo` command imports lazily
 
@@ -215,15 +216,22 @@ def load_run(run_dir, family=None):
             f"`mmzoo train` first). Received: --model-dir {run_dir!r}"
         )
     model = keras.saving.load_model(model_path, safe_mode=True)
-    if family is not None and type(model).__name__ != MODEL_CLASSES[family]:
-        other = next((f for f, c in MODEL_CLASSES.items() if c == type(model).__name__), None)
+    # Runs made before `run.json` existed are recognised by their model class.
+    model_classes = {f: recipe.model_class for f, recipe in RECIPES.items()}
+    if family is not None and type(model).__name__ != model_classes[family]:
+        other = next((f for f, c in model_classes.items() if c == type(model).__name__), None)
         if other is not None:
             raise _other_family_error(run_dir, family, other)
         raise ValueError(
             f"The run's model.keras holds a {type(model).__name__}, not a "
-            f"{MODEL_CLASSES[family]}. Received: --model-dir {run_dir!r}"
+            f"{model_classes[family]}. Received: --model-dir {run_dir!r}"
         )
-    return model, data.TextTokenizer.load(os.path.join(run_dir, "tokenizer"))
+    if getattr(model, "preprocessor", None) is None:
+        raise ValueError(
+            f"The run's model.keras has no preprocessor (it was trained before models "
+            f"carried their tokenizer); train it again. Received: --model-dir {run_dir!r}"
+        )
+    return model
 
 
 def check_data_path(data_spec):

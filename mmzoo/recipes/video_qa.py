@@ -1,15 +1,17 @@
 """`mmzoo train|evaluate|export video_qa`: the video question answering recipe."""
 
-import os
-
 from mmzoo.recipes import _common
+from mmzoo.recipes import recipe
 
-FAMILY = "video_qa"
 
-
-def _video_shape(config):
-    shape = _common.input_shape(config["video_encoder"])
-    return shape if len(shape) == 4 else (1,) + shape  # an image is a one-frame video
+def _tower(preset, config):
+    if config.get("answer_mode", "classify") != "classify":
+        raise ValueError(
+            "`mmzoo train video_qa` trains classify-mode presets (answers from the "
+            "preset's answer vocabulary); train generate mode from Python as in "
+            f"notebooks/02_video_qa.ipynb. Received: --preset {preset!r}"
+        )
+    return config["video_encoder"]
 
 
 def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, seed=0,
@@ -21,7 +23,8 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
             JSONL/CSV manifest of `video_path, question, answer[,
             question_type]` rows.
         split: str. Split of the synthetic data (a manifest is one split).
-        video_shape: `(num_frames, height, width, channels)`.
+        video_shape: `(num_frames, height, width, channels)`, or the
+            `(height, width, channels)` of an image tower (a one-frame video).
         num_examples: int or None.
         seed: int.
         strict: bool. Stop at the first bad record of a manifest.
@@ -32,6 +35,8 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
     """
     from mmzoo import data
 
+    if len(video_shape) == 3:
+        video_shape = (1,) + tuple(video_shape)
     num_frames, height, width = video_shape[:3]
     if _common.synthetic_name(data_spec, "shapes_video_qa"):
         if height != width or not 8 <= num_frames <= 16:
@@ -57,127 +62,118 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
     return (examples.take(num_examples) if num_examples else examples), report
 
 
-def train_video_qa(
-    preset="video_qa_tiny",
-    data_spec="synthetic",
-    steps=2000,
-    model_dir="runs/video_qa",
-    strategy="auto",
-    batch_size=32,
-    learning_rate=1e-3,
-    vocabulary_size=128,
-    num_examples=20000,
-    seed=0,
-    checkpoint_every=500,
-    verbose=1,
-    deterministic=True,
-    strict=False,
-    fold_answer_case=False,
-):
-    """Trains a classify-mode video QA preset with `mmzoo.training.Trainer`.
-
-    `deterministic` and `strict` are as in `train_image_captioning`. Answers
-    outside the preset's answer vocabulary are dropped, logged and counted
-    (in the manifest's report, printed at the end); `fold_answer_case=True`
-    matches them case-insensitively ("Red" as "red").
-
-    Returns:
-        the `Trainer.fit` history.
-    """
-    import keras
-
-    import mmzoo
-    from mmzoo import data
+def _build_model(preset, tower, tokenizer):
+    from mmzoo import models
     from mmzoo import presets
-    from mmzoo import training
 
-    record = _common.check_family(preset, FAMILY)
-    config = record.config
-    if config.get("answer_mode", "classify") != "classify":
-        raise ValueError(
-            "`mmzoo train video_qa` trains classify-mode presets (answers from the "
-            "preset's answer vocabulary); train generate mode from Python as in "
-            f"notebooks/02_video_qa.ipynb. Received: --preset {preset!r}"
-        )
-    strategy = training.get_strategy(strategy)
-    keras.utils.set_random_seed(seed)
-    with _common.run_directory(model_dir, FAMILY, preset, batch_size=batch_size, seed=seed):
-        examples, report = load_video_qa_examples(
-            data_spec, "train", _video_shape(config), num_examples, seed, strict=strict
-        )
-        tokenizer = _common.tokenizer_for(
-            model_dir, examples.map(lambda x: x["questions"]),
-            _common.text_length(config["question_encoder"]), vocabulary_size,
-        )
-        dataset = data.video_qa_pipeline(
-            examples, tokenizer, batch_size=batch_size, seed=seed, deterministic=deterministic,
-            answer_vocabulary=list(config["answer_vocabulary"]), fold_case=fold_answer_case,
-            report=report,
-        ).map(mmzoo.models.video_qa_training_split)
-        schedule = training.warmup_cosine_decay(
-            learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
-        )
-
-        def model_fn():
-            # The preset's question tower, with the run's vocabulary.
-            return presets.build_from_preset(
-                preset, question_encoder={"vocabulary_size": tokenizer.vocabulary_size}
-            )
-
-        trainer = training.Trainer(
-            model_fn=model_fn,
-            loss=mmzoo.losses.SoftTargetCrossEntropy(),
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, global_clipnorm=1.0),
-            strategy=strategy,
-            model_dir=model_dir,
-            deterministic=deterministic,
-        )
-        return _common.fit(
-            trainer, dataset, steps, checkpoint_every, verbose, model_dir, report
-        )
+    # The preset's question tower with the run's vocabulary; the model sets
+    # its preprocessor's question length and video converter.
+    preprocessor = models.VideoQAPreprocessor(tokenizer)
+    return presets.build_from_preset(
+        preset, video_encoder=tower,
+        question_encoder={"vocabulary_size": preprocessor.vocabulary_size},
+        preprocessor=preprocessor,
+    )
 
 
-def evaluate_video_qa(model_dir, data_spec="synthetic", split="test", num_examples=500,
-                      batch_size=64, strict=False):
-    """Answers `split` and scores it (exact match and VQA accuracy by question type).
+def _pipeline(examples, model, batch_size, seed, deterministic, report, fold_answer_case):
+    from mmzoo import data
+    from mmzoo import models
 
-    Writes `eval_<split>.json` in the run directory.
+    # Answers outside the model's answer vocabulary are dropped and counted
+    # in the manifest's report.
+    dataset = data.video_qa_pipeline(
+        examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
+        answer_vocabulary=list(model.answer_vocabulary), fold_case=fold_answer_case,
+        report=report,
+    )
+    return dataset.map(models.video_qa_training_split)
 
-    Returns:
-        `(scores, predictions, references)`.
-    """
+
+def _loss(model):
+    from mmzoo import losses
+
+    return losses.SoftTargetCrossEntropy()
+
+
+def _score(model, examples, batch_size):
     import numpy as np
 
     from mmzoo import evaluation
 
-    model, tokenizer = _common.load_run(model_dir, FAMILY)
-    shape = tuple(model.video_encoder.inputs[0].shape[1:])
-    shape = shape if len(shape) == 4 else (1,) + shape
-    examples, _ = load_video_qa_examples(data_spec, split, shape, num_examples, strict=strict)
-    videos, questions, answers, types = [], [], [], []
-    for example in examples.as_numpy_iterator():
-        videos.append(example["videos"])
-        questions.append(example["questions"].decode("utf-8", "replace"))
-        answers.append(example["answers"].decode("utf-8", "replace"))
-        types.append(example["question_types"].decode("utf-8", "replace") or "all")
-    if not videos:
-        raise ValueError(f"No examples to evaluate. Received: --data {data_spec!r} --split {split!r}")
-    predictions = model.answer(np.stack(videos), questions, batch_size=batch_size, tokenizer=tokenizer)
+    videos = np.stack([example["videos"] for example in examples])
+    questions = [_common.text(example["questions"]) for example in examples]
+    answers = [_common.text(example["answers"]) for example in examples]
+    types = [_common.text(example["question_types"]) or "all" for example in examples]
+    predictions = model.answer(videos, questions, batch_size=batch_size)
     scores = evaluation.vqa_metrics(predictions, answers, question_types=types)
-    _common.write_json(os.path.join(model_dir, f"eval_{split}.json"), scores)
-    return scores, predictions, answers
+    outputs = {
+        "questions": questions, "answers": answers, "question_types": types,
+        "predictions": predictions,
+    }
+    return scores, outputs
 
 
-def export_video_qa(model_dir, output=None, overwrite=False, max_image_pixels=None):
-    """Writes the run's `answer` SavedModel; returns its path.
-
-    `overwrite` and `max_image_pixels` (None: the exporter's default) are
-    those of `mmzoo.export.export_video_qa_model`.
-    """
+def _export(model, output, overwrite, **pixels):
     from mmzoo import export
 
-    model, tokenizer = _common.load_run(model_dir, FAMILY)
-    output = output or os.path.join(model_dir, "saved_model")
-    pixels = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
-    export.export_video_qa_model(model, tokenizer, output, overwrite=overwrite, **pixels)
-    return output
+    export.export_video_qa_model(model, output, overwrite=overwrite, **pixels)
+
+
+RECIPE = recipe.Recipe(
+    family="video_qa",
+    model_class="VideoQAModel",
+    tower=_tower,
+    texts="questions",
+    load_examples=load_video_qa_examples,
+    build_model=_build_model,
+    pipeline=_pipeline,
+    loss=_loss,
+    score=_score,
+    export=_export,
+    options={
+        "train": {"batch_size": 32, "fold_answer_case": False},
+        "evaluate": {"batch_size": 64},
+    },
+)
+
+
+@recipe.with_options(RECIPE, "train")
+def train_video_qa(*args, **options):
+    """Trains a classify-mode video QA preset with `mmzoo.training.Trainer`.
+
+    The options are those of `mmzoo.recipes.train` (`help()` shows their
+    defaults). Answers outside the preset's answer vocabulary are dropped,
+    logged and counted (in the manifest's report, printed at the end);
+    `fold_answer_case=True` matches them case-insensitively ("Red" as
+    "red").
+
+    Returns:
+        the `Trainer.fit` history.
+    """
+    return recipe.train(RECIPE, *args, **options)
+
+
+@recipe.with_options(RECIPE, "evaluate")
+def evaluate_video_qa(*args, **options):
+    """Answers `split` and scores it (exact match and VQA accuracy by question type).
+
+    The options are those of `mmzoo.recipes.evaluate`. Writes
+    `eval_<split>.json` in the run directory.
+
+    Returns:
+        the scores dict. `mmzoo.recipes.evaluate_with_outputs` also returns
+        `{"questions", "answers", "question_types", "predictions"}` (lists of
+        str).
+    """
+    return recipe.evaluate(RECIPE, *args, **options)
+
+
+@recipe.with_options(RECIPE, "export")
+def export_video_qa(*args, **options):
+    """Writes the run's `answer` SavedModel; returns its path.
+
+    The options are those of `mmzoo.recipes.export`
+    (`mmzoo.export.export_video_qa_model`).
+    """
+    return recipe.export(RECIPE, *args, **options)

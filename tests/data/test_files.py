@@ -291,7 +291,7 @@ class ImageCaptionFilesTest(TestCase):
 
 class JpegScaleTest(TestCase):
     def test_decodes_at_the_smallest_scale_that_covers_the_size(self):
-        from mmzoo.data._images import decode_jpegs_covering
+        from mmzoo.data.images import decode_jpegs_covering
 
         buffer = io.BytesIO()
         PIL.Image.fromarray(np.zeros((97, 130, 3), "uint8")).save(buffer, "JPEG")

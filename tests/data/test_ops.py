@@ -3,7 +3,7 @@ import tensorflow as tf
 
 import mmzoo.data
 from mmzoo.data import ops
-from mmzoo.data._images import resize_images
+from mmzoo.data.images import resize_images
 from mmzoo.testing import TestCase
 
 

@@ -146,10 +146,43 @@ class TextTokenizerTest(TestCase):
     def test_config_round_trip(self):
         config = self.tokenizer.get_config()
         json.dumps(config)
+        # The vocabulary is an asset, not config: a config alone gives a
+        # tokenizer that knows its size and refuses to run until it is set.
+        self.assertIsNone(config["vocabulary"])
         restored = TextTokenizer.from_config(config)
         self.assertEqual(restored.get_config(), config)
+        self.assertEqual(restored.vocabulary_size, len(VOCABULARY))
+        with self.assertRaisesRegex(ValueError, "no vocabulary yet"):
+            restored(["a red circle"])
+        restored.set_vocabulary(VOCABULARY)
         self.assertAllEqual(restored(["a red circle"])["token_ids"],
                             self.tokenizer(["a red circle"])["token_ids"])
+
+    def test_vocabulary_asset_round_trip_and_checks(self):
+        directory = self.get_temp_dir()
+        self.tokenizer.save_assets(directory)
+        restored = TextTokenizer.from_config(self.tokenizer.get_config())
+        restored.load_assets(directory)
+        self.assertEqual(restored.get_vocabulary(), VOCABULARY)
+
+        config = dict(self.tokenizer.get_config(), vocabulary_size=len(VOCABULARY) + 3)
+        with self.assertRaisesRegex(
+            ValueError, f"holds {len(VOCABULARY)} tokens.*vocabulary_size={len(VOCABULARY) + 3}"
+        ):
+            TextTokenizer.from_config(config).load_assets(directory)
+        empty = os.path.join(directory, "empty")
+        os.makedirs(empty)
+        with self.assertRaisesRegex(ValueError, "no vocabulary asset.*vocabulary_size="):
+            TextTokenizer.from_config(self.tokenizer.get_config()).load_assets(empty)
+
+    def test_tokenize_is_unpacked(self):
+        pieces = self.tokenizer.tokenize(["a red circle", ""])
+        self.assertEqual(pieces.to_list(), [[4, 5, 6], []])
+
+    def test_call_without_sequence_length_is_refused(self):
+        tokenizer = TextTokenizer(VOCABULARY)
+        with self.assertRaisesRegex(ValueError, "sequence_length=None"):
+            tokenizer(["a red circle"])
 
     def test_save_and_load(self):
         path = self.get_temp_dir()

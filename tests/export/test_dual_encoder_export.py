@@ -11,6 +11,7 @@ from mmzoo.encoders import build_text_encoder
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.export import export_dual_encoder
 from mmzoo.models import build_dual_encoder
+from mmzoo.models.dual_encoder import DualEncoderPreprocessor
 from mmzoo.testing import TestCase
 
 VOCABULARY = ["[PAD]", "[UNK]", "[START]", "[END]", "a", "red", "blue", "circle", "square"]
@@ -34,15 +35,14 @@ class DualEncoderExportTest(TestCase):
             hidden_dim=16, intermediate_dim=32,
         )
         self.model = build_dual_encoder(
-            image_encoder, text_encoder, projection_dim=8, use_bias=True, initial_bias=-3.0
+            image_encoder, text_encoder, projection_dim=8, use_bias=True, initial_bias=-3.0,
+            preprocessor=DualEncoderPreprocessor(TextTokenizer(VOCABULARY)),
         )
-        self.tokenizer = TextTokenizer(VOCABULARY, sequence_length=6)
-        self.model.tokenizer = self.tokenizer
         rng = np.random.RandomState(0)
         self.pixels = [rng.randint(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
 
     def export(self, path):
-        return export_dual_encoder(self.model, self.tokenizer, path)
+        return export_dual_encoder(self.model, path)
 
     def test_served_embeddings_equal_keras(self):
         # Exported once; each signature is then called in a process without mmzoo.
@@ -64,7 +64,8 @@ class DualEncoderExportTest(TestCase):
         )
         self.assertAllClose(np.linalg.norm(served["embeddings"][:3], axis=-1), np.ones(3), atol=1e-5)
 
-        texts = ["a red circle", "a blue square", "", "circle circle circle circle circle"]
+        texts = ["a red circle", "a blue square", "", "circle circle circle circle circle",
+                 b"\xff\xfe red"]  # empty, over-long, not UTF-8
         self.run_export_test(
             input_data={"texts": np.array(texts, dtype=object)},
             export_fn=copy,
@@ -76,13 +77,26 @@ class DualEncoderExportTest(TestCase):
         self.assertAllClose(scale["logit_scale"], 1 / 0.07, atol=1e-4)
         self.assertAllClose(scale["logit_bias"], -3.0)
 
+    def test_two_views_need_no_preprocessor(self):
+        encoder = build_vit_image_encoder(
+            image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2,
+            hidden_dim=16, intermediate_dim=32,
+        )
+        model = build_dual_encoder(encoder, None, projection_dim=8, projection_intermediate_dim=16)
+        path = export_dual_encoder(model, os.path.join(self.get_temp_dir(), "simclr"))
+        serving = tf.saved_model.load(path)
+        self.assertNotIn("encode_text", serving.signatures)
+        served = serving.signatures["encode_images"](images=tf.constant([png(self.pixels[0])]))
+        self.assertAllClose(
+            served["embeddings"], model.encode_images(self.pixels[0][None]), atol=1e-5
+        )
+
     def test_bad_arguments(self):
         path = self.get_temp_dir()
-        with self.assertRaisesRegex(ValueError, "Received: tokenizer=None"):
-            export_dual_encoder(self.model, None, path)
-        with self.assertRaisesRegex(ValueError, "sequence_length=7"):
-            export_dual_encoder(self.model, TextTokenizer(VOCABULARY, sequence_length=7), path)
-        with self.assertRaisesRegex(ValueError, "more tokens than the text tower"):
-            export_dual_encoder(self.model, TextTokenizer(VOCABULARY + ["x"], sequence_length=6), path)
+        bare = build_dual_encoder(
+            self.model.image_encoder, self.model.text_encoder, projection_dim=8
+        )
+        with self.assertRaisesRegex(ValueError, "Received: model.preprocessor=None"):
+            export_dual_encoder(bare, path)
         with self.assertRaisesRegex(ValueError, "mmzoo DualEncoder"):
-            export_dual_encoder(object(), self.tokenizer, path)
+            export_dual_encoder(object(), path)

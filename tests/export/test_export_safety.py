@@ -9,6 +9,7 @@ import tempfile
 from mmzoo.data import TextTokenizer
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.export import export_image_captioning_model
+from mmzoo.models import ImageCaptioningPreprocessor
 from mmzoo.models import build_image_captioning_model
 from mmzoo.testing import TestCase
 from mmzoo.training import save_model
@@ -39,14 +40,14 @@ class ExportSafetyTest(TestCase):
         cls.model = build_image_captioning_model(
             encoder, vocabulary_size=12, sequence_length=6, num_layers=1,
             num_heads=2, hidden_dim=8, intermediate_dim=16,
+            preprocessor=ImageCaptioningPreprocessor(TextTokenizer(VOCABULARY), (16, 16)),
         )
-        cls.tokenizer = TextTokenizer(VOCABULARY, sequence_length=7)
         # One export made once, copied where a test needs an earlier export.
         cls.directory = tempfile.mkdtemp()
         cls.earlier = os.path.join(cls.directory, "earlier")
         previous = os.umask(0o022)
         try:
-            export_image_captioning_model(cls.model, cls.tokenizer, cls.earlier)
+            export_image_captioning_model(cls.model, cls.earlier)
         finally:
             os.umask(previous)
 
@@ -65,7 +66,7 @@ class ExportSafetyTest(TestCase):
         self.root = self.get_temp_dir()
 
     def export(self, path, **kwargs):
-        return export_image_captioning_model(self.model, self.tokenizer, path, **kwargs)
+        return export_image_captioning_model(self.model, path, **kwargs)
 
     def make_run_directory(self, path):
         write(os.path.join(path, "checkpoint"), 'model_checkpoint_path: "ckpt-5"')

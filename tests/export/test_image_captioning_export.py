@@ -10,7 +10,8 @@ from mmzoo.data import TextTokenizer
 from mmzoo.data import load_image_caption_files
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.export import export_image_captioning_model
-from mmzoo.export._images import decode_image_batch
+from mmzoo.data.images import decode_image_batch
+from mmzoo.models import ImageCaptioningPreprocessor
 from mmzoo.models import build_image_captioning_model
 from mmzoo.testing import TestCase
 
@@ -30,11 +31,11 @@ class ImageCaptioningExportTest(TestCase):
             image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2,
             hidden_dim=16, intermediate_dim=32,
         )
+        self.preprocessor = ImageCaptioningPreprocessor(TextTokenizer(VOCABULARY), (16, 16))
         self.model = build_image_captioning_model(
             encoder, vocabulary_size=12, sequence_length=6, num_layers=1,
-            num_heads=2, hidden_dim=8, intermediate_dim=16,
+            num_heads=2, hidden_dim=8, intermediate_dim=16, preprocessor=self.preprocessor,
         )
-        self.tokenizer = TextTokenizer(VOCABULARY, sequence_length=7)
         rng = np.random.RandomState(0)
         self.pixels = [rng.randint(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
 
@@ -42,14 +43,14 @@ class ImageCaptioningExportTest(TestCase):
         images = np.array([encode(p, "PNG") for p in self.pixels], dtype=object)
         pixels = np.stack(self.pixels).astype("float32") / 255.0
         for method in ("greedy", "beam"):
-            self.model.tokenizer = None
+            self.model.preprocessor = None  # ids, not strings
             token_ids = self.model.generate(pixels, method=method, num_beams=3)
-            self.model.tokenizer = self.tokenizer
+            self.model.preprocessor = self.preprocessor
             captions = self.model.generate(pixels, method=method, num_beams=3)
             self.run_export_test(
                 input_data={"images": images},
                 export_fn=lambda path: export_image_captioning_model(
-                    self.model, self.tokenizer, path, method=method, num_beams=3
+                    self.model, path, method=method, num_beams=3
                 ),
                 endpoint="caption",
                 expected_output={
@@ -63,7 +64,7 @@ class ImageCaptioningExportTest(TestCase):
         good = encode(self.pixels[0], "PNG")
         batch = [good, b"not an image at all", encode(self.pixels[1], "JPEG")[:30], good]
         path = os.path.join(self.get_temp_dir(), "captioner")
-        export_image_captioning_model(self.model, self.tokenizer, path)
+        export_image_captioning_model(self.model, path)
         served = tf.saved_model.load(path).signatures["caption"](images=tf.constant(batch))
         self.assertAllEqual(served["status"], [b"ok", b"undecodable image", b"undecodable image", b"ok"])
         self.assertAllEqual(served["captions"][1:3], [b"", b""])
@@ -114,12 +115,12 @@ class ImageCaptioningExportTest(TestCase):
 
     def test_export_is_atomic_and_replaces(self):
         path = os.path.join(self.get_temp_dir(), "captioner")
-        export_image_captioning_model(self.model, self.tokenizer, path)
-        export_image_captioning_model(self.model, self.tokenizer, path)  # its own: replaced
+        export_image_captioning_model(self.model, path)
+        export_image_captioning_model(self.model, path)  # its own: replaced
         os.makedirs(os.path.join(path, "stale"))
         # A directory that is no longer only the export's is replaced only on request
         # (tests/export/test_export_safety.py has every case).
-        export_image_captioning_model(self.model, self.tokenizer, path, overwrite=True)
+        export_image_captioning_model(self.model, path, overwrite=True)
         self.assertFalse(os.path.exists(os.path.join(path, "stale")))
         self.assertTrue(os.path.exists(os.path.join(path, "saved_model.pb")))
         leftovers = [n for n in os.listdir(os.path.dirname(path)) if n.startswith(".")]
@@ -128,9 +129,9 @@ class ImageCaptioningExportTest(TestCase):
     def test_bad_arguments(self):
         path = os.path.join(self.get_temp_dir(), "x")
         with self.assertRaisesRegex(ValueError, "Received: method='top_k'"):
-            export_image_captioning_model(self.model, self.tokenizer, path, method="top_k")
-        small = TextTokenizer(VOCABULARY[:8], sequence_length=7)
-        with self.assertRaisesRegex(ValueError, "tokenizer.vocabulary_size=8, model.vocabulary_size=12"):
-            export_image_captioning_model(self.model, small, path)
+            export_image_captioning_model(self.model, path, method="top_k")
+        self.model.preprocessor = None
+        with self.assertRaisesRegex(ValueError, "no preprocessor"):
+            export_image_captioning_model(self.model, path)
         self.assertFalse(os.path.exists(path))
 

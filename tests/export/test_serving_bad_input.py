@@ -22,10 +22,11 @@ from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.export import export_dual_encoder
 from mmzoo.export import export_image_captioning_model
 from mmzoo.export import export_video_qa_model
-from mmzoo.export._images import DEFAULT_MAX_IMAGE_PIXELS
-from mmzoo.export._images import decode_image_batch
-from mmzoo.export._images import image_pixels
+from mmzoo.data.images import DEFAULT_MAX_IMAGE_PIXELS
+from mmzoo.data.images import decode_image_batch
+from mmzoo.data.images import image_pixels
 from mmzoo.models import build_dual_encoder
+from mmzoo.models.dual_encoder import DualEncoderPreprocessor
 from mmzoo.models import build_image_captioning_model
 from mmzoo.models import build_video_qa_model
 from mmzoo.testing import TestCase
@@ -158,10 +159,12 @@ class DualEncoderServingTest(TestCase):
             vocabulary_size=12, sequence_length=7, num_layers=1, num_heads=2, hidden_dim=16,
             intermediate_dim=32,
         )
-        model = build_dual_encoder(image, text, projection_dim=8)
+        model = build_dual_encoder(
+            image, text, projection_dim=8,
+            preprocessor=DualEncoderPreprocessor(TextTokenizer(VOCABULARY)),
+        )
         path = os.path.join(self.get_temp_dir(), "clip")
-        export_dual_encoder(model, TextTokenizer(VOCABULARY, sequence_length=7), path,
-                            max_image_pixels=300)
+        export_dual_encoder(model, path, max_image_pixels=300)
         encode_images = tf.saved_model.load(path).signatures["encode_images"]
         good = encode(np.zeros((16, 16, 3), np.uint8), "PNG")
         served = encode_images(images=tf.constant([png_header(640, 480), good]))
@@ -181,15 +184,16 @@ class VideoQAServingTest(TestCase):
             vocabulary_size=12, sequence_length=6, num_layers=1, num_heads=2, hidden_dim=16,
             intermediate_dim=32,
         )
+        from mmzoo.models import VideoQAPreprocessor
+
         model = build_video_qa_model(
             video, question, answer_vocabulary=["red", "blue"], num_fusion_layers=1,
             num_heads=2, hidden_dim=8, intermediate_dim=16,
+            preprocessor=VideoQAPreprocessor(TextTokenizer(VOCABULARY)),
         )
         cls.directory = tempfile.mkdtemp()
         cls.path = os.path.join(cls.directory, "video_qa")
-        export_video_qa_model(
-            model, TextTokenizer(VOCABULARY, sequence_length=6), cls.path, max_image_pixels=300
-        )
+        export_video_qa_model(model, cls.path, max_image_pixels=300)
 
     @classmethod
     def tearDownClass(cls):

@@ -12,7 +12,8 @@ from mmzoo.data import load_video_qa_files
 from mmzoo.encoders import build_text_encoder
 from mmzoo.encoders import build_video_encoder
 from mmzoo.export import export_video_qa_model
-from mmzoo.export._images import scale_uint8_images
+from mmzoo.data.images import scale_uint8_images
+from mmzoo.models import VideoQAPreprocessor
 from mmzoo.models import build_video_qa_model
 from mmzoo.testing import TestCase
 
@@ -28,7 +29,7 @@ def encode_png(frame):
     return buffer.getvalue()
 
 
-def build(**kwargs):
+def build(preprocessor="default", **kwargs):
     video = build_video_encoder(
         num_frames=4, image_shape=(16, 16, 3), tubelet_size=(2, 8, 8), num_layers=1,
         num_heads=2, hidden_dim=16, intermediate_dim=32,
@@ -37,28 +38,28 @@ def build(**kwargs):
         vocabulary_size=20, sequence_length=6, num_layers=1, num_heads=2, hidden_dim=16,
         intermediate_dim=32,
     )
+    if preprocessor == "default":
+        preprocessor = VideoQAPreprocessor(TextTokenizer(QUESTION_VOCABULARY))
     return build_video_qa_model(
         video, question, num_fusion_layers=1, num_heads=2, hidden_dim=8,
-        intermediate_dim=16, **kwargs,
+        intermediate_dim=16, preprocessor=preprocessor, **kwargs,
     )
 
 
 class VideoQAExportTest(TestCase):
     def setUp(self):
         super().setUp()
-        self.tokenizer = TextTokenizer(QUESTION_VOCABULARY, sequence_length=6)
         rng = np.random.RandomState(0)
         self.frames = rng.randint(0, 256, (3, 4, 16, 16, 3), dtype=np.uint8)
 
     def export_and_check(self, model, **export_kwargs):
         """The served `answer` signature (in a TF-only process) equals `model.answer`."""
-        model.question_tokenizer = self.tokenizer
         answers = model.answer(self.frames, QUESTIONS, **export_kwargs)
         paths = []
 
         def export(path):
             paths.append(path)
-            export_video_qa_model(model, self.tokenizer, path, **export_kwargs)
+            export_video_qa_model(model, path, **export_kwargs)
 
         served = self.run_export_test(
             input_data={"frames": self.frames, "questions": np.array(QUESTIONS, dtype=object)},
@@ -75,7 +76,15 @@ class VideoQAExportTest(TestCase):
     def expected_ids(self, model, **export_kwargs):
         if model.answer_mode == "classify":
             return {"answer_ids": model.answers_to_ids(model.answer(self.frames, QUESTIONS))}
-        return {"answer_ids": model.generate(self.frames, QUESTIONS, **export_kwargs)}
+        preprocessor = model.preprocessor
+        ids, mask = preprocessor.tokenize_strings(QUESTIONS)
+        questions = {"question_token_ids": ids, "question_padding_mask": mask}
+        model.preprocessor = None  # token ids, not strings
+        try:
+            token_ids = model.generate(self.frames, questions, **export_kwargs)
+        finally:
+            model.preprocessor = preprocessor
+        return {"answer_ids": token_ids}
 
     def test_classify_answer_signatures(self):
         model = build(answer_vocabulary=ANSWERS)
@@ -125,8 +134,7 @@ class VideoQAExportTest(TestCase):
         model = build(answer_vocabulary=ANSWERS)
         path = os.path.join(self.get_temp_dir(), "x")
         with self.assertRaisesRegex(ValueError, "Received: method='top_k'"):
-            export_video_qa_model(model, self.tokenizer, path, method="top_k")
-        long = TextTokenizer(QUESTION_VOCABULARY, sequence_length=8)
-        with self.assertRaisesRegex(ValueError, "sequence_length=8, model.question_length=6"):
-            export_video_qa_model(model, long, path)
+            export_video_qa_model(model, path, method="top_k")
+        with self.assertRaisesRegex(ValueError, "no preprocessor.*Received: model.preprocessor=None"):
+            export_video_qa_model(build(answer_vocabulary=ANSWERS, preprocessor=None), path)
         self.assertFalse(os.path.exists(path))

@@ -12,8 +12,9 @@ import numpy as np
 
 from mmzoo import presets
 from mmzoo.data import TextTokenizer
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rate
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rate
+from mmzoo.models import ImageCaptioningPreprocessor
 from mmzoo.models import build_fusion_classifier
 from mmzoo.models import build_image_captioning_model
 from mmzoo.testing import TestCase
@@ -49,7 +50,7 @@ class ImageCaptioningBadInputTest(TestCase):
 
     def setUp(self):
         super().setUp()
-        self.model.tokenizer = None
+        self.model.preprocessor = None  # arrays in, token ids out
 
     def test_temperature_must_be_positive(self):
         for bad, shown in ((0, "0"), (-1, "-1"), (float("nan"), "nan"), ("1.0", "'1.0'")):
@@ -93,8 +94,11 @@ class ImageCaptioningBadInputTest(TestCase):
         self.assertEqual(tokens.dtype, np.int32)
         self.assertEqual(tokens.shape, (0, 24))
         self.assertEqual(self.model.generate([], max_length=np.int64(5)).shape, (0, 5))
-        self.model.tokenizer = TextTokenizer(CAPTION_VOCABULARY, sequence_length=25)
+        self.model.preprocessor = ImageCaptioningPreprocessor(
+            TextTokenizer(CAPTION_VOCABULARY), image_converter=(32, 32)
+        )
         self.assertEqual(self.model.generate(np.zeros((0, 32, 32, 3), "uint8")), [])
+        self.assertEqual(self.model.generate([]), [])
         self.assertEqual(self.model.generate_trace_count, traces)  # nothing ran
 
     def test_nan_images(self):
@@ -161,13 +165,18 @@ class VideoQABadInputTest(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.classifier = presets.build_from_preset("video_qa_tiny")
+        from mmzoo.models import VideoQAPreprocessor
+
+        # The preset's 512-token question vocabulary.
+        vocabulary = QUESTION_VOCABULARY + [f"x{i}" for i in range(512 - len(QUESTION_VOCABULARY))]
+        cls.tokenizer = TextTokenizer(vocabulary, sequence_length=16)
+        cls.classifier = presets.build_from_preset(
+            "video_qa_tiny", preprocessor=VideoQAPreprocessor(cls.tokenizer)
+        )
         cls.generator = presets.build_from_preset(
             "video_qa_tiny", answer_mode="generate", answer_vocabulary=ANSWER_TOKENS,
-            answer_sequence_length=3,
+            answer_sequence_length=3, preprocessor=VideoQAPreprocessor(cls.tokenizer),
         )
-        cls.tokenizer = TextTokenizer(QUESTION_VOCABULARY, sequence_length=16)
-        cls.classifier.question_tokenizer = cls.generator.question_tokenizer = cls.tokenizer
         cls.videos = np.random.RandomState(0).rand(2, 8, 32, 32, 3).astype("float32")
         cls.questions = ["w1 w2", "w3"]
 
@@ -185,9 +194,7 @@ class VideoQABadInputTest(TestCase):
         self.assertEqual(self.classifier.answer([], []), [])
         self.assertEqual(self.classifier.answer(np.zeros((0, 8, 32, 32, 3), "uint8"), []), [])
         self.assertEqual(self.generator.answer([], [], batch_size=None), [])
-        tokens = self.generator.generate(np.zeros((0, 8, 32, 32, 3)), [], max_length=2)
-        self.assertEqual(tokens.dtype, np.int32)
-        self.assertEqual(tokens.shape, (0, 2))
+        self.assertEqual(self.generator.generate(np.zeros((0, 8, 32, 32, 3)), [], max_length=2), [])
         self.assertEqual(self.generator.generate_trace_count, traces)  # nothing ran
 
     def test_token_ids_instead_of_strings(self):
@@ -261,10 +268,6 @@ class DualEncoderBadInputTest(TestCase):
         super().setUpClass()
         cls.model = presets.build_from_preset("dual_encoder_tiny")
         cls.images = np.random.RandomState(0).rand(2, 32, 32, 3).astype("float32")
-
-    def setUp(self):
-        super().setUp()
-        self.model.tokenizer = None
 
     def traces(self):
         return sum(f.experimental_get_tracing_count() for f in self.model._encode_functions.values())

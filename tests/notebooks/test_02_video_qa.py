@@ -17,12 +17,14 @@ class VideoQANotebookTest(TestCase):
         self.assertIn("majority baseline", text)
         self.assertIn("SavedModel:", text)
         self.assertIn("from PNG frames:", text)
-        # The served answer is the model's answer.
+        # The served answer, and the reloaded `.keras` file's from PNG frame
+        # files, are the model's answer.
         lines = dict(
             line.split(":", 1) for line in text.splitlines()
-            if line.startswith(("SavedModel:", "answer():"))
+            if line.startswith(("SavedModel:", "answer():", "reloaded .keras from PNG files:"))
         )
         self.assertEqual(lines["SavedModel"].strip(), lines["answer()"].strip())
+        self.assertEqual(lines["reloaded .keras from PNG files"].strip(), lines["answer()"].strip())
         images = [
             out for cell in notebook.cells for out in cell.get("outputs", [])
             if "image/png" in out.get("data", {})

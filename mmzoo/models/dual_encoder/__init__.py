@@ -6,6 +6,7 @@ from mmzoo import lazy_attributes
 _EXPORTS = {
     "DualEncoder": ".dual_encoder_model",
     "DualEncoderHead": ".dual_encoder_model",
+    "DualEncoderPreprocessor": ".dual_encoder_preprocessor",
     "build_dual_encoder": ".dual_encoder_model",
 }
 __all__ = sorted(_EXPORTS)

@@ -4,16 +4,20 @@ from keras import ops
 
 from mmzoo.layers import ContrastiveHead
 from mmzoo.layers import ProjectionHead
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rate
-from mmzoo.models._inputs import as_strings
-from mmzoo.models._inputs import check_batch_size
-from mmzoo.models._inputs import check_padding_mask
-from mmzoo.models._inputs import check_token_ids
-from mmzoo.models._inputs import describe
-from mmzoo.models._inputs import prepare_pixels
-from mmzoo.models._inputs import run_in_batches
-from mmzoo.models._inputs import token_vocabulary_size
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rate
+from mmzoo.data.inputs import as_strings
+from mmzoo.data.inputs import check_batch_size
+from mmzoo.data.inputs import check_padding_mask
+from mmzoo.data.inputs import check_token_ids
+from mmzoo.data.inputs import describe
+from mmzoo.data.inputs import prepare_pixels
+from mmzoo.data.inputs import run_in_batches
+from mmzoo.data.inputs import token_vocabulary_size
+from mmzoo.data.preprocessing import ImageConverter
+from mmzoo.data.preprocessing import VideoConverter
+from mmzoo.models.dual_encoder.dual_encoder_preprocessor import DualEncoderPreprocessor
+from mmzoo.models.preprocessing import attach_preprocessor
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -133,6 +137,58 @@ def _tower_inputs(encoder, prefix):
     return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=prefix + key)
 
 
+def _attach(preprocessor, image_encoder, second_encoder, second_modality):
+    """Checks `preprocessor` against the towers and completes it (length, converter)."""
+    if preprocessor is None:
+        return None
+    shape = tuple(image_encoder.inputs[0].shape[1:])
+    is_video = len(shape) == 4
+    vocabulary_size, expected = None, {}
+    if isinstance(preprocessor, DualEncoderPreprocessor):
+        if second_modality == "text":
+            vocabulary_size = token_vocabulary_size(second_encoder)
+            length = second_encoder.input["token_ids"].shape[1]
+            if length is not None:  # KerasHub towers take any length
+                expected["sequence_length"] = int(length)
+            # A BERT-style tower (KerasHub's BertBackbone) takes segment
+            # ids: the pipelines and exports then make them (one segment).
+            preprocessor.return_segment_ids = "segment_ids" in second_encoder.input
+        elif preprocessor.tokenizer is not None:
+            raise ValueError(
+                "A two-view model (no text tower) takes a preprocessor without a "
+                f"tokenizer. Received: preprocessor.tokenizer={preprocessor.tokenizer!r}"
+            )
+        else:
+            other = tuple(second_encoder.inputs[0].shape[1:])
+            if other != shape:
+                raise ValueError(
+                    "With a preprocessor, both views go through its one converter, so "
+                    "the two towers must take the same input shape. Received: "
+                    f"image_encoder input {shape}, text_encoder input {other}"
+                )
+        have, want = (
+            ("image_converter", "video_converter") if is_video
+            else ("video_converter", "image_converter")
+        )
+        if getattr(preprocessor, have) is not None:
+            raise ValueError(
+                f"The image tower takes {'videos' if is_video else 'images'}, so the "
+                f"preprocessor needs a `{want}`. Received: {have}={getattr(preprocessor, have)!r}"
+            )
+        if preprocessor.converter is None:
+            converter = (
+                VideoConverter(shape[0], shape[1:], name="video_converter") if is_video
+                else ImageConverter(shape, name="image_converter")
+            )
+            setattr(preprocessor, want, converter)
+        expected["image_shape"] = shape[-3:]
+        if is_video:
+            expected["num_frames"] = shape[0]
+    return attach_preprocessor(
+        preprocessor, DualEncoderPreprocessor, vocabulary_size, **expected
+    )
+
+
 def _input_dict(tower_inputs):
     if isinstance(tower_inputs, dict):
         return {t.name: t for t in tower_inputs.values()}
@@ -198,20 +254,28 @@ class DualEncoder(keras.Model):
             frozen image tower with a trained text tower).
         freeze_text_encoder: bool. Lock the text tower.
         dropout_rate: float. Dropout in an MLP projection.
+        preprocessor: `DualEncoderPreprocessor` or None. Kept by the model
+            and saved in its `.keras` file, so that `encode_text` takes
+            strings and `encode_images` takes images of any size, image
+            files or encoded bytes. The model sets its `sequence_length` (the
+            text tower's) and, when it has none, its image or video
+            converter (the image tower's input shape).
         **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
 
     Example:
 
     ```python
+    tokenizer = mmzoo.data.TextTokenizer(vocabulary)
     model = mmzoo.models.build_dual_encoder(
         mmzoo.presets.build_from_preset("vit_image_encoder_tiny"),
-        mmzoo.presets.build_from_preset("text_encoder_tiny"),
-        projection_dim=64)
+        mmzoo.presets.build_from_preset(
+            "text_encoder_tiny", vocabulary_size=tokenizer.vocabulary_size),
+        projection_dim=64,
+        preprocessor=mmzoo.models.DualEncoderPreprocessor(tokenizer))
     model.compile(optimizer="adam", loss=mmzoo.losses.CLIPLoss())
-    model.fit(mmzoo.data.contrastive_pipeline(examples, tokenizer, 64), steps_per_epoch=100)
-    model.tokenizer = tokenizer
-    text = model.encode_text(["a red circle"])      # (1, 64), L2-normalised
-    images = model.encode_images(pixels)            # (n, 64)
+    model.fit(mmzoo.data.contrastive_pipeline(examples, model, 64), steps_per_epoch=100)
+    text = model.encode_text(["a red circle"])           # (1, 64), L2-normalised
+    images = model.encode_images(["cat.jpg", pixels])    # (2, 64), any image size
     scores = text @ images.T
     ```
     """
@@ -230,6 +294,7 @@ class DualEncoder(keras.Model):
         freeze_image_encoder=False,
         freeze_text_encoder=False,
         dropout_rate=0.0,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
@@ -350,7 +415,7 @@ class DualEncoder(keras.Model):
         self.text_input_prefix = second_prefix
         self.image_modality = first_modality
         self.text_modality = second_modality
-        self.tokenizer = None
+        self.preprocessor = _attach(preprocessor, image_encoder, second_encoder, second_modality)
         self._encode_functions = {}
 
     def get_config(self):
@@ -374,13 +439,17 @@ class DualEncoder(keras.Model):
             "freeze_image_encoder": self.freeze_image_encoder,
             "freeze_text_encoder": self.freeze_text_encoder,
             "dropout_rate": self.dropout_rate,
+            "preprocessor": (
+                None if self.preprocessor is None
+                else keras.saving.serialize_keras_object(self.preprocessor)
+            ),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("image_encoder", "text_encoder"):
-            if config.get(key) is not None:
+        for key in ("image_encoder", "text_encoder", "preprocessor"):
+            if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
@@ -418,6 +487,9 @@ class DualEncoder(keras.Model):
                 k: ops.cast(v, "bool") if k == "padding_mask" else ops.convert_to_tensor(v)
                 for k, v in _strip(inputs, self.text_input_prefix).items()
             }
+            if "segment_ids" in encoder.input and "segment_ids" not in inputs:
+                # A BERT-style tower: one segment.
+                inputs["segment_ids"] = ops.zeros_like(inputs["token_ids"])
         features = _pooled(encoder, encoder(inputs, training=training), "text_encoder")
         return self.head.normalize(ops.cast(self.text_projection(features), "float32"))
 
@@ -430,7 +502,11 @@ class DualEncoder(keras.Model):
             images: array `(n, height, width, channels)` (or `(n, frames,
                 height, width, channels)`): floats in [0, 1], or uint8 in
                 [0, 255] (scaled by 1/255). NaN, inf and floats outside
-                [0, 1] (by more than 1/255) are refused.
+                [0, 1] (by more than 1/255) are refused. With a
+                preprocessor, also images of any size and 1 to 4 channels,
+                and lists of image file paths or encoded bytes
+                (`mmzoo.data.ImageConverter.convert`; videos as in
+                `mmzoo.data.VideoConverter.convert`).
             batch_size: positive int, or None for all images at once.
                 Encode in batches of this size (the last one padded, so one
                 compiled function serves all).
@@ -440,9 +516,14 @@ class DualEncoder(keras.Model):
             for no images, without running the model.
         """
         batch_size = check_batch_size(batch_size)
-        expected = tuple(self.image_encoder.inputs[0].shape[1:])
-        images = prepare_pixels("images", images, expected, batch_name="n")
+        images = self._prepare_pixels("images", images, self.image_encoder)
         return self._run_batched("image", images, batch_size)
+
+    def _prepare_pixels(self, name, pixels, encoder):
+        if self.preprocessor is not None:
+            return self.preprocessor.preprocess_images(pixels, name=name)
+        expected = tuple(encoder.inputs[0].shape[1:])
+        return prepare_pixels(name, pixels, expected, batch_name="n")
 
     def encode_text(self, inputs, batch_size=None):
         """L2-normalised embeddings of texts (of the second tower's inputs).
@@ -450,11 +531,13 @@ class DualEncoder(keras.Model):
         Inputs are checked in NumPy before anything is compiled.
 
         Args:
-            inputs: a str or a list (or 1-D array) of strings when a
-                tokenizer is attached (`model.tokenizer = tokenizer`), else a
-                dict with `token_ids` int and `padding_mask` bool arrays
-                `(n, sequence_length)` (ids in the text encoder's vocabulary;
-                other keys are ignored).
+            inputs: a str or a list (or 1-D array) of strings (or UTF-8
+                bytes; invalid sequences become U+FFFD) when the model has a
+                preprocessor with a tokenizer: empty strings are encoded as
+                start and end tokens, long ones are cut to the text tower's
+                `sequence_length`. Or a dict with `token_ids` int and
+                `padding_mask` bool arrays `(n, sequence_length)` (ids in
+                the text encoder's vocabulary; other keys are ignored).
                 For a two-view model, the second view's inputs: images or
                 videos as in `encode_images`.
             batch_size: positive int, or None, as in `encode_images`.
@@ -472,8 +555,7 @@ class DualEncoder(keras.Model):
         if self.text_modality != "text":  # a second image or video view
             if isinstance(inputs, dict) and len(inputs) == 1:
                 (inputs,) = inputs.values()
-            expected = tuple(encoder.inputs[0].shape[1:])
-            return prepare_pixels("inputs", inputs, expected, batch_name="n")
+            return self._prepare_pixels("inputs", inputs, encoder)
         keys = sorted(encoder.input)
         if isinstance(inputs, str):
             inputs = [inputs]
@@ -481,23 +563,25 @@ class DualEncoder(keras.Model):
             texts = as_strings("inputs", inputs, "strings or a token dict")
             if texts is None:
                 raise ValueError(
-                    "`encode_text` takes strings (with `model.tokenizer` set) or a dict "
-                    f"with {keys} arrays (n, sequence_length). Received: inputs of "
+                    "`encode_text` takes strings (with a preprocessor's tokenizer) or a "
+                    f"dict with {keys} arrays (n, sequence_length). Received: inputs of "
                     f"{describe(inputs)}"
                 )
             if not texts:
                 return {
-                    key: np.zeros((0,) + tuple(spec.shape[1:]), spec.dtype)
+                    key: np.zeros((0,) + tuple(d or 1 for d in spec.shape[1:]), spec.dtype)
                     for key, spec in encoder.input.items()
                 }
-            if self.tokenizer is None:
+            if self.preprocessor is None or self.preprocessor.tokenizer is None:
                 raise ValueError(
-                    "`encode_text` got strings but the model has no tokenizer; set "
-                    "`model.tokenizer = tokenizer` or pass token ids. Received: "
-                    f"{len(texts)} strings"
+                    "`encode_text` got strings but the model has no tokenizer; build it "
+                    "with `preprocessor=mmzoo.models.DualEncoderPreprocessor(tokenizer)` "
+                    f"or pass token ids. Received: {len(texts)} strings"
                 )
-            tokens = self.tokenizer(np.asarray(texts, dtype=object))
-            inputs = {k: ops.convert_to_numpy(v) for k, v in tokens.items()}
+            token_ids, padding_mask = self.preprocessor.tokenize_strings(texts, "inputs")
+            inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
+            if "segment_ids" in keys:  # a BERT-style tower: one segment
+                inputs["segment_ids"] = np.zeros_like(token_ids)
         inputs = _strip(inputs, self.text_input_prefix)
         missing = [key for key in keys if key not in inputs]
         if missing:
@@ -509,12 +593,21 @@ class DualEncoder(keras.Model):
         if "padding_mask" not in keys:
             return {key: np.asarray(value) for key, value in inputs.items()}
         length = encoder.input["token_ids"].shape[1]
+        if length is None and np.ndim(inputs["token_ids"]) == 2:  # KerasHub towers: any length
+            length = np.shape(inputs["token_ids"])[1]
         token_ids = check_token_ids(
             "token_ids", inputs["token_ids"], length, token_vocabulary_size(encoder),
             hint=" (the text encoder's sequence_length; use a tokenizer with that sequence_length)",
         )
-        padding_mask = check_padding_mask("padding_mask", inputs["padding_mask"], token_ids.shape)
-        return {"token_ids": token_ids, "padding_mask": padding_mask}
+        checked = {
+            "token_ids": token_ids,
+            "padding_mask": check_padding_mask(
+                "padding_mask", inputs["padding_mask"], token_ids.shape
+            ),
+        }
+        if "segment_ids" in keys:
+            checked["segment_ids"] = check_token_ids("segment_ids", inputs["segment_ids"], length)
+        return checked
 
     def pair_logits(self, image_embeddings, text_embeddings):
         """Logits `(n_images, n_texts)`: `logit_scale * a @ b.T (+ logit_bias)`.

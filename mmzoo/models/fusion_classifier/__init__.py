@@ -9,6 +9,7 @@ _EXPORTS = {
     "WeightedLogitAverage": ".fusion_classifier_layers",
     "FUSION_TYPES": ".fusion_classifier_model",
     "FusionClassifier": ".fusion_classifier_model",
+    "FusionClassifierPreprocessor": ".fusion_classifier_preprocessor",
     "build_fusion_classifier": ".fusion_classifier_model",
     "classification_split": ".fusion_classifier_model",
 }

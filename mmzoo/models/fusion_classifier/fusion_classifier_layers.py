@@ -5,8 +5,8 @@ token sequences that have no padding."""
 import keras
 from keras import ops
 
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rank
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rank
 
 
 def _check_modalities(layer_name, shapes):

@@ -4,16 +4,28 @@ import keras
 import numpy as np
 from keras import ops
 
+from mmzoo.data.inputs import as_strings
+from mmzoo.data.inputs import check_batch_size
+from mmzoo.data.inputs import check_padding_mask
+from mmzoo.data.inputs import check_token_ids
+from mmzoo.data.inputs import describe
+from mmzoo.data.inputs import prepare_pixels
+from mmzoo.data.inputs import run_in_batches
+from mmzoo.data.inputs import token_vocabulary_size
 from mmzoo.layers import AttentionPooling
 from mmzoo.layers import CrossModalFusionBlock
 from mmzoo.layers import ProjectionHead
-from mmzoo.layers._validation import check_choice
-from mmzoo.layers._validation import check_divisible
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rate
+from mmzoo.layers.validation import check_choice
+from mmzoo.layers.validation import check_divisible
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rate
 from mmzoo.models.fusion_classifier.fusion_classifier_layers import GatedModalityUnit
 from mmzoo.models.fusion_classifier.fusion_classifier_layers import SequenceMask
 from mmzoo.models.fusion_classifier.fusion_classifier_layers import WeightedLogitAverage
+from mmzoo.models.fusion_classifier.fusion_classifier_preprocessor import (
+    FusionClassifierPreprocessor,
+)
+from mmzoo.models.preprocessing import attach_preprocessor
 
 FUSION_TYPES = ("early", "late", "attention", "gated")
 
@@ -93,6 +105,14 @@ class FusionClassifier(keras.Model):
             (`"attention"` only).
         dropout_rate: float. Dropout in the fusion blocks and classifier MLPs.
         layer_norm_epsilon: float.
+        preprocessor: `FusionClassifierPreprocessor` or None. Kept by the
+            model and saved in its `.keras` file (the vocabulary as an
+            asset), so that `predict_classes` and `predict_probabilities`
+            take image files and strings; its `sequence_length` is set to
+            the text encoder's. Its tokenizer must have the text encoder's
+            `vocabulary_size`, its image converter the image encoder's
+            `image_shape`, and its `class_names` (if any) `num_classes`
+            names.
         **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
 
     Call inputs:
@@ -110,15 +130,18 @@ class FusionClassifier(keras.Model):
         "image": mmzoo.presets.build_from_preset("vit_image_encoder_tiny"),
         "text": mmzoo.presets.build_from_preset("text_encoder_tiny"),
     }
-    model = mmzoo.models.build_fusion_classifier(encoders, num_classes=2, fusion="attention")
+    preprocessor = mmzoo.models.FusionClassifierPreprocessor(
+        tokenizer, image_converter=(64, 64), class_names=["no", "yes"])
+    model = mmzoo.models.build_fusion_classifier(
+        encoders, num_classes=2, fusion="attention", preprocessor=preprocessor)
     model.compile(optimizer=keras.optimizers.Adam(3e-4),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], jit_compile=True)
-    train = mmzoo.data.fusion_pipeline(examples, tokenizer, batch_size=64)
+    train = mmzoo.data.fusion_pipeline(examples, model, batch_size=64)
     model.fit(train.map(mmzoo.models.classification_split), steps_per_epoch=1000,
               class_weight={0: 1.0, 1: 3.0})
 
-    test = mmzoo.data.fusion_pipeline(test_examples, tokenizer, batch_size=100,
+    test = mmzoo.data.fusion_pipeline(test_examples, model, batch_size=100,
                                       repeat=False, shuffle_buffer=None)
     y_true, y_pred = [], []
     for x, y, weight in test.map(mmzoo.models.classification_split):
@@ -128,6 +151,9 @@ class FusionClassifier(keras.Model):
     report = mmzoo.evaluation.classification_report(
         np.concatenate(y_true), np.concatenate(y_pred), target_names=["no", "yes"])
     print(mmzoo.evaluation.format_classification_report(report))
+
+    # Raw inputs, through the preprocessor (also after `keras.saving.load_model`):
+    model.predict_classes(images=["photo.jpg"], texts=["is there a red shape?"])  # ["yes"]
     ```
     """
 
@@ -142,6 +168,7 @@ class FusionClassifier(keras.Model):
         intermediate_dim=512,
         dropout_rate=0.1,
         layer_norm_epsilon=1e-6,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
@@ -225,6 +252,10 @@ class FusionClassifier(keras.Model):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.modalities = tuple(modalities)
         self.input_keys = {m: dict(spec.keys) for m, spec in specs.items()}
+        self.preprocessor, self._vocabulary_size = _attach_preprocessor(
+            preprocessor, specs, inputs, num_classes
+        )
+        self._probabilities_functions = {}  # traced on first use
 
     def _attention_fusion(
         self, sequences, masks, num_heads, num_layers, hidden_dim, intermediate_dim,
@@ -283,6 +314,151 @@ class FusionClassifier(keras.Model):
         weights = ops.convert_to_numpy(self.logit_average.modality_weights())
         return {m: float(w) for m, w in zip(self.modalities, weights)}
 
+    # ------------------------------------------------------ raw inputs
+    def predict_probabilities(self, images=None, texts=None, batch_size=None):
+        """Class probabilities of raw examples: float32 `(n, num_classes)`.
+
+        Every input is checked in NumPy before the model runs. A model whose
+        inputs are more than `images`, `token_ids` and `padding_mask` (and a
+        BERT-style tower's `segment_ids`, given zeros) is called on arrays
+        instead (`model.predict(x)`).
+
+        Args:
+            images: the image modality's `n` images, when the model has one:
+                an array `(n, height, width, channels)` of floats in [0, 1]
+                or uint8 (scaled by 1/255); with a preprocessor, also of any
+                size and 1 (gray), 2, 3 or 4 (RGBA) channels, or a list of
+                arrays, image file paths and encoded bytes
+                (`mmzoo.data.ImageConverter.convert`).
+            texts: the text modality's `n` texts, when the model has one: a
+                list (or 1-D array) of str or bytes (needs a preprocessor
+                with a tokenizer; invalid UTF-8 is replaced, long texts are
+                cut to the text encoder's length), or a dict of `token_ids`
+                int and `padding_mask` bool arrays `(n, sequence_length)`.
+            batch_size: positive int, or None for all examples at once.
+                Splits large inputs into batches of this size (the last one
+                padded, so one traced function serves all).
+
+        Returns:
+            float32 NumPy `(n, num_classes)`, each row summing to 1;
+            `(0, num_classes)` for no examples, without running the model.
+
+        Example:
+
+        ```python
+        model.predict_probabilities(
+            images=["cat.jpg", uint8_array], texts=["is there a red shape?", "a circle?"])
+        ```
+        """
+        batch_size = check_batch_size(batch_size)
+        x = self._raw_inputs(images, texts)
+        empty = np.zeros((0, self.num_classes), "float32")
+        return run_in_batches(self._probabilities, (x,), batch_size, empty).astype("float32")
+
+    def predict_classes(self, images=None, texts=None, batch_size=None):
+        """The most probable class of each raw example.
+
+        Args:
+            images, texts, batch_size: as in `predict_probabilities`.
+
+        Returns:
+            a list of `n` class names when the preprocessor has
+            `class_names`, else int32 NumPy `(n,)` class ids.
+
+        Example:
+
+        ```python
+        model.predict_classes(images=["photo.jpg"], texts=["is there a circle?"])  # ["yes"]
+        ```
+        """
+        probabilities = self.predict_probabilities(images, texts, batch_size=batch_size)
+        class_ids = np.argmax(probabilities, axis=-1).astype("int32")
+        if self.preprocessor is not None and self.preprocessor.class_names is not None:
+            return self.preprocessor.class_ids_to_names(class_ids)
+        return class_ids
+
+    def _probabilities(self, x):
+        if "probabilities" not in self._probabilities_functions:
+            def probabilities(x):
+                return ops.softmax(ops.cast(self(x, training=False), "float32"), axis=-1)
+
+            if keras.config.backend() == "tensorflow":
+                import tensorflow as tf  # tracing is backend-specific
+
+                # Traced once per batch shape; no XLA: compiling costs more
+                # than the few batches a user classifies this way.
+                probabilities = tf.function(probabilities, autograph=False)
+            self._probabilities_functions["probabilities"] = probabilities
+        return self._probabilities_functions["probabilities"](x)
+
+    def _raw_inputs(self, images, texts):
+        """The model's input arrays from `predict_*`'s `images` and `texts`."""
+        keys = set(self.input)
+        others = sorted(keys - {"images", "token_ids", "padding_mask", "segment_ids"})
+        if others:
+            raise ValueError(
+                "`predict_classes` and `predict_probabilities` make `images`, `token_ids` "
+                f"and `padding_mask` from images and texts, but this model also takes "
+                f"{others}: call it on arrays (`model.predict(x)`). Received: model "
+                f"inputs {sorted(keys)}"
+            )
+        x = {}
+        for name, value, key in (("images", images, "images"), ("texts", texts, "token_ids")):
+            if key in keys and value is None:
+                raise ValueError(
+                    f"This model takes {name} (inputs {sorted(keys)}); pass `{name}=`. "
+                    f"Received: {name}=None"
+                )
+            if key not in keys and value is not None:
+                raise ValueError(
+                    f"This model takes no {name} (its inputs are {sorted(keys)}). "
+                    f"Received: {name} of {describe(value)}"
+                )
+        if "images" in keys:
+            x["images"] = self._prepare_images(images)
+        if "token_ids" in keys:
+            x.update(self._prepare_texts(texts))
+            if "segment_ids" in keys:  # a BERT-style tower: one segment
+                x["segment_ids"] = np.zeros_like(x["token_ids"])
+        if "images" in x and "token_ids" in x and len(x["images"]) != len(x["token_ids"]):
+            raise ValueError(
+                "`images` and `texts` must hold as many examples each. Received: "
+                f"{len(x['images'])} images and {len(x['token_ids'])} texts"
+            )
+        return {k: v for k, v in x.items() if k in keys}  # e.g. a tower without a mask
+
+    def _prepare_images(self, images):
+        converter = None if self.preprocessor is None else self.preprocessor.image_converter
+        if converter is not None:
+            return converter.convert(images)
+        return prepare_pixels("images", images, tuple(self.input["images"].shape[1:]))
+
+    def _prepare_texts(self, texts):
+        length = self.input["token_ids"].shape[1]
+        if isinstance(texts, dict):
+            token_ids = check_token_ids(
+                "texts['token_ids']", texts.get("token_ids"), length, self._vocabulary_size,
+            )
+            padding_mask = check_padding_mask(
+                "texts['padding_mask']", texts.get("padding_mask"), token_ids.shape
+            )
+            return {"token_ids": token_ids, "padding_mask": padding_mask}
+        tokenizer = None if self.preprocessor is None else self.preprocessor.tokenizer
+        if tokenizer is None:
+            if as_strings("texts", texts, "a list of strings") is not None:
+                raise ValueError(
+                    "`texts` are strings but the model has no preprocessor with a "
+                    "tokenizer; build it with `preprocessor=FusionClassifierPreprocessor("
+                    "tokenizer, ...)` or pass `{'token_ids', 'padding_mask'}` arrays. "
+                    f"Received: texts of {describe(texts)}"
+                )
+            raise ValueError(
+                "`texts` must be a list of strings or a dict of `token_ids` and "
+                f"`padding_mask` arrays (n, {length}). Received: texts of {describe(texts)}"
+            )
+        token_ids, padding_mask = self.preprocessor.tokenize_strings(texts, name="texts")
+        return {"token_ids": token_ids, "padding_mask": padding_mask}
+
     def get_config(self):
         return {
             "name": self.name,
@@ -299,6 +475,10 @@ class FusionClassifier(keras.Model):
             "intermediate_dim": self.intermediate_dim,
             "dropout_rate": self.dropout_rate,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "preprocessor": (
+                None if self.preprocessor is None
+                else keras.saving.serialize_keras_object(self.preprocessor)
+            ),
         }
 
     @classmethod
@@ -307,12 +487,38 @@ class FusionClassifier(keras.Model):
         config["encoders"] = {
             m: keras.saving.deserialize_keras_object(e) for m, e in config["encoders"].items()
         }
+        if isinstance(config.get("preprocessor"), dict):
+            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
 
 
 # ------------------------------------------------------------------ wiring
+def _attach_preprocessor(preprocessor, specs, inputs, num_classes):
+    """`preprocessor`, checked against the model's text and image inputs."""
+    expected = {}
+    vocabulary_size = None
+    if "token_ids" in inputs and len(inputs["token_ids"].shape) == 2:
+        expected["sequence_length"] = int(inputs["token_ids"].shape[1])
+        owner = next(s for s in specs.values() if "token_ids" in s.keys.values())
+        vocabulary_size = token_vocabulary_size(owner.encoder)
+    images = inputs.get("images")
+    if images is not None and len(images.shape) == 4 and images.shape[-1] == 3:
+        expected["image_shape"] = tuple(images.shape[1:])
+    preprocessor = attach_preprocessor(
+        preprocessor, FusionClassifierPreprocessor, vocabulary_size, **expected
+    )
+    names = None if preprocessor is None else preprocessor.class_names
+    if names is not None and len(names) != num_classes:
+        raise ValueError(
+            "The preprocessor's `class_names` and the model disagree on the number of "
+            f"classes: {len(names)} names, num_classes={num_classes}. "
+            f"Received: class_names={names!r}"
+        )
+    return preprocessor, vocabulary_size
+
+
 _EncoderSpec = collections.namedtuple(
     "_EncoderSpec", ["encoder", "inputs", "takes_dict", "keys"]
 )
@@ -489,6 +695,7 @@ def build_fusion_classifier(
     intermediate_dim=512,
     dropout_rate=0.1,
     layer_norm_epsilon=1e-6,
+    preprocessor=None,
     name=None,
     dtype=None,
 ):
@@ -507,6 +714,8 @@ def build_fusion_classifier(
             `"gated"` (gated multimodal unit + MLP).
         hidden_dim, num_heads, num_layers, intermediate_dim, dropout_rate,
             layer_norm_epsilon: see `FusionClassifier`.
+        preprocessor: `FusionClassifierPreprocessor` or None (see
+            `FusionClassifier`).
         name: str or None.
         dtype: dtype or policy name; None for the global policy.
 
@@ -533,6 +742,7 @@ def build_fusion_classifier(
         intermediate_dim=intermediate_dim,
         dropout_rate=dropout_rate,
         layer_norm_epsilon=layer_norm_epsilon,
+        preprocessor=preprocessor,
         name=name,
         dtype=dtype,
     )

@@ -5,6 +5,7 @@ from mmzoo import lazy_attributes
 # Public names and the modules that define them (relative to this package).
 _EXPORTS = {
     "ImageCaptioningModel": ".image_captioning_model",
+    "ImageCaptioningPreprocessor": ".image_captioning_preprocessor",
     "build_image_captioning_model": ".image_captioning_model",
     "teacher_forcing_split": ".image_captioning_model",
 }

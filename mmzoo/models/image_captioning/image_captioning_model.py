@@ -2,14 +2,19 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmzoo.layers._validation import check_divisible
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rate
+from mmzoo.layers.validation import check_divisible
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rate
 from mmzoo.models._generation import GENERATION_METHODS  # noqa: F401  (public name)
 from mmzoo.models._generation import CachedTextGeneration
-from mmzoo.models._inputs import check_padding_mask
-from mmzoo.models._inputs import check_token_ids
-from mmzoo.models._inputs import prepare_pixels
+from mmzoo.models.image_captioning.image_captioning_preprocessor import (
+    ImageCaptioningPreprocessor,
+)
+from mmzoo.models.preprocessing import attach_preprocessor
+from mmzoo.models.preprocessing import special_ids_from
+from mmzoo.data.inputs import check_padding_mask
+from mmzoo.data.inputs import check_token_ids
+from mmzoo.data.inputs import prepare_pixels
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -43,8 +48,16 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         hidden_dim: int.
         intermediate_dim: int.
         dropout_rate: float.
-        start_token_id, end_token_id, pad_token_id: ints. The tokenizer's
-            special tokens (mmzoo's tokenizer reserves 0 pad, 2 start, 3 end).
+        start_token_id, end_token_id, pad_token_id: ints or None. The
+            tokenizer's special tokens: read from `preprocessor` when None,
+            else mmzoo's reserved ids (2 start, 3 end, 0 pad). A start token
+            is needed, and the end and padding ids must differ (the loss
+            ignores padding targets); pass the loss
+            `MaskedSequenceCrossEntropy(pad_token_id=model.pad_token_id)`.
+        preprocessor: `ImageCaptioningPreprocessor` or None. Kept by the
+            model and saved in its `.keras` file, so that `generate` takes
+            image files and returns strings; its `sequence_length` is set to
+            the model's.
         **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
 
     Call inputs:
@@ -78,13 +91,18 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         hidden_dim=256,
         intermediate_dim=1024,
         dropout_rate=0.1,
-        start_token_id=2,
-        end_token_id=3,
-        pad_token_id=0,
+        start_token_id=None,
+        end_token_id=None,
+        pad_token_id=None,
         layer_norm_epsilon=1e-6,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
+        start_token_id, end_token_id, pad_token_id = special_ids_from(
+            preprocessor, start_token_id, end_token_id, pad_token_id
+        )
+        _check_decoder_ids(start_token_id, end_token_id, pad_token_id)
         # Plain Python numbers (NumPy scalars are accepted), for a JSON-clean config.
         (
             vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
@@ -136,7 +154,10 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         self.pad_token_id = pad_token_id
         self.layer_norm_epsilon = layer_norm_epsilon
         self.image_shape = image_shape
-        self.tokenizer = None
+        self.preprocessor = attach_preprocessor(
+            preprocessor, ImageCaptioningPreprocessor, vocabulary_size,
+            sequence_length=sequence_length, image_shape=image_shape,
+        )
         self._generate_functions = {}
         self.generate_trace_count = 0
 
@@ -157,12 +178,18 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
             "end_token_id": self.end_token_id,
             "pad_token_id": self.pad_token_id,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "preprocessor": (
+                None if self.preprocessor is None
+                else keras.saving.serialize_keras_object(self.preprocessor)
+            ),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["image_encoder"] = keras.saving.deserialize_keras_object(config["image_encoder"])
+        if isinstance(config.get("preprocessor"), dict):
+            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
@@ -274,7 +301,10 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         Args:
             images: array `(batch, height, width, channels)`: floats in
                 [0, 1], or uint8 in [0, 255] (scaled by 1/255). NaN, inf and
-                floats outside [0, 1] (by more than 1/255) are refused.
+                floats outside [0, 1] (by more than 1/255) are refused. With
+                a preprocessor, also images of any size and channel count,
+                and lists of image file paths or encoded bytes
+                (`mmzoo.data.ImageConverter.convert`).
             max_length: int in `[1, sequence_length]`. Tokens to generate at
                 most (end token included); defaults to `sequence_length`.
             method: `"greedy"`, `"beam"`, `"top_k"` or `"top_p"`.
@@ -289,23 +319,43 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
 
         Returns:
             int32 array `(batch, max_length)` of token ids after the start
-            token, padded with `pad_token_id` after the end token; or, when a
-            tokenizer is attached (`model.tokenizer = tokenizer`, e.g. a
-            `mmzoo.data.TextTokenizer`), a list of caption strings. The pad
-            and start tokens are never generated. No images give an empty
+            token, padded with `pad_token_id` after the end token; or, when
+            the model has a preprocessor with a tokenizer, a list of caption
+            strings (valid UTF-8). The pad and start tokens are never
+            generated. No images give an empty
             `(0, max_length)` array (or `[]`) without running the model.
         """
-        images = prepare_pixels("images", images, self.image_shape)
+        if self.preprocessor is not None:
+            images = self.preprocessor.preprocess_images(images)
+        else:
+            images = prepare_pixels("images", images, self.image_shape)
         tokens = self._generate_batched(
             (images,), batch_size, max_length=max_length, method=method,
             num_beams=num_beams, k=k, p=p, temperature=temperature, seed=seed,
         )
-        if self.tokenizer is not None:
-            if not len(tokens):
-                return []
-            texts = ops.convert_to_numpy(self.tokenizer.detokenize(tokens))
-            return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
+        if self.preprocessor is not None and self.preprocessor.tokenizer is not None:
+            return self.preprocessor.detokenize_to_strings(tokens)
         return tokens
+
+
+def _check_decoder_ids(start_token_id, end_token_id, pad_token_id):
+    """Refuses special ids a decoder cannot be trained or decode with."""
+    if start_token_id is None:
+        raise ValueError(
+            "A captioner needs a start token to begin decoding, and the tokenizer has "
+            "none (e.g. SigLIP's); use a tokenizer with one (mmzoo's TextTokenizer, "
+            "BertTokenizer, CLIPTokenizer, GemmaTokenizer...). Received: start_token_id=None"
+        )
+    if end_token_id is not None and end_token_id == pad_token_id:
+        # `MaskedSequenceCrossEntropy(pad_token_id=...)` ignores targets equal
+        # to the padding id: the end token would never be learnt.
+        raise ValueError(
+            "A captioner needs distinct end and padding tokens: the loss ignores "
+            "padding targets, so it would never learn to end a caption (e.g. "
+            "CLIPTokenizer(pad_with_end_token=True) or SigLIP's tokenizer pad with the "
+            "end token; use CLIPTokenizer's default padding). Received: "
+            f"end_token_id={end_token_id}, pad_token_id={pad_token_id}"
+        )
 
 
 def _check_arguments(

@@ -6,7 +6,9 @@ from mmzoo import lazy_attributes
 _EXPORTS = {
     "ModalityConcat": ".video_qa_layers",
     "VideoQAModel": ".video_qa_model",
+    "VideoQAPreprocessor": ".video_qa_preprocessor",
     "build_video_qa_model": ".video_qa_model",
+    "make_answer_tokenizer": ".video_qa_preprocessor",
     "video_qa_training_split": ".video_qa_model",
 }
 __all__ = sorted(_EXPORTS)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mmzoo.layers._validation import check_rank
+from mmzoo.layers.validation import check_rank
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

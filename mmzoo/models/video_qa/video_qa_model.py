@@ -2,31 +2,36 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmzoo.encoders._common import transformer_block
+from mmzoo.encoders.common import transformer_block
 from mmzoo.encoders.video_encoder import FoldFrames
 from mmzoo.layers import AttentionPooling
 from mmzoo.layers import CrossModalFusionBlock
-from mmzoo.layers._validation import check_choice
-from mmzoo.layers._validation import check_divisible
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rate
+from mmzoo.layers.validation import check_choice
+from mmzoo.layers.validation import check_divisible
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rate
+from mmzoo.data.inputs import as_strings
+from mmzoo.data.inputs import check_batch_size
+from mmzoo.data.inputs import check_padding_mask
+from mmzoo.data.inputs import check_token_ids
+from mmzoo.data.inputs import describe
+from mmzoo.data.inputs import pixel_array
+from mmzoo.data.inputs import run_in_batches
+from mmzoo.data.inputs import token_vocabulary_size
+from mmzoo.data.inputs import unit_float_pixels
+from mmzoo.data.preprocessing import VideoConverter
+from mmzoo.data.tokenizer import END_TOKEN
+from mmzoo.data.tokenizer import PAD_TOKEN
+from mmzoo.data.tokenizer import RESERVED_TOKENS
+from mmzoo.data.tokenizer import START_TOKEN
 from mmzoo.models._generation import CachedTextGeneration
-from mmzoo.models._inputs import as_strings
-from mmzoo.models._inputs import check_batch_size
-from mmzoo.models._inputs import check_padding_mask
-from mmzoo.models._inputs import check_token_ids
-from mmzoo.models._inputs import describe
-from mmzoo.models._inputs import pixel_array
-from mmzoo.models._inputs import run_in_batches
-from mmzoo.models._inputs import token_vocabulary_size
-from mmzoo.models._inputs import unit_float_pixels
+from mmzoo.models.preprocessing import attach_preprocessor
 from mmzoo.models.video_qa.video_qa_layers import ModalityConcat
+from mmzoo.models.video_qa.video_qa_preprocessor import ANSWER_MODES
+from mmzoo.models.video_qa.video_qa_preprocessor import VideoQAPreprocessor
+from mmzoo.models.video_qa.video_qa_preprocessor import make_answer_tokenizer
 
-ANSWER_MODES = ("classify", "generate")
 FUSIONS = ("cross_attention", "concat")
-# The reserved tokens an answer vocabulary needs in generate mode (those of
-# `mmzoo.data.TextTokenizer`).
-_PAD, _START, _END = "[PAD]", "[START]", "[END]"
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -57,12 +62,19 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
       `min(count / 3, 1)`).
     - `"generate"`: a Transformer decoder cross-attending to the fused tokens
       writes the answer token by token; `answer_vocabulary` is then the
-      answer tokenizer's token list (`[PAD]`, `[START]`, `[END]` included).
-      Trained by teacher forcing; `generate` decodes with the cached,
-      XLA-compiled loop of the captioning model (greedy, beam, sampling).
+      answer tokenizer's token list (mmzoo's reserved tokens `[PAD]` at id
+      0, `[UNK]`, `[START]`, `[END]` included), and answers are tokenized
+      and detokenized by the `mmzoo.data.TextTokenizer` of that list
+      (`mmzoo.models.video_qa.make_answer_tokenizer`). Trained by teacher
+      forcing; `generate` decodes with the cached, XLA-compiled loop of the
+      captioning model (greedy, beam, sampling).
 
     Either way `answer_vocabulary` is part of the config, so a reloaded
-    model, `answer` and the exported SavedModel return answer strings.
+    model, `answer` and the exported SavedModel return answer strings. With
+    a `preprocessor` (the question tokenizer and the video converter, saved
+    in the `.keras` file), `answer` and `generate` take raw clips (arrays of
+    any frame size, lists of frame files or encoded frames) and question
+    strings.
 
     Args:
         video_encoder: `keras.Model` taking `videos` `(batch, num_frames,
@@ -86,6 +98,10 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             answers are packed to `answer_sequence_length + 1` tokens.
         dropout_rate: float.
         layer_norm_epsilon: float.
+        preprocessor: `VideoQAPreprocessor` or None. Kept by the model and
+            saved in its `.keras` file; its tokenizer's vocabulary size must
+            be the question encoder's. Its `question_length`, answer
+            settings and video converter are set to the model's when None.
         **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
 
     Call inputs:
@@ -108,10 +124,11 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         "text_encoder_tiny", vocabulary_size=tokenizer.vocabulary_size)
     model = mmzoo.models.build_video_qa_model(
         video_encoder, question_encoder,
-        answer_vocabulary=list(mmzoo.data.VIDEO_QA_ANSWERS))
+        answer_vocabulary=list(mmzoo.data.VIDEO_QA_ANSWERS),
+        preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
     model.compile(optimizer="adam", loss=mmzoo.losses.SoftTargetCrossEntropy())
+    train = mmzoo.data.video_qa_pipeline(examples, model, batch_size=16)
     model.fit(train.map(mmzoo.models.video_qa_training_split))
-    model.question_tokenizer = tokenizer
     model.answer(videos, ["what color is the circle at the end?"])  # ["red"]
     ```
     """
@@ -131,6 +148,7 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         answer_sequence_length=4,
         dropout_rate=0.1,
         layer_norm_epsilon=1e-6,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
@@ -261,10 +279,21 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         self.question_length = question_length
         self.vocabulary_size = vocabulary_size
         ids = {token: i for i, token in enumerate(answer_vocabulary)}
-        self.pad_token_id = ids.get(_PAD)
-        self.start_token_id = ids.get(_START)
-        self.end_token_id = ids.get(_END)
-        self.question_tokenizer = None
+        self.pad_token_id = ids.get(PAD_TOKEN)
+        self.start_token_id = ids.get(START_TOKEN)
+        self.end_token_id = ids.get(END_TOKEN)
+        answer_settings = {"answer_mode": answer_mode, "answer_vocabulary": answer_vocabulary}
+        if answer_mode == "generate":
+            answer_settings["answer_sequence_length"] = answer_sequence_length
+        self.preprocessor = attach_preprocessor(
+            preprocessor, VideoQAPreprocessor, token_vocabulary_size(question_encoder),
+            question_length=question_length, num_frames=video_shape[0],
+            image_shape=video_shape[1:], **answer_settings,
+        )
+        if self.preprocessor is not None and self.preprocessor.video_converter is None:
+            self.preprocessor.video_converter = VideoConverter(
+                video_shape[0], video_shape[1:3], name="video_converter"
+            )
         self._generate_functions = {}
         self._classify_functions = {}
         self.generate_trace_count = 0
@@ -287,6 +316,10 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             "answer_sequence_length": self.answer_sequence_length,
             "dropout_rate": self.dropout_rate,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "preprocessor": (
+                None if self.preprocessor is None
+                else keras.saving.serialize_keras_object(self.preprocessor)
+            ),
         }
 
     @classmethod
@@ -294,6 +327,8 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         config = dict(config)
         for key in ("video_encoder", "question_encoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
+        if isinstance(config.get("preprocessor"), dict):
+            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
@@ -395,17 +430,23 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
     def prepare_videos(self, videos):
         """Checks a batch of clips and returns float32 in [0, 1].
 
-        Accepts floats in [0, 1] or uint8 in [0, 255] (scaled by 1/255) of
-        shape `(batch, num_frames, height, width, channels)`; a one-frame
-        model also takes images `(batch, height, width, channels)`. Frames
-        are neither resized nor resampled here: a wrong frame count or frame
-        size is an error, and so are NaN, inf and floats outside [0, 1] (by
-        more than 1/255, e.g. pixels in 0..255 not divided by 255). An empty
-        list is a batch of no clips.
+        With a preprocessor, its video converter takes what a user holds:
+        arrays `(batch, num_frames, h, w, channels)` of any frame size and 1
+        to 4 channels, or lists of clips whose frames are arrays, file paths
+        or encoded bytes (`VideoQAPreprocessor.preprocess_videos`), resized
+        as in training. Without one, only arrays of the model's shape.
+
+        Either way: floats in [0, 1] or uint8 in [0, 255] (scaled by 1/255);
+        a one-frame model also takes images `(batch, height, width,
+        channels)`. A wrong frame count is an error, and so are NaN, inf and
+        floats outside [0, 1] (by more than 1/255, e.g. pixels in 0..255 not
+        divided by 255). An empty list is a batch of no clips.
 
         Returns:
             float32 `(batch, num_frames, height, width, channels)`.
         """
+        if self.preprocessor is not None:
+            return self.preprocessor.preprocess_videos(videos)
         videos = pixel_array("videos", videos, self.video_shape)
         if self.num_frames == 1 and videos.ndim == 4:
             videos = videos[:, None]
@@ -428,20 +469,19 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             )
         return unit_float_pixels("videos", videos)
 
-    def prepare_questions(self, questions, tokenizer=None):
+    def prepare_questions(self, questions):
         """Question strings (or already tokenized questions) -> token ids and mask.
 
         Args:
-            questions: list (or 1-D array) of str, tokenized with
-                `tokenizer` or the attached `model.question_tokenizer` (a
-                `mmzoo.data.TextTokenizer`; a question longer than its
-                `sequence_length` is truncated, keeping the end token); or a
-                dict with `question_token_ids` int `(batch, question_length)`
-                and `question_padding_mask` bool of the same shape (extra
-                keys, such as `videos`, are ignored). Token ids must be in
-                the question encoder's vocabulary. An empty list is a batch
-                of no questions (no tokenizer needed).
-            tokenizer: optional tokenizer overriding `question_tokenizer`.
+            questions: list (or 1-D array) of str or bytes (invalid UTF-8
+                is replaced, never an error), packed by the model's
+                preprocessor to `question_length` tokens (a longer question
+                is truncated, keeping the end token); or a dict with
+                `question_token_ids` int `(batch, question_length)` and
+                `question_padding_mask` bool of the same shape (extra keys,
+                such as `videos`, are ignored). Token ids must be in the
+                question encoder's vocabulary. An empty list is a batch of
+                no questions (no preprocessor needed).
 
         Returns:
             `(token_ids int32 (batch, question_length), padding_mask bool)`.
@@ -473,22 +513,20 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             if not texts:
                 empty = np.zeros((0, self.question_length), "int32")
                 return empty, empty.astype(bool)
-            tokenizer = tokenizer or self.question_tokenizer
-            if tokenizer is None:
+            if self.preprocessor is None or self.preprocessor.tokenizer is None:
                 raise ValueError(
-                    "Question strings need a tokenizer: set `model.question_tokenizer` "
-                    "(the `mmzoo.data.TextTokenizer` used in training) or pass "
-                    "`tokenizer=`. Received: tokenizer=None"
+                    "Question strings need the model's preprocessor: build the model with "
+                    "`preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer)` (the "
+                    "tokenizer used in training), or pass tokenized questions. "
+                    f"Received: preprocessor={self.preprocessor!r}"
                 )
-            packed = tokenizer(texts)
-            token_ids = ops.convert_to_numpy(packed["token_ids"])
-            padding_mask = ops.convert_to_numpy(packed["padding_mask"])
+            token_ids, padding_mask = self.preprocessor.tokenize_strings(texts)
         token_ids = np.asarray(token_ids)
         if token_ids.ndim != 2 or token_ids.shape[1] != self.question_length:
             raise ValueError(
                 f"Question token ids must have shape (batch, {self.question_length}) "
-                "(the question encoder's sequence_length; use a tokenizer with that "
-                f"sequence_length). Received: shape {token_ids.shape}"
+                "(the question encoder's sequence_length, to which the model's "
+                f"preprocessor packs question strings). Received: shape {token_ids.shape}"
             )
         token_ids = check_token_ids(
             "question_token_ids", token_ids, self.question_length,
@@ -546,16 +584,14 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         temperature=1.0,
         seed=None,
         batch_size=None,
-        tokenizer=None,
     ):
-        """Writes answer tokens (generate mode).
+        """Writes answers token by token (generate mode).
 
         Every argument is checked in NumPy before anything is compiled.
 
         Args:
-            videos: `(batch, num_frames, height, width, channels)`, floats in
-                [0, 1] or uint8 in [0, 255] (scaled by 1/255); see
-                `prepare_videos`.
+            videos: clips; see `prepare_videos` (with a preprocessor: arrays
+                of any frame size, lists of frame files or encoded frames).
             questions: one per clip; see `prepare_questions`.
             max_length: int in `[1, answer_sequence_length]`. Tokens to
                 generate at most (end token included); defaults to
@@ -567,61 +603,58 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             batch_size: positive int, or None for all clips at once. Split
                 large inputs into batches of this size (the last one padded,
                 so one compiled function serves all).
-            tokenizer: optional question tokenizer.
 
         Returns:
-            int32 array `(batch, max_length)` of token ids after the start
-            token, padded with the pad id after the end token. No clips give
-            an empty `(0, max_length)` array without running the model.
+            With a preprocessor, list of str (the answers, as `answer`
+            returns them). Without, int32 array `(batch, max_length)` of
+            token ids after the start token, padded with the pad id after
+            the end token (`detokenize` makes them strings). No clips give
+            `[]` or an empty `(0, max_length)` array without running the
+            model.
         """
+        tokens = self._generate_tokens(
+            videos, questions, max_length=max_length, method=method, num_beams=num_beams,
+            k=k, p=p, temperature=temperature, seed=seed, batch_size=batch_size,
+        )
+        if self.preprocessor is not None:
+            return self.detokenize(tokens)
+        return tokens
+
+    def _generate_tokens(self, videos, questions, batch_size=None, **settings):
         self._require_mode("generate", "generate")
         videos = self.prepare_videos(videos)
-        token_ids, padding_mask = self.prepare_questions(questions, tokenizer)
+        token_ids, padding_mask = self.prepare_questions(questions)
         _check_same_batch(videos, token_ids)
-        return self._generate_batched(
-            (videos, token_ids, padding_mask), batch_size, max_length=max_length,
-            method=method, num_beams=num_beams, k=k, p=p, temperature=temperature,
-            seed=seed,
-        )
+        return self._generate_batched((videos, token_ids, padding_mask), batch_size, **settings)
 
     def detokenize(self, token_ids):
-        """Generated answer token ids -> strings.
+        """Generated answer token ids `(batch, length)` -> list of str.
 
-        The rules of `mmzoo.data.TextTokenizer.detokenize`, so answers equal
-        those of the exported SavedModel: stop at `[END]`, drop `[PAD]` and
-        `[START]`, join WordPiece `##` suffixes to their word, words by spaces.
+        By the answer tokenizer (`make_answer_tokenizer`), so answers equal
+        those of training targets and of the exported SavedModel: stop at
+        `[END]`, drop `[PAD]` and `[START]`, join WordPiece `##` suffixes to
+        their word, words by spaces.
         """
-        texts = []
-        for row in np.asarray(token_ids):
-            words = []
-            for token_id in row:
-                if token_id == self.end_token_id:
-                    break
-                if token_id in (self.pad_token_id, self.start_token_id):
-                    continue
-                if not 0 <= token_id < self.vocabulary_size:
-                    continue
-                token = self.answer_vocabulary[token_id]
-                if token.startswith("##") and words:
-                    words[-1] += token[2:]
-                else:
-                    words.append(token)
-            texts.append(" ".join(words))
-        return texts
+        self._require_mode("generate", "detokenize")
+        token_ids = np.asarray(token_ids)
+        if not len(token_ids):
+            return []
+        tokenizer = make_answer_tokenizer(self.answer_vocabulary, self.answer_sequence_length)
+        texts = tokenizer.detokenize(token_ids.astype("int32")).numpy()
+        return [t.decode("utf-8", "replace") for t in texts]
 
-    def answer(self, videos, questions, batch_size=32, tokenizer=None, **generate_kwargs):
+    def answer(self, videos, questions, batch_size=32, **generate_kwargs):
         """Answers questions about clips, as strings.
 
         Args:
-            videos: `(batch, num_frames, height, width, channels)`, floats in
-                [0, 1] or uint8 in [0, 255] (scaled by 1/255); NaN, inf and
-                floats outside [0, 1] are refused (see `prepare_videos`).
-            questions: list of str, one per clip (needs
-                `model.question_tokenizer` or `tokenizer=`), or tokenized
-                questions (see `prepare_questions`).
+            videos: clips; see `prepare_videos`. With a preprocessor: arrays
+                `(batch, num_frames, h, w, channels)` of any frame size
+                (uint8, or floats in [0, 1]) or a list of clips, each a list
+                of `num_frames` frame file paths, encoded frames or arrays.
+            questions: list of str, one per clip (needs the preprocessor),
+                or tokenized questions (see `prepare_questions`).
             batch_size: positive int, or None for all clips at once. Clips
                 per compiled call (the last batch is padded).
-            tokenizer: optional question tokenizer.
             **generate_kwargs: decoding settings for generate mode (`method`,
                 `num_beams`, `max_length`...).
 
@@ -632,15 +665,16 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         Example:
 
         ```python
-        model.question_tokenizer = tokenizer
-        model.answer(videos[:2], ["which way does the red circle move?",
-                                  "how many shapes are there at the end?"])
+        model = keras.saving.load_model("runs/video_qa/model.keras")
+        model.answer([[f"clip/{i}.png" for i in range(8)], uint8_clip],
+                     ["which way does the red circle move?",
+                      "how many shapes are there at the end?"])
         # ["left", "two"]
         ```
         """
         if self.answer_mode == "generate":
-            tokens = self.generate(
-                videos, questions, batch_size=batch_size, tokenizer=tokenizer, **generate_kwargs
+            tokens = self._generate_tokens(
+                videos, questions, batch_size=batch_size, **generate_kwargs
             )
             return self.detokenize(tokens)
         if generate_kwargs:
@@ -650,7 +684,7 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             )
         batch_size = check_batch_size(batch_size)
         videos = self.prepare_videos(videos)
-        token_ids, padding_mask = self.prepare_questions(questions, tokenizer)
+        token_ids, padding_mask = self.prepare_questions(questions)
         _check_same_batch(videos, token_ids)
         ids = run_in_batches(
             self.make_classify_function(), (videos, token_ids, padding_mask), batch_size,
@@ -713,11 +747,12 @@ def _check_arguments(
             f"({len(answer_vocabulary)} entries, {len(set(answer_vocabulary))} distinct)"
         )
     if answer_mode == "generate":
-        missing = [t for t in (_PAD, _START, _END) if t not in answer_vocabulary]
-        if missing or answer_vocabulary[0] != _PAD:
+        # The answers are then tokenized by `TextTokenizer(answer_vocabulary)`.
+        missing = [t for t in RESERVED_TOKENS if t not in answer_vocabulary]
+        if missing or answer_vocabulary[0] != PAD_TOKEN:
             raise ValueError(
                 "In generate mode `answer_vocabulary` is the answer tokenizer's token list: "
-                f"[PAD] at id 0, with [START] and [END]; {missing} missing. "
+                f"[PAD] at id 0, with [UNK], [START] and [END]; {missing} missing. "
                 f"Received: answer_vocabulary[:6]={answer_vocabulary[:6]}"
             )
     sizes = [
@@ -748,6 +783,7 @@ def build_video_qa_model(
     num_decoder_layers=1,
     answer_sequence_length=4,
     dropout_rate=0.1,
+    preprocessor=None,
     name="video_qa",
     dtype=None,
 ):
@@ -764,6 +800,8 @@ def build_video_qa_model(
         num_fusion_layers, num_heads, hidden_dim, intermediate_dim: ints.
         num_decoder_layers, answer_sequence_length: ints (generate mode).
         dropout_rate: float.
+        preprocessor: `VideoQAPreprocessor` or None (the question tokenizer
+            and video converter the model keeps and saves).
         name: str.
         dtype: dtype or policy name (e.g. `"mixed_bfloat16"`).
 
@@ -777,7 +815,8 @@ def build_video_qa_model(
         mmzoo.presets.build_from_preset("video_encoder_tiny"),
         mmzoo.presets.build_from_preset("text_encoder_tiny"),
         answer_vocabulary=list(mmzoo.data.VIDEO_QA_ANSWERS),
-        num_fusion_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128)
+        num_fusion_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128,
+        preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
     ```
     """
     return VideoQAModel(
@@ -793,6 +832,7 @@ def build_video_qa_model(
         num_decoder_layers=num_decoder_layers,
         answer_sequence_length=answer_sequence_length,
         dropout_rate=dropout_rate,
+        preprocessor=preprocessor,
         name=name,
         dtype=dtype,
     )

@@ -11,6 +11,7 @@ from mmzoo.losses import CLIPLoss
 from mmzoo.losses import NTXentLoss
 from mmzoo.losses import SigLIPLoss
 from mmzoo.models import DualEncoder
+from mmzoo.models.dual_encoder import DualEncoderPreprocessor
 from mmzoo.models import build_dual_encoder
 from mmzoo.testing import TestCase
 from mmzoo.training import Trainer
@@ -86,21 +87,23 @@ class DualEncoderTest(TestCase):
         expected = np.asarray(outputs["image_embeddings"]) @ np.asarray(outputs["text_embeddings"]).T / 0.07
         self.assertAllClose(logits, expected, atol=1e-4)
 
-    def test_encode_text_with_a_tokenizer(self):
+    def test_encode_text_with_a_preprocessor(self):
         vocabulary = ["[PAD]", "[UNK]", "[START]", "[END]", "a", "red", "circle", "blue", "square"]
-        tokenizer = TextTokenizer(vocabulary, sequence_length=6)
-        model = build_dual_encoder(
-            image_tower(),
-            build_text_encoder(vocabulary_size=9, sequence_length=6, num_layers=1, num_heads=2,
-                               hidden_dim=16, intermediate_dim=32),
-            projection_dim=8,
+        text_encoder = build_text_encoder(
+            vocabulary_size=9, sequence_length=6, num_layers=1, num_heads=2, hidden_dim=16,
+            intermediate_dim=32,
         )
+        bare = build_dual_encoder(image_tower(), text_encoder, projection_dim=8)
         with self.assertRaisesRegex(ValueError, "no tokenizer"):
-            model.encode_text(["a red circle"])
-        model.tokenizer = tokenizer
+            bare.encode_text(["a red circle"])
+        model = DualEncoder.from_config(
+            {**bare.get_config(), "preprocessor": DualEncoderPreprocessor(TextTokenizer(vocabulary))}
+        )
+        model.set_weights(bare.get_weights())
         texts = ["a red circle", "a blue square"]
-        tokens = {k: np.asarray(v) for k, v in tokenizer(np.array(texts, object)).items()}
-        self.assertAllClose(model.encode_text(texts), model.encode_text(tokens), atol=1e-6)
+        token_ids, padding_mask = model.preprocessor.tokenize_strings(texts)
+        tokens = {"token_ids": token_ids, "padding_mask": padding_mask}
+        self.assertAllClose(model.encode_text(texts), bare.encode_text(tokens), atol=1e-6)
 
     def test_saving(self):
         self.run_model_saving_test(clip_builder(**self.init_kwargs), self.input_data)

@@ -1,4 +1,9 @@
 import functools
+import json
+import os
+import subprocess
+import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -7,12 +12,14 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from mmzoo import presets
+from mmzoo.data import TextTokenizer
 from mmzoo.encoders import build_text_encoder
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.models import FUSION_TYPES
 from mmzoo.models import FusionClassifier
 from mmzoo.models import build_fusion_classifier
 from mmzoo.models import classification_split
+from mmzoo.models.fusion_classifier import FusionClassifierPreprocessor
 from mmzoo.models.fusion_classifier import GatedModalityUnit
 from mmzoo.models.fusion_classifier import SequenceMask
 from mmzoo.models.fusion_classifier import WeightedLogitAverage
@@ -353,3 +360,312 @@ class FusionLayersTest(TestCase):
         mask = SequenceMask()(np.zeros((2, 5, 3), "float32"))
         self.assertAllEqual(mask, np.ones((2, 5), bool))
         self.assertEqual(SequenceMask().compute_output_shape((None, 5, 3)), (None, 5))
+
+
+VOCABULARY = ["[PAD]", "[UNK]", "[START]", "[END]"] + [f"w{i}" for i in range(16)]
+VOCABULARY_ASSET = "assets/preprocessor/tokenizer/vocabulary.txt"
+
+
+def classifier_preprocessor(**kwargs):
+    kwargs = {"image_converter": (16, 16), "class_names": ["a", "b", "c"], **kwargs}
+    return FusionClassifierPreprocessor(TextTokenizer(VOCABULARY), **kwargs)
+
+
+def rewrite_archive(source, target, edit):
+    """Copies a `.keras` zip, each member through `edit(name, data)` (None drops it)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = edit(item.filename, zin.read(item.filename))
+            if data is not None:
+                zout.writestr(item, data)
+    return target
+
+
+class FusionClassifierRawInputTest(TestCase):
+    """`predict_probabilities` / `predict_classes` on what a user holds."""
+
+    def setUp(self):
+        super().setUp()
+        self.model = build_fusion_classifier(
+            encoders(), fusion="attention", preprocessor=classifier_preprocessor(), **INIT_KWARGS
+        )
+        rng = np.random.RandomState(0)
+        self.images = rng.randint(0, 256, (3, 16, 16, 3)).astype("uint8")
+        self.texts = ["w1 w2", "w3", "w4 w5 w6"]
+
+    def test_preprocessor_is_attached(self):
+        self.assertEqual(self.model.preprocessor.sequence_length, 6)  # the text encoder's
+        with self.assertRaisesRegex(ValueError, "the tokenizer has 12 tokens, the model "
+                                    "vocabulary_size=20"):
+            build_fusion_classifier(
+                encoders(), preprocessor=FusionClassifierPreprocessor(
+                    TextTokenizer(VOCABULARY[:12]), image_converter=(16, 16)),
+                **INIT_KWARGS,
+            )
+        cases = [
+            ({"image_converter": (32, 32)}, r"converter image_shape=\(32, 32, 3\), model "
+             r"image_shape=\(16, 16, 3\)"),
+            ({"sequence_length": 8}, "preprocessor sequence_length=8, model sequence_length=6"),
+            ({"class_names": ["a", "b"]}, "2 names, num_classes=3"),
+        ]
+        for kwargs, message in cases:
+            with self.assertRaisesRegex(ValueError, message):
+                build_fusion_classifier(
+                    encoders(), preprocessor=classifier_preprocessor(**kwargs), **INIT_KWARGS
+                )
+        with self.assertRaisesRegex(ValueError, "must be a FusionClassifierPreprocessor"):
+            build_fusion_classifier(encoders(), preprocessor=TextTokenizer(VOCABULARY),
+                                    **INIT_KWARGS)
+
+    def test_probabilities_and_classes(self):
+        token_ids, padding_mask = self.model.preprocessor.tokenize_strings(self.texts)
+        logits = np.asarray(self.model({
+            "images": self.images.astype("float32") / 255.0,
+            "token_ids": token_ids, "padding_mask": padding_mask,
+        }))
+        expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        probabilities = self.model.predict_probabilities(images=self.images, texts=self.texts)
+        self.assertEqual(probabilities.dtype, np.float32)
+        self.assertAllClose(probabilities, expected, atol=1e-6)
+        self.assertAllClose(
+            self.model.predict_probabilities(self.images, self.texts, batch_size=2),
+            expected, atol=1e-6,
+        )
+        names = self.model.predict_classes(images=self.images, texts=self.texts)
+        self.assertEqual(names, [["a", "b", "c"][i] for i in expected.argmax(-1)])
+        # Token dicts are taken as they are.
+        self.assertAllClose(
+            self.model.predict_probabilities(
+                self.images, {"token_ids": token_ids, "padding_mask": padding_mask}),
+            expected, atol=1e-6,
+        )
+        empty = self.model.predict_probabilities(images=[], texts=[])
+        self.assertEqual(empty.shape, (0, 3))
+        self.assertEqual(self.model.predict_classes(images=[], texts=[]), [])
+
+    def test_images_of_another_size_paths_and_bytes(self):
+        model = self.model
+        expected = model.predict_probabilities(self.images, self.texts)
+        # Other sizes and channel counts are converted, as the loaders do.
+        gray = np.random.randint(0, 256, (20, 24, 1)).astype("uint8")
+        rgba = np.random.rand(40, 40, 4).astype("float32")
+        mixed = model.predict_probabilities([gray, rgba, self.images[2]], self.texts)
+        self.assertEqual(mixed.shape, (3, 3))
+        self.assertAllClose(
+            mixed[:2],
+            model.predict_probabilities(
+                [np.repeat(gray, 3, axis=-1), rgba[..., :3]], self.texts[:2]),
+            atol=1e-6,
+        )
+        # A PNG file and PNG bytes are the pixels they hold.
+        png = tf.io.encode_png(self.images[0]).numpy()
+        path = os.path.join(self.get_temp_dir(), "image.png")
+        with open(path, "wb") as f:
+            f.write(png)
+        from_files = model.predict_probabilities([path, png, self.images[2]], self.texts[:1] * 3)
+        again = model.predict_probabilities(self.images[[0, 0, 2]], self.texts[:1] * 3)
+        self.assertAllClose(from_files, again, atol=1e-6)
+        self.assertAllClose(from_files[2:], expected[2:], atol=0.2)  # only the text differs
+
+    def test_empty_long_and_non_utf8_texts(self):
+        model = self.model
+        images = self.images[[0, 0, 0]]
+        probabilities = model.predict_probabilities(
+            images, ["", "w1 w2 w3 w4 w5 w6 w7 w8", b"w1 \xff"]
+        )
+        # Cut to the text encoder's 6 tokens: start, 4 words, end.
+        self.assertAllClose(
+            probabilities[1], model.predict_probabilities(images[:1], ["w1 w2 w3 w4"])[0],
+            atol=1e-6,
+        )
+        # Invalid UTF-8 is replaced (an unknown word), not an error.
+        self.assertAllClose(
+            probabilities[2], model.predict_probabilities(images[:1], ["w1 \ufffd"])[0],
+            atol=1e-6,
+        )
+        self.assertTrue(np.all(np.isfinite(probabilities)))
+
+    def test_bad_raw_inputs(self):
+        model = self.model
+        cases = [
+            ({"images": self.images, "texts": self.texts[:2]}, "3 images and 2 texts"),
+            ({"texts": self.texts}, "pass `images=`. Received: images=None"),
+            ({"images": self.images}, "pass `texts=`. Received: texts=None"),
+            ({"images": self.images, "texts": "w1"}, "Received: texts='w1'"),
+            ({"images": self.images, "texts": [1, 2, 3]}, "Received: texts of type list"),
+            ({"images": ["nowhere.png"], "texts": ["w1"]}, r"Received: images\[0\]='nowhere.png'"),
+            ({"images": [b"not an image"], "texts": ["w1"]}, r"`images\[0\]` is not a decodable"),
+            ({"images": self.images.astype("float32"), "texts": self.texts},
+             "divide uint8 pixels by 255"),
+            ({"images": self.images, "texts": self.texts, "batch_size": 0},
+             "Received: batch_size=0"),
+        ]
+        for kwargs, message in cases:
+            with self.assertRaisesRegex(ValueError, message):
+                model.predict_probabilities(**kwargs)
+        images_only = build_fusion_classifier({"image": image_encoder()}, **INIT_KWARGS)
+        with self.assertRaisesRegex(ValueError, "takes no texts"):
+            images_only.predict_classes(images=self.images, texts=self.texts)
+        audio_in = keras.Input((10, 4), name="audio")
+        audio = keras.Model(audio_in, keras.layers.Dense(8)(audio_in), name="audio_encoder")
+        with self.assertRaisesRegex(ValueError, r"also takes \['audio'\]"):
+            build_fusion_classifier({"audio": audio, "image": image_encoder()},
+                                    **INIT_KWARGS).predict_classes(images=self.images)
+
+    def test_without_preprocessor(self):
+        model = build_fusion_classifier(encoders(), **INIT_KWARGS)
+        token_ids, padding_mask = self.model.preprocessor.tokenize_strings(self.texts)
+        texts = {"token_ids": token_ids, "padding_mask": padding_mask}
+        self.assertAllEqual(model.predict_classes(self.images, texts).shape, (3,))  # class ids
+        with self.assertRaisesRegex(ValueError, "no preprocessor with a tokenizer"):
+            model.predict_classes(self.images, self.texts)
+        with self.assertRaisesRegex(ValueError, r"Received: images with shape \(3, 8, 8, 3\)"):
+            model.predict_classes(self.images[:, :8, :8], texts)
+        with self.assertRaisesRegex(
+            ValueError, r"Received: texts\['token_ids'\] with values in \[20, 30\]"
+        ):
+            model.predict_classes(self.images, {**texts, "token_ids": token_ids + 20})
+
+    def test_saved_file_carries_the_preprocessor(self):
+        expected = self.model.predict_probabilities(self.images, self.texts)
+        restored = self.run_model_saving_test(self.model, {
+            "images": self.images.astype("float32") / 255.0,
+            **dict(zip(("token_ids", "padding_mask"),
+                       self.model.preprocessor.tokenize_strings(self.texts))),
+        })
+        self.assertEqual(restored.preprocessor.class_names, ["a", "b", "c"])
+        self.assertEqual(restored.preprocessor.tokenizer.get_vocabulary(), VOCABULARY)
+        self.assertAllClose(restored.predict_probabilities(self.images, self.texts), expected,
+                            atol=1e-6)
+
+    def test_missing_or_mismatched_vocabulary_asset(self):
+        path = os.path.join(self.get_temp_dir(), "model.keras")
+        self.model.save(path)
+        with zipfile.ZipFile(path) as archive:
+            self.assertIn(VOCABULARY_ASSET, archive.namelist())
+        missing = rewrite_archive(
+            path, path + ".missing.keras", lambda n, d: None if n == VOCABULARY_ASSET else d
+        )
+        with self.assertRaisesRegex(ValueError, "no vocabulary asset.*vocabulary_size=20"):
+            keras.saving.load_model(missing, safe_mode=True)
+        shorter = rewrite_archive(
+            path, path + ".shorter.keras",
+            lambda n, d: "".join(t + "\n" for t in VOCABULARY[:15]).encode()
+            if n == VOCABULARY_ASSET else d,
+        )
+        with self.assertRaisesRegex(ValueError, "holds 15 tokens but the model was saved "
+                                    "with vocabulary_size=20"):
+            keras.saving.load_model(shorter, safe_mode=True)
+
+        # A config edited to agree with a longer asset still disagrees with
+        # the text encoder's embedding.
+        def longer(name, data):
+            if name == VOCABULARY_ASSET:
+                return "".join(t + "\n" for t in VOCABULARY + ["w16", "w17"]).encode()
+            if name == "config.json":
+                config = json.loads(data)
+                config["config"]["preprocessor"]["config"]["tokenizer"]["config"][
+                    "vocabulary_size"] = 22
+                return json.dumps(config).encode()
+            return data
+
+        with self.assertRaisesRegex(
+            Exception, "the tokenizer has 22 tokens, the model vocabulary_size=20"
+        ):
+            keras.saving.load_model(
+                rewrite_archive(path, path + ".longer.keras", longer), safe_mode=True
+            )
+
+
+# Run in a fresh process: only `mmzoo` (for its registered classes) and the
+# `.keras` file. argv: model path, inputs directory, output file.
+FRESH_PROCESS_SCRIPT = r"""
+import json, os, sys
+import numpy as np
+import keras
+import mmzoo  # registers mmzoo's Keras classes
+
+model = keras.saving.load_model(sys.argv[1], safe_mode=True)
+inputs = sys.argv[2]
+arrays = np.load(os.path.join(inputs, "arrays.npz"))
+with open(os.path.join(inputs, "texts.json")) as f:
+    texts = [bytes.fromhex(t) if kind == "bytes" else t for kind, t in json.load(f)]
+with open(os.path.join(inputs, "image.jpg"), "rb") as f:
+    jpeg = f.read()
+mixed = [arrays["gray"], arrays["rgba"], os.path.join(inputs, "image.png"), jpeg]
+np.savez(sys.argv[3],
+         batch=model.predict_probabilities(images=arrays["batch"], texts=texts),
+         mixed=model.predict_probabilities(images=mixed, texts=texts, batch_size=3))
+with open(sys.argv[3] + ".json", "w") as f:
+    json.dump(model.predict_classes(images=mixed, texts=texts), f)
+"""
+
+
+class FusionClassifierFreshProcessTest(TestCase):
+    def test_trained_tiny_preset_reloads_in_a_fresh_process(self):
+        from mmzoo import data
+
+        examples = data.load_synthetic("shapes_classification", num_examples=16, image_size=64)
+        vocabulary = data.train_word_piece_vocabulary(
+            examples.map(lambda x: x["texts"]), vocabulary_size=64
+        )
+        preprocessor = FusionClassifierPreprocessor(
+            TextTokenizer(vocabulary), image_converter=(64, 64),
+            class_names=list(data.CLASSIFICATION_CLASS_NAMES),
+        )
+        text = {"preset": "text_encoder_tiny", "vocabulary_size": len(vocabulary)}
+        model = presets.build_from_preset(
+            "fusion_classifier_tiny", encoders={"image": "conv_image_encoder_tiny", "text": text},
+            preprocessor=preprocessor,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(3e-4),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            run_eagerly=True,  # tracing the train step costs more than 2 eager steps
+        )
+        # The pipeline takes the model: its preprocessor packs the texts.
+        train = data.fusion_pipeline(examples, model, batch_size=8, seed=0, shuffle_buffer=16)
+        model.fit(train.map(classification_split), steps_per_epoch=2, epochs=1, verbose=0)
+        path = os.path.join(self.get_temp_dir(), "model.keras")
+        model.save(path)
+
+        # Raw inputs: arrays of another size, gray, RGBA, a PNG file, JPEG
+        # bytes; empty, over-long and non-UTF-8 texts.
+        inputs = self.get_temp_dir()
+        rng = np.random.RandomState(0)
+        arrays = {
+            "batch": rng.randint(0, 256, (4, 80, 80, 3)).astype("uint8"),
+            "gray": rng.randint(0, 256, (50, 50, 1)).astype("uint8"),
+            "rgba": rng.rand(64, 64, 4).astype("float32"),
+        }
+        np.savez(os.path.join(inputs, "arrays.npz"), **arrays)
+        pixels = rng.randint(0, 256, (48, 48, 3)).astype("uint8")
+        with open(os.path.join(inputs, "image.png"), "wb") as f:
+            f.write(tf.io.encode_png(pixels).numpy())
+        jpeg = tf.io.encode_jpeg(pixels).numpy()
+        with open(os.path.join(inputs, "image.jpg"), "wb") as f:
+            f.write(jpeg)
+        texts = ["is there a red shape?", "", "is there a circle " * 20, b"is there a \xff circle?"]
+        with open(os.path.join(inputs, "texts.json"), "w") as f:
+            json.dump([["bytes", t.hex()] if isinstance(t, bytes) else ["str", t]
+                       for t in texts], f)
+        mixed = [arrays["gray"], arrays["rgba"], os.path.join(inputs, "image.png"), jpeg]
+        expected = {
+            "batch": model.predict_probabilities(images=arrays["batch"], texts=texts),
+            "mixed": model.predict_probabilities(images=mixed, texts=texts, batch_size=3),
+        }
+        expected_classes = model.predict_classes(images=mixed, texts=texts)
+        self.assertTrue(set(expected_classes) <= {"no", "yes"})
+
+        output = os.path.join(self.get_temp_dir(), "outputs.npz")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        proc = subprocess.run(
+            [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, inputs, output],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+        self.assertEqual(proc.returncode, 0, msg=proc.stderr[-4000:])
+        actual = np.load(output)
+        for key, value in expected.items():
+            self.assertAllClose(actual[key], value, atol=1e-6, rtol=0, msg=key)
+        with open(output + ".json") as f:
+            self.assertEqual(json.load(f), expected_classes)

@@ -6,6 +6,7 @@ from mmzoo.data import TextTokenizer
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.losses import MaskedSequenceCrossEntropy
 from mmzoo.models import ImageCaptioningModel
+from mmzoo.models import ImageCaptioningPreprocessor
 from mmzoo.models import build_image_captioning_model
 from mmzoo.models import teacher_forcing_split
 from mmzoo.testing import TestCase
@@ -275,9 +276,10 @@ class GenerationTest(TestCase):
 
     def test_strings_with_tokenizer(self):
         vocabulary = ["[PAD]", "[UNK]", "[START]", "[END]"] + [f"w{i}" for i in range(8)]
-        tokenizer = TextTokenizer(vocabulary, sequence_length=7)
         tokens = self.model.generate(self.images, max_length=3)
-        self.model.tokenizer = tokenizer
+        self.model.preprocessor = ImageCaptioningPreprocessor(
+            TextTokenizer(vocabulary), self.model.image_shape
+        )
         captions = self.model.generate(self.images, max_length=3)
         self.assertLen(captions, 4)
         for caption, row in zip(captions, tokens):

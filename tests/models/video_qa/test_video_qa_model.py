@@ -14,6 +14,7 @@ from mmzoo.losses import MaskedSequenceCrossEntropy
 from mmzoo.losses import SoftTargetCrossEntropy
 from mmzoo.models import VideoQAModel
 from mmzoo.models import build_video_qa_model
+from mmzoo.models import VideoQAPreprocessor
 from mmzoo.models import video_qa_training_split
 from mmzoo.testing import TestCase
 from mmzoo.training import Trainer
@@ -205,20 +206,23 @@ class VideoQAModelTest(TestCase):
         self.assertTrue(np.all(tokens[ended] == 0))  # padding after the end token
 
     def test_question_strings_and_truncation(self):
-        model = self.builder(**self.init_kwargs)
-        tokenizer = TextTokenizer(QUESTION_VOCABULARY, sequence_length=6)
-        model.question_tokenizer = tokenizer
+        preprocessor = VideoQAPreprocessor(TextTokenizer(QUESTION_VOCABULARY))
+        model = self.builder(**self.init_kwargs, preprocessor=preprocessor)
+        self.assertEqual(preprocessor.question_length, 6)  # the question encoder's
         questions = ["w1 w2", "w3 w4 w5 w6", "w7 w8 w9 w10 w11 w12 w13"]
         answers = model.answer(self.videos, questions)
         self.assertLen(answers, 3)
         self.assertTrue(set(answers) <= set(ANSWERS))
-        # A question longer than the tokenizer's sequence_length is cut
-        # (keeping the end token): it answers as its first 4 words do.
+        # A question longer than question_length is cut (keeping the end
+        # token): it answers as its first 4 words do.
         long_logits = model(
-            {"videos": self.videos[2:], **_packed(tokenizer, ["w7 w8 w9 w10 w11 w12 w13"])}
+            {"videos": self.videos[2:], **_packed(preprocessor, ["w7 w8 w9 w10 w11 w12 w13"])}
         )
-        short_logits = model({"videos": self.videos[2:], **_packed(tokenizer, ["w7 w8 w9 w10"])})
+        short_logits = model(
+            {"videos": self.videos[2:], **_packed(preprocessor, ["w7 w8 w9 w10"])}
+        )
         self.assertAllClose(long_logits, short_logits)
+        self.assertEqual(model.answer(self.videos[2:], questions[2:]), answers[2:])
 
     def test_uint8_videos_and_batching(self):
         model = self.builder(**self.init_kwargs)
@@ -276,7 +280,7 @@ class VideoQAModelTest(TestCase):
             model.answer(np.zeros((3, 4, 8, 8, 3)), self.questions)
         with self.assertRaisesRegex(ValueError, r"Received: videos with shape \(3, 16, 16, 3\)"):
             model.answer(self.videos[:, 0], self.questions)
-        with self.assertRaisesRegex(ValueError, "Received: tokenizer=None"):
+        with self.assertRaisesRegex(ValueError, "need the model's preprocessor.*Received: preprocessor=None"):
             model.answer(self.videos, ["w1", "w2", "w3"])
         with self.assertRaisesRegex(ValueError, "Received: 3 clips and 2 questions"):
             model.answer(self.videos, {k: v[:2] for k, v in self.questions.items()})
@@ -289,6 +293,12 @@ class VideoQAModelTest(TestCase):
         with self.assertRaisesRegex(ValueError, r"apply to answer_mode='generate' only. Received: \['method'\]"):
             model.answer(self.videos, self.questions, method="beam")
         generator = self.builder(**self.generate_kwargs())
+        # No preprocessor: token ids, an empty array for no clips.
+        empty = generator.generate(
+            np.zeros((0, 4, 16, 16, 3)), {k: v[:0] for k, v in self.questions.items()},
+            max_length=2,
+        )
+        self.assertEqual((empty.shape, empty.dtype), ((0, 2), np.int32))
         with self.assertRaisesRegex(ValueError, "Received: max_length=4"):
             generator.generate(self.videos, self.questions, max_length=4)
         with self.assertRaisesRegex(ValueError, "needs answer_mode='classify'"):
@@ -301,7 +311,7 @@ class VideoQAModelTest(TestCase):
             self.builder(**self.init_kwargs, answer_mode="span")
         with self.assertRaisesRegex(ValueError, "fusion.*Received: fusion='sum'"):
             self.builder(**{**self.init_kwargs, "fusion": "sum"})
-        with self.assertRaisesRegex(ValueError, r"\['\[START\]', '\[END\]'\] missing"):
+        with self.assertRaisesRegex(ValueError, r"\['\[UNK\]', '\[START\]', '\[END\]'\] missing"):
             self.builder(**self.generate_kwargs(answer_vocabulary=["[PAD]", "a", "b"]))
         with self.assertRaisesRegex(ValueError, "none repeated"):
             self.builder(**{**self.init_kwargs, "answer_vocabulary": ["a", "a"]})
@@ -314,8 +324,8 @@ class VideoQAModelTest(TestCase):
             build_video_qa_model(pooled_only, tiny_towers()[1], **self.init_kwargs)
 
 
-def _packed(tokenizer, questions):
-    packed = tokenizer(questions)
+def _packed(preprocessor, questions):
+    packed = preprocessor.preprocess_texts(questions)
     return {
         "question_token_ids": packed["token_ids"].numpy(),
         "question_padding_mask": packed["padding_mask"].numpy(),

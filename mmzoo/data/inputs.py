@@ -152,14 +152,36 @@ def prepare_pixels(name, pixels, item_shape, batch_name="batch"):
 
 
 # ------------------------------------------------------------------ tokens
+def _embedding_size(layer):
+    size = getattr(layer, "vocabulary_size", None)  # keras-hub embeddings
+    if size is None and isinstance(layer, keras.layers.Embedding):  # and subclasses
+        size = getattr(layer, "input_dim", None)
+    return int(size) if _is_int(size) else None
+
+
 def token_vocabulary_size(encoder):
-    """The vocabulary size of a text encoder's token embedding, or None if unknown."""
+    """The vocabulary size of a text encoder's token embedding, or None if unknown.
+
+    The embedding that takes the `token_ids` input, else the first
+    embedding found. Not simply the first: a BERT-style tower (KerasHub's
+    `BertBackbone`) has a segment embedding, of size 2, beside its token one.
+    """
+    try:
+        inputs = encoder.input
+    except (AttributeError, ValueError):  # not a functional model
+        inputs = None
+    token_ids = inputs.get("token_ids") if isinstance(inputs, dict) else None
+    if token_ids is not None:
+        for layer in encoder._flatten_layers(include_self=False, recursive=True):
+            nodes = getattr(layer, "_inbound_nodes", [])
+            if any(t is token_ids for node in nodes for t in node.input_tensors):
+                size = _embedding_size(layer)
+                if size is not None:
+                    return size
     for layer in encoder._flatten_layers(include_self=False, recursive=True):
-        size = getattr(layer, "vocabulary_size", None)  # keras-hub embeddings
-        if size is None and layer.__class__.__name__ == "Embedding":
-            size = getattr(layer, "input_dim", None)
-        if _is_int(size):
-            return int(size)
+        size = _embedding_size(layer)
+        if size is not None:
+            return size
     return None
 
 
@@ -219,7 +241,8 @@ def as_strings(name, texts, expected):
         return None
     if not all(isinstance(t, (str, bytes)) for t in texts):
         return None
-    return [t.decode("utf-8") if isinstance(t, bytes) else t for t in texts]
+    # Invalid UTF-8 becomes U+FFFD, as the tokenizers read it (never an error).
+    return [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in texts]
 
 
 # ---------------------------------------------------------------- batching

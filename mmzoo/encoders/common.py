@@ -4,10 +4,10 @@ import keras
 import keras_hub
 
 from mmzoo.layers import AttentionPooling
-from mmzoo.layers._validation import check_choice
-from mmzoo.layers._validation import check_divisible
-from mmzoo.layers._validation import check_positive_int
-from mmzoo.layers._validation import check_rate
+from mmzoo.layers.validation import check_choice
+from mmzoo.layers.validation import check_divisible
+from mmzoo.layers.validation import check_positive_int
+from mmzoo.layers.validation import check_rate
 
 POOLINGS = ("mean", "attention")
 
