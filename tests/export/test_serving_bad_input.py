@@ -27,6 +27,7 @@ from mmzoo.data.images import decode_image_batch
 from mmzoo.data.images import image_pixels
 from mmzoo.models import build_dual_encoder
 from mmzoo.models.dual_encoder import DualEncoderPreprocessor
+from mmzoo.models import ImageCaptioningPreprocessor
 from mmzoo.models import build_image_captioning_model
 from mmzoo.models import build_video_qa_model
 from mmzoo.testing import TestCase
@@ -94,12 +95,11 @@ class CaptionServingTest(TestCase):
         model = build_image_captioning_model(
             encoder, vocabulary_size=12, sequence_length=6, num_layers=1,
             num_heads=2, hidden_dim=8, intermediate_dim=16,
+            preprocessor=ImageCaptioningPreprocessor(TextTokenizer(VOCABULARY), (16, 16)),
         )
         cls.directory = tempfile.mkdtemp()
         cls.path = os.path.join(cls.directory, "captioner")
-        export_image_captioning_model(
-            model, TextTokenizer(VOCABULARY, sequence_length=7), cls.path, max_image_pixels=300
-        )
+        export_image_captioning_model(model, cls.path, max_image_pixels=300)
         cls.pixels = np.random.RandomState(0).randint(0, 256, (16, 16, 3), dtype=np.uint8)
 
     @classmethod
