@@ -623,9 +623,10 @@ def fusion_pipeline(
     Returns:
         `tf.data.Dataset` of dicts: `images` float32 `(batch_size, height,
         width, 3)`, `token_ids` int32 and `padding_mask` bool `(batch_size,
-        sequence_length)`, `labels` int32 `(batch_size,)`; with
-        `repeat=False`, also `example_mask` float32 `(batch_size,)` (1.0
-        real, 0.0 padding).
+        sequence_length)`, `labels` int32 `(batch_size,)`; `segment_ids`
+        int32 `(batch_size, sequence_length)` (zeros) when the model's text
+        tower takes them (BERT style); with `repeat=False`, also
+        `example_mask` float32 `(batch_size,)` (1.0 real, 0.0 padding).
 
     Example:
 
@@ -640,9 +641,13 @@ def fusion_pipeline(
     )
     tokenize = ops.tokenize(preprocessor, key="texts")
     keep = ops.keep("images", "token_ids", "padding_mask", "labels")
+    # A BERT-style text tower also takes segment ids, which the model's
+    # preprocessor then makes.
+    keep_segments = ops.keep("images", "token_ids", "padding_mask", "segment_ids", "labels")
 
     def preprocess(example):
-        example = keep(tokenize(example))
+        example = tokenize(example)
+        example = keep_segments(example) if "segment_ids" in example else keep(example)
         return {**example, "labels": tf.cast(example["labels"], tf.int32)}
 
     return _batch(

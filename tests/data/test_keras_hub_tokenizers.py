@@ -357,6 +357,57 @@ class BertTokenizerTest(TestCase):
         model = dual_encoder(self.tokenizer, text_tower)
         self.assertFalse(model.preprocessor.return_segment_ids)
 
+    def test_fusion_classifier_trains_a_bert_tower_through_its_pipeline(self):
+        examples = mmzoo.data.load_synthetic(
+            "shapes_classification", "train", num_examples=16, image_size=32
+        )
+        tokenizer = bert_tokenizer(
+            [t.decode("utf-8") for t in examples.map(lambda e: e["texts"]).as_numpy_iterator()]
+        )
+        model = mmzoo.models.build_fusion_classifier(
+            {"image": image_tower(), "text": bert_tower(tokenizer)}, num_classes=2,
+            hidden_dim=16, num_heads=2, intermediate_dim=32,
+            preprocessor=mmzoo.models.FusionClassifierPreprocessor(
+                tokenizer, sequence_length=SEQUENCE_LENGTH, class_names=["no", "yes"]
+            ),
+        )
+        self.assertTrue(model.preprocessor.return_segment_ids)
+        # A tower of any length needs the preprocessor's length.
+        with self.assertRaisesRegex(ValueError, "must give one.*sequence_length=None"):
+            mmzoo.models.build_fusion_classifier(
+                {"image": image_tower(), "text": bert_tower(tokenizer)}, num_classes=2,
+                hidden_dim=16, num_heads=2, intermediate_dim=32,
+                preprocessor=mmzoo.models.FusionClassifierPreprocessor(tokenizer),
+            )
+        train = mmzoo.data.fusion_pipeline(examples, model, batch_size=8, seed=0)
+        batch = next(iter(train))
+        self.assertEqual(
+            sorted(batch), ["images", "labels", "padding_mask", "segment_ids", "token_ids"]
+        )
+        self.assertAllEqual(batch["segment_ids"], np.zeros((8, SEQUENCE_LENGTH), "int32"))
+        model.compile(
+            optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            run_eagerly=True,
+        )
+        history = model.fit(
+            train.map(mmzoo.models.classification_split), steps_per_epoch=2, verbose=0
+        )
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+        images = np.stack([e["images"] for e in examples.take(2).as_numpy_iterator()])
+        classes = model.predict_classes(images=images, texts=["a red circle", "a square"])
+        self.assertEqual(len(classes), 2)
+        self.assertTrue(set(classes) <= {"no", "yes"})
+        # The texts of a model without a BERT tower get no segment ids.
+        model = mmzoo.models.build_fusion_classifier(
+            {"image": image_tower(), "text": text_tower(tokenizer)}, num_classes=2,
+            hidden_dim=16, num_heads=2, intermediate_dim=32,
+            preprocessor=mmzoo.models.FusionClassifierPreprocessor(tokenizer),
+        )
+        self.assertFalse(model.preprocessor.return_segment_ids)
+        self.assertNotIn("segment_ids", next(iter(
+            mmzoo.data.fusion_pipeline(examples, model, batch_size=8, seed=0)
+        )))
+
     def test_vocabulary_size_is_the_token_embedding_s(self):
         # Not the segment embedding's (2), which a BertBackbone also holds.
         self.assertEqual(token_vocabulary_size(bert_tower(self.tokenizer)), _size(self.tokenizer))

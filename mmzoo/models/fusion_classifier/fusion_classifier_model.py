@@ -435,6 +435,8 @@ class FusionClassifier(keras.Model):
 
     def _prepare_texts(self, texts):
         length = self.input["token_ids"].shape[1]
+        if length is None and isinstance(texts, dict) and np.ndim(texts.get("token_ids")) == 2:
+            length = np.shape(texts["token_ids"])[1]  # a KerasHub tower: any length
         if isinstance(texts, dict):
             token_ids = check_token_ids(
                 "texts['token_ids']", texts.get("token_ids"), length, self._vocabulary_size,
@@ -500,7 +502,15 @@ def _attach_preprocessor(preprocessor, specs, inputs, num_classes):
     expected = {}
     vocabulary_size = None
     if "token_ids" in inputs and len(inputs["token_ids"].shape) == 2:
-        expected["sequence_length"] = int(inputs["token_ids"].shape[1])
+        length = inputs["token_ids"].shape[1]
+        if length is not None:  # None: a KerasHub tower, any length
+            expected["sequence_length"] = int(length)
+        elif preprocessor is not None and preprocessor.sequence_length is None:
+            raise ValueError(
+                "The text encoder takes token ids of any length, so the preprocessor "
+                "must give one: `FusionClassifierPreprocessor(tokenizer, "
+                "sequence_length=...)`. Received: sequence_length=None"
+            )
         owner = next(s for s in specs.values() if "token_ids" in s.keys.values())
         vocabulary_size = token_vocabulary_size(owner.encoder)
     images = inputs.get("images")
@@ -509,6 +519,10 @@ def _attach_preprocessor(preprocessor, specs, inputs, num_classes):
     preprocessor = attach_preprocessor(
         preprocessor, FusionClassifierPreprocessor, vocabulary_size, **expected
     )
+    if preprocessor is not None:
+        # A BERT-style text tower also takes segment ids, which the
+        # preprocessor (and so `fusion_pipeline`) then makes.
+        preprocessor.return_segment_ids = "segment_ids" in inputs
     names = None if preprocessor is None else preprocessor.class_names
     if names is not None and len(names) != num_classes:
         raise ValueError(

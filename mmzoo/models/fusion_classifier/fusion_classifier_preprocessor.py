@@ -59,6 +59,9 @@ class FusionClassifierPreprocessor(Preprocessor):
         sequence_length: int or None. The text encoder's length (set by the
             model when None).
         class_names: list of str (one per class, in label order) or None.
+        return_segment_ids: bool. Add `segment_ids` (int32 zeros: one
+            segment) to the packed texts, for a BERT-style text tower; the
+            model sets it when its text encoder takes `segment_ids`.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
@@ -76,7 +79,7 @@ class FusionClassifierPreprocessor(Preprocessor):
 
     def __init__(
         self, tokenizer=None, image_converter=None, sequence_length=None, class_names=None,
-        **kwargs,
+        return_segment_ids=False, **kwargs,
     ):
         if image_converter is not None and not isinstance(image_converter, ImageConverter):
             image_converter = ImageConverter(image_converter, name="image_converter")
@@ -92,6 +95,12 @@ class FusionClassifierPreprocessor(Preprocessor):
             sequence_length = int(sequence_length)
         self.sequence_length = sequence_length
         self.class_names = _check_class_names(class_names)
+        if not isinstance(return_segment_ids, (bool, np.bool_)):
+            raise ValueError(
+                "`return_segment_ids` must be a bool. "
+                f"Received: return_segment_ids={return_segment_ids!r}"
+            )
+        self.return_segment_ids = bool(return_segment_ids)
 
     def _length(self):
         if self.sequence_length is None:
@@ -107,9 +116,10 @@ class FusionClassifierPreprocessor(Preprocessor):
 
         A text longer than `sequence_length - 2` tokens is cut (the end token
         kept); an empty text is the start and end tokens; invalid UTF-8 is
-        replaced, as in the data pipelines. Traceable.
+        replaced, as in the data pipelines. With `return_segment_ids`, also
+        `segment_ids` (zeros). Traceable.
         """
-        return self.pack_texts(texts, self._length())
+        return self.pack_texts(texts, self._length(), self.return_segment_ids)
 
     def call(self, x):
         outputs = {k: v for k, v in x.items() if k not in ("images", "texts")}
@@ -164,4 +174,5 @@ class FusionClassifierPreprocessor(Preprocessor):
         config = super().get_config()
         config["sequence_length"] = self.sequence_length
         config["class_names"] = self.class_names
+        config["return_segment_ids"] = self.return_segment_ids
         return config
