@@ -102,8 +102,16 @@ class PresetsTest(TestCase):
             "dual_encoder_tiny", text_encoder={"preset": "text_encoder_tiny", "num_layers": 1}
         )
         self.assertEqual(model.text_encoder.input["token_ids"].shape[1], 16)
-        with self.assertRaisesRegex(ValueError, "does not build its `text_encoder` from a preset"):
-            presets.build_from_preset("dual_encoder_simclr_tiny", text_encoder={"num_layers": 1})
+        with self.assertRaisesRegex(ValueError, "does not build its `second_encoder` from a preset"):
+            presets.build_from_preset("dual_encoder_simclr_tiny", second_encoder={"num_layers": 1})
+        # The two-view preset's tower takes nested overrides, and it has no text tower.
+        simclr = presets.build_from_preset("dual_encoder_simclr_tiny", encoder={"num_layers": 1})
+        self.assertEqual(type(simclr).__name__, "TwoViewEncoder")
+        self.assertLen(
+            [layer for layer in simclr.encoder.layers if layer.name.startswith("transformer_block")], 1
+        )
+        with self.assertRaisesRegex(ValueError, r"has no argument\(s\) \['text_encoder'\]"):
+            presets.build_from_preset("dual_encoder_simclr_tiny", text_encoder="text_encoder_tiny")
 
     def test_unknown_family(self):
         with self.assertRaisesRegex(ValueError, "Received: family='nope'"):

@@ -1,4 +1,5 @@
-"""SavedModel export of a `DualEncoder`: image bytes and strings in, embeddings out."""
+"""SavedModel export of a `DualEncoder` (image bytes and strings in, embeddings
+out) or a `TwoViewEncoder` (image bytes in)."""
 
 import keras
 import tensorflow as tf
@@ -9,6 +10,8 @@ from mmzoo.data.images import image_status
 from mmzoo.export._write import check_export_path
 from mmzoo.export._write import check_max_pixels
 from mmzoo.export._write import write_atomically
+from mmzoo.models.dual_encoder import DualEncoder
+from mmzoo.models.dual_encoder import TwoViewEncoder
 
 
 def export_dual_encoder(
@@ -35,7 +38,10 @@ def export_dual_encoder(
     For a video tower the input is `videos`, float32 `(batch, frames,
     height, width, 3)` in [0, 1], and the output `embeddings`.
 
-    Signature `encode_text` (text towers):
+    For a `TwoViewEncoder`, `encode_images` is the first view's tower (the
+    shared one, by default), and there is no `encode_text`.
+
+    Signature `encode_text` (`DualEncoder`):
         input `texts`: string `(batch,)`.
         output `embeddings`: float32 `(batch, projection_dim)`, L2-normalised.
 
@@ -48,9 +54,9 @@ def export_dual_encoder(
     `overwrite=True`, and a training run directory never is replaced.
 
     Args:
-        model: `DualEncoder`; with a text tower, one with a preprocessor
-            holding its tokenizer (`mmzoo train` runs' model.keras files
-            carry theirs). A two-view model needs none.
+        model: `DualEncoder` with a preprocessor holding its tokenizer
+            (`mmzoo train` runs' model.keras files carry theirs), or
+            `TwoViewEncoder` (which needs none).
         path: str. Output directory.
         max_image_pixels: int or None. Images with more pixels (width x
             height, read from the header) are refused with status
@@ -70,11 +76,15 @@ def export_dual_encoder(
     scores = tf.matmul(texts["embeddings"], images["embeddings"], transpose_b=True)
     ```
     """
-    if not hasattr(model, "encode_images_tensor"):
+    if isinstance(model, DualEncoder):
+        has_text, visual_encoder, modality = True, model.image_encoder, model.image_modality
+    elif isinstance(model, TwoViewEncoder):
+        has_text, visual_encoder, modality = False, model.encoder, model.modality
+    else:
         raise ValueError(
-            f"`model` must be a mmzoo DualEncoder. Received: model={model!r}"
+            "`model` must be a mmzoo DualEncoder or TwoViewEncoder. "
+            f"Received: model={model!r}"
         )
-    has_text = model.text_modality == "text"
     preprocessor = getattr(model, "preprocessor", None)
     if has_text and (preprocessor is None or not preprocessor.tokenizer_ready):
         raise ValueError(
@@ -89,8 +99,8 @@ def export_dual_encoder(
     archive = keras.export.ExportArchive()
     archive.track(model)
     signatures = ["encode_images", "logit_scale"] + (["encode_text"] if has_text else [])
-    image_spec = model.image_encoder.inputs[0]
-    if model.image_modality == "image":
+    image_spec = visual_encoder.inputs[0]
+    if modality == "image":
 
         @tf.function
         def encode_images(images):

@@ -97,17 +97,18 @@ def _normalize(x):
 
 
 class ContrastiveLoss(keras.losses.Loss):
-    """Base class: reads the `DualEncoder` outputs, returns per-row losses.
+    """Base class: reads `DualEncoder` / `TwoViewEncoder` outputs, returns per-row losses.
 
     `y_pred` is a dict with exactly two `*_embeddings` entries of shape
-    `(batch_size, dim)` (e.g. `image_embeddings` and `text_embeddings`; the
+    `(batch_size, dim)` (`image_embeddings` and `text_embeddings`, or
+    `view_1_embeddings` and `view_2_embeddings`; the
     losses are symmetric, so their order does not matter), `logit_scale` and
     optionally `logit_bias`, scalars or `(batch_size,)` with one copy per
     example (as the model outputs them). `y_true` is ignored (None is fine):
     row `i` of one tower is the positive of row `i` of the other.
 
-    A `DualEncoder` passes its whole output dict to these losses (see
-    `DualEncoder.compute_loss`), so `model.compile(loss=CLIPLoss())` works
+    A `DualEncoder` or `TwoViewEncoder` passes its whole output dict to these
+    losses (see `DualEncoder.compute_loss`), so `model.compile(loss=CLIPLoss())` works
     with datasets that yield inputs only.
     """
 
@@ -264,13 +265,13 @@ class NTXentLoss(ContrastiveLoss):
 
     Call arguments:
         y_true: ignored (None).
-        y_pred: the `DualEncoder` output dict (two views' embeddings).
+        y_pred: the `TwoViewEncoder` output dict (two views' embeddings).
 
     Example:
 
     ```python
     encoder = mmzoo.presets.build_from_preset("vit_image_encoder_tiny")
-    model = mmzoo.models.build_dual_encoder(encoder, None, projection_dim=32)
+    model = mmzoo.models.build_two_view_encoder(encoder, projection_dim=32)
     model.compile(optimizer="adam", loss=mmzoo.losses.NTXentLoss(temperature=0.1))
     model.fit(views)  # {"view_1_images", "view_2_images"}
     ```

@@ -7,6 +7,8 @@ _EXPORTS = {
     "DualEncoder": ".dual_encoder",
     "DualEncoderPreprocessor": ".dual_encoder",
     "build_dual_encoder": ".dual_encoder",
+    "TwoViewEncoder": ".dual_encoder",
+    "build_two_view_encoder": ".dual_encoder",
     "FUSION_TYPES": ".fusion_classifier",
     "FusionClassifier": ".fusion_classifier",
     "FusionClassifierPreprocessor": ".fusion_classifier",

@@ -7,11 +7,12 @@ from mmzoo.recipes import recipe
 def _tower(preset, config):
     from mmzoo import presets
 
-    image_tower = presets.encoder_config(config["image_encoder"]) or {}
+    image_tower = presets.encoder_config(config.get("image_encoder")) or {}
     if config.get("text_encoder") is None or "num_frames" in image_tower:
         raise ValueError(
             "`mmzoo train dual_encoder` trains image-text presets on image-caption data "
-            "(CLIP / SigLIP); train two-view (SimCLR) or video-text models from Python. "
+            "(CLIP / SigLIP); train two-view models (`mmzoo.models.TwoViewEncoder`, "
+            "SimCLR) or video-text models from Python. "
             f"Received: --preset {preset!r}"
         )
     return config["image_encoder"]

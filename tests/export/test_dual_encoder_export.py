@@ -11,6 +11,7 @@ from mmzoo.encoders import build_text_encoder
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.export import export_dual_encoder
 from mmzoo.models import build_dual_encoder
+from mmzoo.models import build_two_view_encoder
 from mmzoo.models.dual_encoder import DualEncoderPreprocessor
 from mmzoo.testing import TestCase
 
@@ -82,7 +83,7 @@ class DualEncoderExportTest(TestCase):
             image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2,
             hidden_dim=16, intermediate_dim=32,
         )
-        model = build_dual_encoder(encoder, None, projection_dim=8, projection_intermediate_dim=16)
+        model = build_two_view_encoder(encoder, projection_dim=8, projection_intermediate_dim=16)
         path = export_dual_encoder(model, os.path.join(self.get_temp_dir(), "simclr"))
         serving = tf.saved_model.load(path)
         self.assertNotIn("encode_text", serving.signatures)
@@ -98,5 +99,5 @@ class DualEncoderExportTest(TestCase):
         )
         with self.assertRaisesRegex(ValueError, "Received: model.preprocessor=None"):
             export_dual_encoder(bare, path)
-        with self.assertRaisesRegex(ValueError, "mmzoo DualEncoder"):
+        with self.assertRaisesRegex(ValueError, "mmzoo DualEncoder or TwoViewEncoder"):
             export_dual_encoder(object(), path)

@@ -1,13 +1,15 @@
-"""Contrastive dual encoders: CLIP, SigLIP, SimCLR, LiT, video-text."""
+"""Contrastive encoders: image/video-text (CLIP, SigLIP, LiT) and two views (SimCLR)."""
 
 from mmzoo import lazy_attributes
 
 # Public names and the modules that define them (relative to this package).
 _EXPORTS = {
     "DualEncoder": ".dual_encoder_model",
-    "DualEncoderHead": ".dual_encoder_model",
+    "DualEncoderHead": ".dual_encoder_base",
     "DualEncoderPreprocessor": ".dual_encoder_preprocessor",
+    "TwoViewEncoder": ".two_view_encoder_model",
     "build_dual_encoder": ".dual_encoder_model",
+    "build_two_view_encoder": ".two_view_encoder_model",
 }
 __all__ = sorted(_EXPORTS)
 

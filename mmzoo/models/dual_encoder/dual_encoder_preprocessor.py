@@ -36,13 +36,13 @@ def _video_converter(value):
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class DualEncoderPreprocessor(Preprocessor):
-    """Tokenizer and image (or video) converter of a `DualEncoder`.
+    """Tokenizer and image (or video) converter of a `DualEncoder` or `TwoViewEncoder`.
 
     The length convention lives here: texts are packed to the text tower's
     `sequence_length` (start, text, end, padding). A model given a
     preprocessor without a `sequence_length` sets its own, and one without
     an image or video converter gets one for its image tower's input shape.
-    A two-view (SimCLR) model has no text tower: its preprocessor has no
+    A `TwoViewEncoder` (SimCLR) has no text tower: its preprocessor has no
     tokenizer, and both views go through the one image converter.
 
     Calling the layer on a dict converts the keys it knows and passes the

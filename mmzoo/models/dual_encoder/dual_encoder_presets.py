@@ -6,6 +6,9 @@ from mmzoo.presets import register_preset
 _BUILDER = "mmzoo.models.dual_encoder.dual_encoder_model:build_dual_encoder"
 # The class that receives the builder's **kwargs (valid overrides too).
 _MODEL_CLASS = "mmzoo.models.dual_encoder.dual_encoder_model:DualEncoder"
+# Two views of one modality (SimCLR) are another graph, another class.
+_TWO_VIEW_BUILDER = "mmzoo.models.dual_encoder.two_view_encoder_model:build_two_view_encoder"
+_TWO_VIEW_CLASS = "mmzoo.models.dual_encoder.two_view_encoder_model:TwoViewEncoder"
 
 DUAL_ENCODER_PRESETS = {
     "dual_encoder_tiny": (
@@ -29,14 +32,13 @@ DUAL_ENCODER_PRESETS = {
     ),
     "dual_encoder_simclr_tiny": (
         {
-            "image_encoder": "vit_image_encoder_tiny",
-            "text_encoder": None,
+            "encoder": "vit_image_encoder_tiny",
             "projection_dim": 32,
             "projection_intermediate_dim": 64,
             "initial_temperature": 0.1,
             "trainable_temperature": False,
         },
-        "One shared tiny ViT on two augmented views, MLP projection, fixed "
+        "TwoViewEncoder: one shared tiny ViT on two augmented views, MLP projection, fixed "
         "temperature 0.1 (NT-Xent).",
     ),
     "dual_encoder_siglip_tiny": (
@@ -61,8 +63,13 @@ DUAL_ENCODER_PRESETS = {
     ),
 }
 
+# Presets built by `build_two_view_encoder` (a `TwoViewEncoder`).
+_TWO_VIEW_PRESETS = ("dual_encoder_simclr_tiny",)
+
 for _name, (_config, _description) in DUAL_ENCODER_PRESETS.items():
+    _two_view = _name in _TWO_VIEW_PRESETS
     register_preset(
-        _name, _BUILDER, _config, family="dual_encoder", description=_description,
-        forwards_to=_MODEL_CLASS,
+        _name, _TWO_VIEW_BUILDER if _two_view else _BUILDER, _config,
+        family="dual_encoder", description=_description,
+        forwards_to=_TWO_VIEW_CLASS if _two_view else _MODEL_CLASS,
     )

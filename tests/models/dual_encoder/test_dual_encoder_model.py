@@ -8,7 +8,6 @@ from mmzoo.encoders import build_text_encoder
 from mmzoo.encoders import build_video_encoder
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.losses import CLIPLoss
-from mmzoo.losses import NTXentLoss
 from mmzoo.losses import SigLIPLoss
 from mmzoo.models import DualEncoder
 from mmzoo.models.dual_encoder import DualEncoderPreprocessor
@@ -108,45 +107,31 @@ class DualEncoderTest(TestCase):
     def test_saving(self):
         self.run_model_saving_test(clip_builder(**self.init_kwargs), self.input_data)
 
-    def test_siglip_and_simclr_saving(self):
+    def test_siglip_saving(self):
         siglip = clip_builder(projection_dim=8, use_bias=True, initial_bias=-10.0, initial_temperature=0.1)
         restored = self.run_model_saving_test(siglip, self.input_data)
         self.assertAllClose(restored(self.input_data)["logit_bias"], np.full(4, -10.0))
-        simclr = build_dual_encoder(image_tower(), None, projection_dim=8, projection_intermediate_dim=16)
-        views = {"view_1_images": self.images, "view_2_images": self.images[::-1]}
-        restored = self.run_model_saving_test(simclr, views)
-        self.assertIsNone(restored.text_encoder)  # still one shared tower
 
-    def test_shared_tower_two_views(self):
+    def test_two_views_are_refused_with_a_pointer_to_two_view_encoder(self):
+        with self.assertRaisesRegex(
+            ValueError, r"build_two_view_encoder\(encoder, projection_dim\).*Received: text_encoder=None"
+        ):
+            build_dual_encoder(image_tower(), None, projection_dim=8)
         encoder = image_tower()
-        model = build_dual_encoder(encoder, encoder, projection_dim=8, projection_intermediate_dim=16)
-        self.assertEqual(sorted(model.input), ["view_1_images", "view_2_images"])
-        self.assertEqual(model.embedding_keys, ("view_1_embeddings", "view_2_embeddings"))
-        self.assertIs(model.text_projection, model.image_projection)
-        outputs = model({"view_1_images": self.images, "view_2_images": self.images})
-        self.assertAllClose(outputs["view_1_embeddings"], outputs["view_2_embeddings"], atol=1e-6)
-        self.assertAllClose(model.encode_text(self.images), outputs["view_1_embeddings"], atol=1e-5)
-        # Two separate image towers also take two views.
+        with self.assertRaisesRegex(
+            ValueError,
+            r"must be a text tower.*second_encoder=.*Received: text_encoder=an encoder "
+            r"named 'vit_image_encoder' taking images \(None, 16, 16, 3\)",
+        ):
+            build_dual_encoder(encoder, encoder, projection_dim=8)
         other = build_vit_image_encoder(
             image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2,
             hidden_dim=16, intermediate_dim=32, name="other_image_encoder",
         )
-        separate = build_dual_encoder(image_tower(), other, projection_dim=8)
-        self.assertEqual(sorted(separate.input), ["view_1_images", "view_2_images"])
-
-    def test_simclr_fit_with_nt_xent(self):
-        model = build_dual_encoder(
-            image_tower(), None, projection_dim=8, projection_intermediate_dim=16,
-            initial_temperature=0.1, trainable_temperature=False,
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-2), loss=NTXentLoss(), jit_compile=False
-        )
-        flip = self.images[:, :, ::-1]
-        ds = tf.data.Dataset.from_tensors({"view_1_images": self.images, "view_2_images": flip})
-        history = model.fit(ds.repeat(), steps_per_epoch=5, epochs=2, verbose=0)
-        self.assertLess(history.history["loss"][1], history.history["loss"][0])
-        self.assertAllClose(model.head.logit_scale, 10.0, atol=1e-5)  # fixed temperature
+        with self.assertRaisesRegex(ValueError, "named 'other_image_encoder' taking images"):
+            build_dual_encoder(image_tower(), other, projection_dim=8)
+        with self.assertRaisesRegex(ValueError, "named 'video_encoder' taking videos"):
+            build_dual_encoder(image_tower(), video_tower(), projection_dim=8)
 
     def test_video_tower(self):
         model = build_dual_encoder(video_tower(), text_tower(), projection_dim=8)
@@ -261,9 +246,12 @@ class DualEncoderTest(TestCase):
         with self.assertRaisesRegex(ValueError, "Received: text_encoder='text'"):
             build_dual_encoder(image_tower(), "text", projection_dim=8)
         with self.assertRaisesRegex(ValueError, "different names"):
-            build_dual_encoder(image_tower(), image_tower(), projection_dim=8)
-        with self.assertRaisesRegex(ValueError, "shared tower"):
-            build_dual_encoder(image_tower(), None, projection_dim=8, freeze_image_encoder=True)
+            build_dual_encoder(
+                image_tower(), build_text_encoder(
+                    vocabulary_size=20, sequence_length=6, num_layers=1, num_heads=2,
+                    hidden_dim=16, intermediate_dim=32, name="vit_image_encoder",
+                ), projection_dim=8,
+            )
         inputs = keras.Input((16, 16, 3))
         sequence_only = keras.Model(inputs, {"sequence_output": keras.layers.Reshape((768,))(inputs)})
         with self.assertRaisesRegex(ValueError, "without `pooled_output`"):

@@ -22,6 +22,7 @@ from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.export import export_dual_encoder
 from mmzoo.losses import CLIPLoss
 from mmzoo.models import build_dual_encoder
+from mmzoo.models import build_two_view_encoder
 from mmzoo.models.dual_encoder import DualEncoderPreprocessor
 from mmzoo.testing import TestCase
 
@@ -201,22 +202,22 @@ class DualEncoderPreprocessorTest(TestCase):
             keras.saving.load_model(broken, safe_mode=True)
 
     def test_two_views_share_one_converter(self):
-        model = build_dual_encoder(
-            image_tower(), None, projection_dim=8, projection_intermediate_dim=16,
+        model = build_two_view_encoder(
+            image_tower(), projection_dim=8, projection_intermediate_dim=16,
             preprocessor=DualEncoderPreprocessor(),
         )
         self.assertIsNone(model.preprocessor.tokenizer)
         expected = model.encode_images(self.pixels)
         large = np.repeat(np.repeat(self.pixels, 2, axis=1), 2, axis=2)
-        self.assertAllClose(model.encode_text(large), expected, atol=1e-5)
+        self.assertAllClose(model.encode_images(large, view=2), expected, atol=1e-5)
         views = {"view_1_images": self.pixels, "view_2_images": large}
         converted = model.preprocessor(views)
         self.assertEqual(converted["view_2_images"].shape, (3, 16, 16, 3))
         restored = self.run_model_saving_test(model, converted)
         self.assertAllClose(restored.encode_images([encode(p) for p in self.pixels]), expected, atol=1e-6)
         with self.assertRaisesRegex(ValueError, "without a tokenizer"):
-            build_dual_encoder(
-                image_tower(), None, projection_dim=8,
+            build_two_view_encoder(
+                image_tower(), projection_dim=8,
                 preprocessor=DualEncoderPreprocessor(TextTokenizer(VOCABULARY)),
             )
 
