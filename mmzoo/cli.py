@@ -47,6 +47,7 @@ a checkpoint.
 import argparse
 import collections
 import json
+import logging
 import os
 import sys
 import time
@@ -471,10 +472,31 @@ _STARTUP_NOISE = (
     "To enable the following instructions",
     "TF-TRT Warning",
 )
+# Lines TensorFlow's C++ runtime writes later that concern no user. Under op
+# determinism (on for reproducible runs), tf.data rewrites a parallel map
+# that precedes a stateful op (a lookup table: video_qa's answer vocabulary,
+# byte-pair tokenizers) into a serial one, copying an attribute the serial
+# op lacks, and logs it at ERROR level; TensorFlow ignores the attribute
+# (TF 2.21).
+_RUNTIME_NOISE = (
+    "NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition",
+)
+# Python log records of TensorFlow's that concern no user of the command:
+# it runs only mmzoo's functions, and one that AutoGraph cannot convert
+# runs as written (any error it then raises is still shown).
+_HIDDEN_LOG_MESSAGES = ("AutoGraph could not transform",)
+
+
+class _HiddenLogMessages(logging.Filter):
+    """Drops log records whose message starts with one of `_HIDDEN_LOG_MESSAGES`."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith(_HIDDEN_LOG_MESSAGES)
 
 
 class _FilteredStderr:
-    """Forwards file descriptor 2 through a pipe, dropping `_STARTUP_NOISE` lines.
+    """Forwards file descriptor 2 through a pipe, dropping `_STARTUP_NOISE` and
+    `_RUNTIME_NOISE` lines, and hides TensorFlow's `_HIDDEN_LOG_MESSAGES`.
 
     Everything else (errors, warnings, progress bars) passes through
     unchanged, in order. Used only when this process is the `mmzoo`
@@ -484,6 +506,10 @@ class _FilteredStderr:
     def __enter__(self):
         import threading
 
+        # The logger TensorFlow logs to (`tf.get_logger()`), made here
+        # without importing TensorFlow.
+        self._log_filter = _HiddenLogMessages()
+        logging.getLogger("tensorflow").addFilter(self._log_filter)
         sys.stderr.flush()
         self._saved = os.dup(2)
         read, write = os.pipe()
@@ -494,7 +520,7 @@ class _FilteredStderr:
             with os.fdopen(read, "rb") as pipe, os.fdopen(os.dup(self._saved), "wb", 0) as out:
                 for line in pipe:
                     text = line.decode("utf-8", "replace")
-                    if not any(noise in text for noise in _STARTUP_NOISE):
+                    if not any(noise in text for noise in _STARTUP_NOISE + _RUNTIME_NOISE):
                         out.write(line)
 
         self._thread = threading.Thread(target=forward, daemon=True)
@@ -506,6 +532,7 @@ class _FilteredStderr:
         os.dup2(self._saved, 2)  # closes the pipe's last writer: the thread ends
         self._thread.join(timeout=5)
         os.close(self._saved)
+        logging.getLogger("tensorflow").removeFilter(self._log_filter)
         return False
 
 

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from unittest import mock
 
 import numpy as np
@@ -97,6 +98,65 @@ class CLIArgumentsTest(TestCase):
         grid = np.asarray(Image.open(path))
         self.assertEqual(grid.shape[2], 3)
         self.assertEqual(grid.shape[0], 8 * 4 + 64)
+
+
+# The `mmzoo` command, its work replaced by lines that TensorFlow prints
+# (the names of the lines' sources are TensorFlow's) and one of mmzoo's.
+_NOISY_COMMAND = """
+import os
+import sys
+
+sys.argv = ["mmzoo", "train"] + sys.argv[1:]  # as the console script starts
+from mmzoo import cli
+
+
+def noisy_main(argv):
+    import tensorflow as tf
+
+    # Two lambdas on one line: AutoGraph cannot tell which to convert.
+    first, second = (lambda x: x + 1), (lambda x: x * 2)
+    tf.data.Dataset.range(2).map(first)
+    tf.get_logger().warning("a TensorFlow warning")
+    os.write(2, b"E0000 00:00:1 node_def_util.cc:682] NodeDef mentions attribute "
+                b"use_unbounded_threadpool which is not in the op definition: Op<...>\\n")
+    os.write(2, b"I0000 00:00:1 cudart_stub.cc:31] Could not find cuda drivers on your "
+                b"machine, GPU will not be used.\\n")
+    print("mmzoo.data: skipping x.png: file not found", file=sys.stderr)
+    return 0
+
+
+cli._main = noisy_main
+sys.exit(cli.main())
+"""
+_HIDDEN = ("AutoGraph could not transform", "NodeDef mentions attribute", "cuda drivers")
+_SHOWN = ("a TensorFlow warning", "skipping x.png: file not found")
+
+
+class CLIQuietTest(TestCase):
+    def run_command(self, *args):
+        # A file, not `-c`: AutoGraph reads the lambdas' source.
+        script = os.path.join(self.get_temp_dir(), "noisy_command.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(_NOISY_COMMAND))
+        proc = subprocess.run(
+            [sys.executable, script, *args],
+            capture_output=True, text=True, timeout=300,
+            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+        )
+        self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
+        return proc.stderr
+
+    def test_tensorflow_lines_that_concern_no_user_are_hidden(self):
+        stderr = self.run_command()
+        for line in _HIDDEN:
+            self.assertNotIn(line, stderr)
+        for line in _SHOWN:
+            self.assertIn(line, stderr)
+
+    def test_verbose_shows_everything(self):
+        stderr = self.run_command("--verbose")
+        for line in _HIDDEN + _SHOWN:
+            self.assertIn(line, stderr)
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ vocabulary as an asset. The same layers run eagerly (a model's `generate`,
   the tokenizer's TensorFlow path, the one `tf.data` and SavedModels run.
 """
 
+import functools
 import os
 
 import keras
@@ -472,14 +473,24 @@ class Preprocessor(keras_hub.models.Preprocessor):
     `video_converter`. Subclasses define `call` for the training batches and
     the family's raw-input methods.
 
+    Inside a `.keras` file the tokenizer's vocabulary is an asset (KerasHub
+    tokenizers' and mmzoo's `TextTokenizer`'s), and the config records its
+    size (`vocabulary_size`): loading fails, naming both sizes, when the
+    asset does not hold that many tokens, and fails when the asset is
+    missing, rather than at the tokenizer's first use.
+
     Args:
         tokenizer: tokenizer or None.
         image_converter: `ImageConverter` or None.
         video_converter: `VideoConverter` or None.
+        vocabulary_size: int or None. Only for configs read from a `.keras`
+            file: the number of tokens the tokenizer's vocabulary asset must
+            hold. A tokenizer that has its vocabulary must have this size.
         **kwargs: `keras.layers.Layer` arguments.
     """
 
-    def __init__(self, tokenizer=None, image_converter=None, video_converter=None, **kwargs):
+    def __init__(self, tokenizer=None, image_converter=None, video_converter=None,
+                 vocabulary_size=None, **kwargs):
         super().__init__(**kwargs)
         if hasattr(tokenizer, "_allow_python_workflow"):
             # KerasHub tokenizers run a pure-Python path eagerly and their
@@ -493,8 +504,21 @@ class Preprocessor(keras_hub.models.Preprocessor):
         self.tokenizer = tokenizer
         self.image_converter = image_converter
         self.video_converter = video_converter
+        self._declared_vocabulary_size = _check_vocabulary_size(tokenizer, vocabulary_size)
+        # Set while a file is loaded: whether Keras opened the file's assets
+        # (None before any load), and the first error of the tokenizer's.
+        self._assets_opened = None
+        self._vocabulary_error = None
         if self.tokenizer_ready:
             special_token_ids(tokenizer)  # refuses a tokenizer without them, now
+            size = self.vocabulary_size
+            if vocabulary_size is not None and size != vocabulary_size:
+                raise ValueError(
+                    "`vocabulary_size` must be the tokenizer's: it has "
+                    f"{size} tokens. Received: vocabulary_size={vocabulary_size}"
+                )
+        elif hasattr(tokenizer, "load_assets"):
+            self._check_tokenizer_on_load()
         self.built = True
 
     @property
@@ -534,11 +558,95 @@ class Preprocessor(keras_hub.models.Preprocessor):
         """int or None. The tokenizer's vocabulary size."""
         if self.tokenizer is None:
             return None
-        if not self.tokenizer_ready:  # a TextTokenizer read from a config knows its size
-            return getattr(self.tokenizer, "_declared_vocabulary_size", None)
+        if not self.tokenizer_ready:
+            # Read from a config: the size it records (a TextTokenizer's own
+            # first, which the model compares with its embedding).
+            declared = getattr(self.tokenizer, "_declared_vocabulary_size", None)
+            return self._declared_vocabulary_size if declared is None else declared
         size = self.tokenizer.vocabulary_size  # a method on KerasHub tokenizers
         size = size() if callable(size) else size
         return None if size is None else int(size)
+
+    # === Loading from a `.keras` file ===
+    # Keras (saving_lib) calls an object's `load_own_variables`, then its
+    # `load_assets` (only when the file holds assets: an archive of at most
+    # three files, config, metadata and weights, opens none), then visits
+    # its children: this preprocessor before its tokenizer, and nothing of
+    # the preprocessor's after the tokenizer. So the tokenizer's two hooks
+    # are wrapped, to check its vocabulary once it has read it, or to find
+    # that no asset will come. A KerasHub tokenizer's config records no
+    # size, and Keras does not fail a load whose assets are missing: both
+    # are caught here, at load, not at the tokenizer's first use.
+    def _check_tokenizer_on_load(self):
+        """Wraps the loading hooks of the tokenizer, which waits for its assets."""
+        tokenizer = self.tokenizer
+        for hook, check in (
+            ("load_own_variables", self._load_tokenizer_variables),
+            ("load_assets", self._load_tokenizer_assets),
+        ):
+            # Set past Keras's attribute tracking: a plain function, not state.
+            object.__setattr__(tokenizer, hook, functools.partial(check, getattr(tokenizer, hook)))
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        self._assets_opened = False
+
+    def load_assets(self, dir_path):
+        # Called only when the file holds assets, and before the tokenizer's
+        # hooks: what `_load_tokenizer_variables` relies on.
+        del dir_path  # the tokenizer reads its own
+        self._assets_opened = True
+
+    def _load_tokenizer_variables(self, load_own_variables, store):
+        load_own_variables(store)
+        if self._assets_opened is False and not self.tokenizer_ready:
+            raise self._vocabulary_failure(self._missing_vocabulary())
+
+    def _load_tokenizer_assets(self, load_assets, dir_path):
+        # Keras visits the tokenizer once per attribute path that reaches it
+        # (`tokenizer`, then KerasHub's `_tokenizer`), passing None where that
+        # path holds no assets, and retries a failed visit: the first error
+        # is kept and raised again, so that the retry does not mask it.
+        if dir_path is None or not os.listdir(dir_path):
+            if self.tokenizer_ready and self._vocabulary_error is None:
+                return
+            raise self._vocabulary_failure(self._missing_vocabulary())
+        try:
+            load_assets(dir_path)
+        except ValueError as error:
+            raise self._vocabulary_failure(error)
+        except OSError as error:  # one of its files is missing
+            raise self._vocabulary_failure(ValueError(
+                f"The vocabulary asset of the tokenizer {self.tokenizer.name!r} in the "
+                f"saved file cannot be read ({error}); {self._declared()}."
+            )) from error
+        size, declared = self.vocabulary_size, self._declared_vocabulary_size
+        if declared is not None and size != declared:
+            raise self._vocabulary_failure(ValueError(
+                f"The vocabulary asset of the tokenizer {self.tokenizer.name!r} holds "
+                f"{size} tokens but the model was saved with vocabulary_size={declared}. "
+                f"Received: a {type(self.tokenizer).__name__} vocabulary of {size} tokens"
+            ))
+        self._vocabulary_error = None
+
+    def _declared(self):
+        if self._declared_vocabulary_size is None:
+            return "the file records no vocabulary size"
+        return f"the model was saved with vocabulary_size={self._declared_vocabulary_size}"
+
+    def _missing_vocabulary(self):
+        return ValueError(
+            "The saved file has no vocabulary asset for the tokenizer "
+            f"{self.tokenizer.name!r} ({type(self.tokenizer).__name__}) of preprocessor "
+            f"{self.name!r}; {self._declared()}. The file is incomplete (a weights-only "
+            "file holds no vocabulary either: load the whole `.keras` file)."
+        )
+
+    def _vocabulary_failure(self, error):
+        """Keeps the first error of a load, and returns the one to raise."""
+        if self._vocabulary_error is None:
+            self._vocabulary_error = error
+        return self._vocabulary_error
 
     def _require_tokenizer(self, what):
         if self.tokenizer is None:
@@ -640,6 +748,7 @@ class Preprocessor(keras_hub.models.Preprocessor):
     def get_config(self):
         config = super().get_config()
         config.pop("config_file", None)
+        config["vocabulary_size"] = self.vocabulary_size
         return config
 
     @classmethod
@@ -650,6 +759,24 @@ class Preprocessor(keras_hub.models.Preprocessor):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _check_vocabulary_size(tokenizer, vocabulary_size):
+    if vocabulary_size is None:
+        return None
+    if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, (int, np.integer)) or (
+        vocabulary_size < 1
+    ):
+        raise ValueError(
+            "`vocabulary_size` must be a positive int or None. "
+            f"Received: vocabulary_size={vocabulary_size!r}"
+        )
+    if tokenizer is None:
+        raise ValueError(
+            "`vocabulary_size` is the size of the tokenizer's vocabulary; this "
+            f"preprocessor has no tokenizer. Received: vocabulary_size={vocabulary_size}"
+        )
+    return int(vocabulary_size)
 
 
 def text_packer(value, name="preprocessor"):

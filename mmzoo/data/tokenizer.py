@@ -145,6 +145,19 @@ def train_word_piece_vocabulary(
         ) from None
 
 
+class _WordPiece(keras_hub.tokenizers.WordPieceTokenizer):
+    """`TextTokenizer`'s inner tokenizer, whose vocabulary the outer one sets.
+
+    Its own copy of the vocabulary is still written to a `.keras` file (as
+    files have held it, and as earlier versions read it back), but never
+    read: the outer layer's asset is the vocabulary, checked against the
+    saved size. A file without the copy loads.
+    """
+
+    def load_assets(self, dir_path):
+        del dir_path  # set by the outer `TextTokenizer.load_assets`
+
+
 def _read_vocabulary_file(path):
     with open(path, "r", encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f if line.rstrip("\n")]
@@ -264,7 +277,7 @@ class TextTokenizer(keras.layers.Layer):
         # path (KerasHub otherwise runs a pure-Python tokenizer eagerly),
         # so eager, tf.data and SavedModel results are identical. The
         # vocabulary is this layer's asset, not the inner layer's.
-        self.word_piece = keras_hub.tokenizers.WordPieceTokenizer(
+        self.word_piece = _WordPiece(
             vocabulary=vocabulary,
             lowercase=self.lowercase,
             strip_accents=self.strip_accents,

@@ -9,10 +9,12 @@ tiny dual encoder per kind once (`setUpClass`, two steps each) and shares
 them across its checks. The vocabularies, merges and SentencePiece models
 are made here from the synthetic captions: nothing is downloaded. mmzoo's
 own WordPiece `TextTokenizer` has the same checks in each family's
-acceptance test.
+acceptance test. `VocabularyAssetTest` tampers with the vocabulary assets of
+saved files: a missing or resized vocabulary fails at load.
 """
 
 import io
+import json
 import os
 import re
 import shutil
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import zipfile
 
 import keras
 import keras_hub
@@ -498,3 +501,146 @@ class SentencePieceTokenizerTest(TestCase):
         after = preprocessor.preprocess_texts(tf.constant(TEXTS[:1]))["token_ids"]
         self.assertAllEqual(after, before)
         self.assertEqual(preprocessor.detokenize_to_strings(after), TEXTS[:1])
+
+
+# ------------------------------------------------------- vocabulary assets
+def rewrite_archive(source, target, edit):
+    """Copies a `.keras` zip, each member through `edit(name, data)` (None drops it)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = edit(item.filename, zin.read(item.filename))
+            if data is not None:
+                zout.writestr(item, data)
+    return target
+
+
+def _drop_assets(name, data):
+    return None if name.startswith("assets/") else data
+
+
+def _other_size_assets(kind):
+    """`edit` for `rewrite_archive`: the kind's vocabulary asset, valid but of
+    another size, and that size."""
+    if kind == "bert":  # two words fewer
+        lines = [line + "\n" for line in bert_tokenizer(TEXTS).vocabulary[:-2]]
+        return lambda n, d: "".join(lines).encode() if n.endswith("vocabulary.txt") else d, 10
+    if kind == "clip":  # one token more (a merge-free one: the merges stay valid)
+        def edit(name, data):
+            if not name.endswith("vocabulary.json"):
+                return data
+            vocabulary = json.loads(data)
+            return json.dumps({**vocabulary, "zebra</w>": len(vocabulary)}).encode()
+        return edit, _size(clip_tokenizer(TEXTS)) + 1
+    if kind == "sentencepiece":  # a model trained on more text: more pieces
+        other = gemma_tokenizer(TEXTS + ["seven zebras jump over quick brown foxes"])
+        return lambda n, d: other.proto if n.endswith("vocabulary.spm") else d, _size(other)
+    vocabulary = mmzoo.data.train_word_piece_vocabulary(TEXTS, vocabulary_size=64)
+    return (lambda n, d: "".join(t + "\n" for t in vocabulary[:-1]).encode()
+            if n.endswith("vocabulary.txt") else d), len(vocabulary) - 1
+
+
+# kind -> tokenizer maker; "mmzoo" is mmzoo's own WordPiece `TextTokenizer`.
+ASSET_KINDS = {
+    "bert": bert_tokenizer,
+    "clip": clip_tokenizer,
+    "sentencepiece": gemma_tokenizer,
+    "mmzoo": lambda texts: mmzoo.data.TextTokenizer(
+        mmzoo.data.train_word_piece_vocabulary(texts, vocabulary_size=64)
+    ),
+}
+
+
+class VocabularyAssetTest(TestCase, parameterized.TestCase):
+    """A `.keras` file whose tokenizer vocabulary is missing, or not of the
+    size the file records, fails at load (not at first use), naming both
+    sizes. A preprocessor is saved alone (a `.keras` file of one layer), and
+    the smallest captioner once, through the model."""
+
+    def save(self, layer, name="saved.keras"):
+        path = os.path.join(self.get_temp_dir(), name)
+        keras.saving.save_model(layer, path)
+        return path
+
+    def tampered(self, path, edit, name="tampered.keras"):
+        return rewrite_archive(path, os.path.join(self.get_temp_dir(), name), edit)
+
+    @parameterized.named_parameters((kind, kind) for kind in ASSET_KINDS)
+    def test_a_vocabulary_of_another_size_fails_at_load(self, kind):
+        tokenizer = ASSET_KINDS[kind](TEXTS)
+        size = int(DualEncoderPreprocessor(tokenizer).vocabulary_size)
+        path = self.save(DualEncoderPreprocessor(tokenizer, sequence_length=8))
+        restored = keras.saving.load_model(path, safe_mode=True)
+        self.assertEqual(restored.vocabulary_size, size)
+        self.assertAllEqual(
+            restored.preprocess_texts(tf.constant(TEXTS))["token_ids"],
+            DualEncoderPreprocessor(tokenizer, sequence_length=8).preprocess_texts(
+                tf.constant(TEXTS))["token_ids"],
+        )
+        edit, other_size = _other_size_assets(kind)
+        self.assertNotEqual(other_size, size)
+        with self.assertRaisesRegex(
+            ValueError,
+            f"holds {other_size} tokens but the model was saved with vocabulary_size={size}",
+        ):
+            keras.saving.load_model(self.tampered(path, edit), safe_mode=True)
+
+    @parameterized.named_parameters((kind, kind) for kind in ASSET_KINDS)
+    def test_a_file_without_its_vocabulary_fails_at_load(self, kind):
+        # The archive keeps only config, metadata and weights: Keras then
+        # reads no assets at all, and calls no asset hook.
+        preprocessor = DualEncoderPreprocessor(ASSET_KINDS[kind](TEXTS), sequence_length=8)
+        missing = self.tampered(self.save(preprocessor), _drop_assets)
+        with zipfile.ZipFile(missing) as archive:
+            self.assertLen(archive.namelist(), 3)
+        with self.assertRaisesRegex(
+            ValueError,
+            "no vocabulary asset for the tokenizer .* the model was saved with "
+            f"vocabulary_size={preprocessor.vocabulary_size}",
+        ):
+            keras.saving.load_model(missing, safe_mode=True)
+
+    def test_a_file_missing_one_of_its_vocabulary_files_fails_at_load(self):
+        # CLIP's byte-pair vocabulary is two files; the other is still there.
+        preprocessor = DualEncoderPreprocessor(clip_tokenizer(TEXTS), sequence_length=8)
+        path = self.save(preprocessor)
+        without_merges = self.tampered(
+            path, lambda n, d: None if n.endswith("merges.txt") else d
+        )
+        with self.assertRaisesRegex(
+            ValueError,
+            r"tokenizer 'clip_tokenizer\w*' in the saved file cannot be read .*merges.txt.* "
+            f"saved with vocabulary_size={preprocessor.vocabulary_size}",
+        ):
+            keras.saving.load_model(without_merges, safe_mode=True)
+
+    def test_the_model_s_file_fails_at_load(self):
+        model = captioner(bert_tokenizer(TEXTS), sequence_length=8)
+        path = self.save(model, "captioner.keras")
+        edit, other_size = _other_size_assets("bert")
+        with self.assertRaisesRegex(
+            ValueError, f"holds {other_size} tokens but the model was saved with "
+            f"vocabulary_size={model.vocabulary_size}",
+        ):
+            keras.saving.load_model(self.tampered(path, edit), safe_mode=True)
+        with self.assertRaisesRegex(ValueError, "no vocabulary asset for the tokenizer"):
+            keras.saving.load_model(self.tampered(path, _drop_assets), safe_mode=True)
+        # A loaded model still takes weights-only files, which hold no assets.
+        restored = keras.saving.load_model(path, safe_mode=True)
+        weights = os.path.join(self.get_temp_dir(), "captioner.weights.h5")
+        model.save_weights(weights)
+        restored.load_weights(weights)
+
+    def test_vocabulary_size_must_be_the_tokenizer_s(self):
+        tokenizer = bert_tokenizer(TEXTS)
+        self.assertEqual(
+            DualEncoderPreprocessor(tokenizer, vocabulary_size=_size(tokenizer)).get_config()[
+                "vocabulary_size"], _size(tokenizer),
+        )
+        with self.assertRaisesRegex(
+            ValueError, f"it has {_size(tokenizer)} tokens. Received: vocabulary_size=5"
+        ):
+            DualEncoderPreprocessor(tokenizer, vocabulary_size=5)
+        with self.assertRaisesRegex(ValueError, "no tokenizer. Received: vocabulary_size=5"):
+            DualEncoderPreprocessor(vocabulary_size=5)
+        with self.assertRaisesRegex(ValueError, "Received: vocabulary_size=True"):
+            DualEncoderPreprocessor(tokenizer, vocabulary_size=True)

@@ -1,6 +1,8 @@
 import json
 import os
+import zipfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -194,6 +196,24 @@ class TextTokenizerTest(TestCase):
         self.assertEqual(restored.get_config(), tokenizer.get_config())
         self.assertAllEqual(restored("A red, circle!")["token_ids"],
                             tokenizer("A red, circle!")["token_ids"])
+
+    def test_a_keras_file_without_the_inner_copy_of_the_vocabulary_loads(self):
+        # The inner WordPiece layer's copy of the vocabulary is written but
+        # not read: the tokenizer's own asset is the vocabulary.
+        tokenizer = TextTokenizer(VOCABULARY, sequence_length=6)
+        path = os.path.join(self.get_temp_dir(), "tokenizer.keras")
+        keras.saving.save_model(tokenizer, path)
+        copy = "assets/word_piece/vocabulary.txt"
+        without = os.path.join(self.get_temp_dir(), "without_copy.keras")
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(without, "w") as target:
+            self.assertIn(copy, source.namelist())
+            for item in source.infolist():
+                if item.filename != copy:
+                    target.writestr(item, source.read(item.filename))
+        restored = keras.saving.load_model(without, safe_mode=True)
+        self.assertEqual(restored.get_vocabulary(), VOCABULARY)
+        self.assertAllEqual(restored(["a red circle"])["token_ids"],
+                            tokenizer(["a red circle"])["token_ids"])
 
     def test_vocabulary_file(self):
         path = os.path.join(self.get_temp_dir(), "vocab.txt")

@@ -564,8 +564,9 @@ class FusionClassifierRawInputTest(TestCase):
                 return "".join(t + "\n" for t in VOCABULARY + ["w16", "w17"]).encode()
             if name == "config.json":
                 config = json.loads(data)
-                config["config"]["preprocessor"]["config"]["tokenizer"]["config"][
-                    "vocabulary_size"] = 22
+                preprocessor = config["config"]["preprocessor"]["config"]
+                preprocessor["tokenizer"]["config"]["vocabulary_size"] = 22
+                preprocessor["vocabulary_size"] = 22
                 return json.dumps(config).encode()
             return data
 
