@@ -86,7 +86,7 @@ def generation_rows(args, preset):
     model = mmzoo.presets.build_from_preset(preset)
     images = np.random.RandomState(1).rand(args.generate_batch, *model.image_shape).astype("float32")
     # The end token is made unreachable so every decoder writes max_length tokens.
-    logits = model.get_layer("logits")
+    logits = model.text_decoder.logits_dense
     bias = np.asarray(logits.bias).copy()
     bias[model.end_token_id] = -1e9
     logits.bias.assign(bias)

@@ -52,7 +52,7 @@ def build(preset, mode):
     model = mmzoo.presets.build_from_preset(preset, **overrides)
     if mode == "generate":
         # The end token made unreachable: every clip decodes the full length.
-        logits = model.get_layer("logits")
+        logits = model.text_decoder.logits_dense
         bias = logits.bias.numpy()
         bias[model.end_token_id] = -1e9
         logits.bias.assign(bias)

@@ -18,6 +18,8 @@ _EXPORTS = {
     "ImageCaptioningPreprocessor": ".image_captioning",
     "build_image_captioning_model": ".image_captioning",
     "teacher_forcing_split": ".image_captioning",
+    "VideoQAClassifier": ".video_qa",
+    "VideoQAGenerator": ".video_qa",
     "VideoQAModel": ".video_qa",
     "VideoQAPreprocessor": ".video_qa",
     "build_video_qa_model": ".video_qa",

@@ -1,21 +1,19 @@
 """Cached, XLA-compiled text generation shared by the model families that write text.
 
-`CachedTextGeneration` is a mixin for a `keras.Model` whose text decoder is a
-stack of keras-hub `TransformerDecoder` blocks cross-attending to a "memory"
-sequence (image tokens for captioning; fused video-and-question tokens for
-video QA). It decodes inside one XLA-compiled while loop over a fixed-length
-buffer (keras-hub samplers), with a self-attention key/value cache and the
-cross-attention keys and values computed once per input; compiled functions
-are cached per setting, so repeated calls with the same shapes do not retrace
-(`generate_trace_count` counts the traces).
+`CachedTextGeneration` is a mixin for a `keras.Model` whose text is written
+by a `mmzoo.layers.TextDecoder` cross-attending to a "memory" sequence (image
+tokens for captioning; fused video-and-question tokens for video QA). It
+decodes inside one XLA-compiled while loop over a fixed-length buffer
+(keras-hub samplers), with a self-attention key/value cache and the
+cross-attention keys and values computed once per input
+(`TextDecoder.build_cache`); compiled functions are cached per setting, so
+repeated calls with the same shapes do not retrace (`generate_trace_count`
+counts the traces).
 
 A model using it sets, in its constructor:
 
-- `token_embedding` (keras-hub `TokenAndPositionEmbedding`), `decoder_blocks`
-  (list of `TransformerDecoder`), `final_norm`, `logits_dense` (all created
-  by `_build_text_decoder(...)`) and `embedding_dropout`;
-- `vocabulary_size`, `num_heads`, `hidden_dim`, `start_token_id`,
-  `end_token_id`, `pad_token_id`;
+- `text_decoder` (a `mmzoo.layers.TextDecoder`);
+- `vocabulary_size`, `start_token_id`, `end_token_id`, `pad_token_id`;
 - `_generate_functions = {}` and `generate_trace_count = 0`;
 
 and implements `_generation_memory(*inputs)` returning `(memory (batch,
@@ -29,7 +27,6 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from mmzoo.encoders.common import transformer_block
 from mmzoo.layers.validation import check_positive_int
 from mmzoo.data.inputs import check_batch_size
 from mmzoo.data.inputs import check_number
@@ -85,93 +82,11 @@ def make_sampler(method, num_beams=4, k=10, p=0.9, temperature=1.0, seed=None):
 class CachedTextGeneration:
     """Mixin: cached greedy / beam / sampling decoding (see the module docstring)."""
 
-    def _build_text_decoder(
-        self, vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
-        intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
-    ):
-        """Creates the text decoder's layers as attributes (see the module docstring).
-
-        Token + position embedding and its dropout, `num_layers` pre-norm
-        keras-hub `TransformerDecoder` blocks (GELU, cross-attention to the
-        memory), the final norm and the vocabulary logits.
-        """
-        self.token_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-            vocabulary_size=vocabulary_size,
-            sequence_length=sequence_length,
-            embedding_dim=hidden_dim,
-            dtype=dtype,
-            name="token_embedding",
-        )
-        self.embedding_dropout = keras.layers.Dropout(
-            dropout_rate, dtype=dtype, name="embedding_dropout"
-        )
-        self.decoder_blocks = [
-            transformer_block(
-                i, num_heads, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
-                prefix="decoder", decoder=True,
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
-        )
-        self.logits_dense = keras.layers.Dense(vocabulary_size, dtype=dtype, name="logits")
-
     def _generation_memory(self, *inputs):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _generation_sequence_length(self):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def _initial_cache(self, memory, max_length):
-        """Self-attention cache of zeros, cross-attention keys/values computed once."""
-        batch_size = ops.shape(memory)[0]
-        head_dim = self.hidden_dim // self.num_heads
-        self_cache = ops.zeros(
-            (batch_size, len(self.decoder_blocks), 2, max_length, self.num_heads, head_dim),
-            dtype=self.decoder_blocks[0].compute_dtype,
-        )
-        cross_caches = []
-        for block in self.decoder_blocks:
-            attention = block._cross_attention_layer
-            key = attention._key_dense(memory)
-            value = attention._value_dense(memory)
-            cross_caches.append(ops.stack([key, value], axis=1))
-        cross_cache = ops.stack(cross_caches, axis=1)
-        return self_cache, cross_cache
-
-    def call_with_cache(self, token_ids, cache, index):
-        """One decoding step: the token at `index` -> logits for `index + 1`.
-
-        Args:
-            token_ids: `(batch, 1)` int, the token at position `index`.
-            cache: `(self_attention_cache, cross_attention_cache, memory)`, or
-                with a fourth element, the memory's padding mask (int or bool
-                `(batch, memory_length)`).
-            index: int tensor, the position of `token_ids`.
-
-        Returns:
-            `(logits (batch, vocabulary_size), hidden (batch, hidden_dim), cache)`.
-        """
-        self_cache, cross_cache, memory = cache[:3]
-        memory_mask = ops.cast(cache[3], "bool") if len(cache) > 3 else None
-        x = self.token_embedding(token_ids, start_index=index)
-        next_caches = []
-        for i, block in enumerate(self.decoder_blocks):
-            x, next_self_cache, _ = block(
-                decoder_sequence=x,
-                encoder_sequence=memory,
-                encoder_padding_mask=memory_mask,
-                self_attention_cache=self_cache[:, i, ...],
-                self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache[:, i, ...],
-                cross_attention_cache_update_index=None,
-            )
-            next_caches.append(next_self_cache)
-        hidden = self.final_norm(x)
-        logits = ops.cast(self.logits_dense(hidden), "float32")
-        next_cache = (ops.stack(next_caches, axis=1),) + tuple(cache[1:])
-        return logits[:, 0, :], hidden[:, 0, :], next_cache
 
     def _generate_step(self, inputs, sampler, max_length):
         """Decodes a batch; traced once per input shape and sampler."""
@@ -185,7 +100,9 @@ class CachedTextGeneration:
             ],
             axis=1,
         )
-        self_cache, cross_cache = self._initial_cache(memory, max_length)
+        self_cache, cross_cache = self.text_decoder.build_cache(
+            memory, max_length, memory_padding_mask=memory_mask
+        )
         cache = (self_cache, cross_cache, memory)
         if memory_mask is not None:
             # int32, not bool: the beam sampler gathers every cache entry.
@@ -200,8 +117,12 @@ class CachedTextGeneration:
         def next_fn(prompt, cache, index):
             num_samples = ops.shape(prompt)[0]
             token = ops.slice(prompt, [0, index - 1], [num_samples, 1])
-            logits, hidden, cache = self.call_with_cache(token, cache, index - 1)
-            return logits + banned, hidden, cache
+            self_cache, cross_cache, memory = cache[:3]
+            logits, hidden, self_cache = self.text_decoder.call_with_cache(
+                token, index - 1, self_cache, cross_cache, memory,
+                memory_padding_mask=cache[3] if len(cache) > 3 else None,
+            )
+            return logits + banned, hidden, (self_cache,) + tuple(cache[1:])
 
         mask = ops.concatenate(
             [

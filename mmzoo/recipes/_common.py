@@ -218,8 +218,9 @@ def load_run(run_dir, family=None):
     model = keras.saving.load_model(model_path, safe_mode=True)
     # Runs made before `run.json` existed are recognised by their model class.
     model_classes = {f: recipe.model_class for f, recipe in RECIPES.items()}
-    if family is not None and type(model).__name__ != model_classes[family]:
-        other = next((f for f, c in model_classes.items() if c == type(model).__name__), None)
+    class_names = {c.__name__ for c in type(model).__mro__}
+    if family is not None and model_classes[family] not in class_names:
+        other = next((f for f, c in model_classes.items() if c in class_names), None)
         if other is not None:
             raise _other_family_error(run_dir, family, other)
         raise ValueError(

@@ -87,8 +87,8 @@ class Recipe:
 
     Args:
         family: str. The family name (`mmzoo train FAMILY`).
-        model_class: str. The class name of the family's model (recognises
-            runs made before `run.json` existed).
+        model_class: str. The class name of the family's model, or of their
+            base class (recognises runs made before `run.json` existed).
         tower: `(preset, config) -> encoder`: the preset value of the tower
             that decides the examples' shape (an image or video tower, built
             first); raises a clear error for a preset this recipe cannot

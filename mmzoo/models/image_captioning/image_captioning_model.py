@@ -2,6 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from mmzoo.layers import TextDecoder
 from mmzoo.layers.validation import check_divisible
 from mmzoo.layers.validation import check_positive_int
 from mmzoo.layers.validation import check_rate
@@ -22,10 +23,11 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
     """Image encoder + Transformer decoder that writes captions.
 
     A functional graph: `images` -> `image_encoder` (its `sequence_output`) ->
-    linear projection to `hidden_dim` -> `num_layers` pre-norm Transformer
-    decoder blocks (causal self-attention over the caption, cross-attention to
-    the image tokens; keras-hub `TransformerDecoder`) -> final norm ->
-    vocabulary logits (float32, also under mixed precision).
+    linear projection to `hidden_dim` -> `text_decoder`, a
+    `mmzoo.layers.TextDecoder` (`num_layers` pre-norm keras-hub
+    `TransformerDecoder` blocks: causal self-attention over the caption,
+    cross-attention to the image tokens; final norm; vocabulary logits in
+    float32, also under mixed precision).
 
     Training is teacher forcing: inputs are the caption without its last token,
     targets the caption without its first (see `teacher_forcing_split`), and
@@ -117,12 +119,18 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         self.image_projection = keras.layers.Dense(
             hidden_dim, dtype=dtype, name="image_projection"
         )
-        self._build_text_decoder(
-            vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
-            intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
+        self.text_decoder = TextDecoder(
+            vocabulary_size=vocabulary_size,
+            sequence_length=sequence_length,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            dropout_rate=dropout_rate,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+            name="text_decoder",
         )
-        # Softmax statistics in float32 whatever the compute dtype.
-        self.logits_cast = keras.layers.Activation("linear", dtype="float32", name="logits_float32")
 
         # === Functional Model ===
         image_shape = tuple(image_encoder.inputs[0].shape[1:])
@@ -130,10 +138,7 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(sequence_length,), dtype="bool", name="padding_mask")
         image_tokens = self.image_projection(image_encoder(images)["sequence_output"])
-        x = self.embedding_dropout(self.token_embedding(token_ids))
-        for block in self.decoder_blocks:
-            x = block(x, image_tokens, decoder_padding_mask=padding_mask)
-        logits = self.logits_cast(self.logits_dense(self.final_norm(x)))
+        logits = self.text_decoder(token_ids, image_tokens, padding_mask=padding_mask)
         super().__init__(
             inputs={"images": images, "token_ids": token_ids, "padding_mask": padding_mask},
             outputs=logits,
@@ -236,36 +241,21 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         if (
             isinstance(block_index, (bool, np.bool_))
             or not isinstance(block_index, (int, np.integer))
-            or not -len(self.decoder_blocks) <= block_index < len(self.decoder_blocks)
+            or not -self.num_layers <= block_index < self.num_layers
         ):
             raise ValueError(
-                f"`block_index` must be an int in [-{len(self.decoder_blocks)}, "
-                f"{len(self.decoder_blocks)}) (the model's num_layers). "
+                f"`block_index` must be an int in [-{self.num_layers}, "
+                f"{self.num_layers}) (the model's num_layers). "
                 f"Received: block_index={block_index!r}"
             )
-        image_tokens = self.encode_images(images)
-        x = self.token_embedding(ops.convert_to_tensor(token_ids, "int32"))
-        if padding_mask is not None:
-            padding_mask = ops.cast(padding_mask, "bool")
-        target = self.decoder_blocks[int(block_index)]
-        for block in self.decoder_blocks:
-            if block is not target:
-                x = block(x, image_tokens, decoder_padding_mask=padding_mask)
-                continue
-            # The query of the cross-attention, as keras-hub's pre-norm
-            # TransformerDecoder computes it: x + SelfAttention(LN(x)), then
-            # the cross-attention layer norm.
-            mask = block._compute_self_attention_mask(x, padding_mask, None, True, None, None)
-            h = block._self_attention_layer_norm(x)
-            x = x + block._self_attention_layer(query=h, value=h, attention_mask=mask)
-            attention = block._cross_attention_layer
-            query = attention._query_dense(block._cross_attention_layer_norm(x))
-            key = attention._key_dense(image_tokens)
-            value = attention._value_dense(image_tokens)
-            _, scores = attention._compute_attention(
-                query, key, value, return_attention_scores=True
+        return ops.convert_to_numpy(
+            self.text_decoder.cross_attention_scores(
+                ops.convert_to_tensor(token_ids, "int32"),
+                self.encode_images(images),
+                padding_mask=padding_mask,
+                block_index=int(block_index),
             )
-            return ops.cast(scores, "float32")
+        )
 
     # ------------------------------------------------------------ decoding
     def encode_images(self, images):

@@ -5,7 +5,10 @@ from mmzoo import lazy_attributes
 # Public names and the modules that define them (relative to this package).
 _EXPORTS = {
     "ModalityConcat": ".video_qa_layers",
+    "VideoQAClassifier": ".video_qa_model",
+    "VideoQAGenerator": ".video_qa_model",
     "VideoQAModel": ".video_qa_model",
+    "VideoQuestionFusion": ".video_qa_layers",
     "VideoQAPreprocessor": ".video_qa_preprocessor",
     "build_video_qa_model": ".video_qa_model",
     "make_answer_tokenizer": ".video_qa_preprocessor",

@@ -2,10 +2,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmzoo.encoders.common import transformer_block
 from mmzoo.encoders.video_encoder import FoldFrames
 from mmzoo.layers import AttentionPooling
-from mmzoo.layers import CrossModalFusionBlock
+from mmzoo.layers import TextDecoder
 from mmzoo.layers.validation import check_choice
 from mmzoo.layers.validation import check_divisible
 from mmzoo.layers.validation import check_positive_int
@@ -26,138 +25,71 @@ from mmzoo.data.tokenizer import RESERVED_TOKENS
 from mmzoo.data.tokenizer import START_TOKEN
 from mmzoo.models._generation import CachedTextGeneration
 from mmzoo.models.preprocessing import attach_preprocessor
-from mmzoo.models.video_qa.video_qa_layers import ModalityConcat
+from mmzoo.models.video_qa.video_qa_layers import FUSIONS
+from mmzoo.models.video_qa.video_qa_layers import VideoQuestionFusion
 from mmzoo.models.video_qa.video_qa_preprocessor import ANSWER_MODES
 from mmzoo.models.video_qa.video_qa_preprocessor import VideoQAPreprocessor
 from mmzoo.models.video_qa.video_qa_preprocessor import make_answer_tokenizer
 
-FUSIONS = ("cross_attention", "concat")
+# Arguments only the generator takes.
+_GENERATOR_ARGUMENTS = ("num_decoder_layers", "answer_sequence_length")
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class VideoQAModel(CachedTextGeneration, keras.Model):
-    """Answers questions about short videos (or images, as one-frame videos).
+class VideoQAModel(keras.Model):
+    """Base of the video QA models: answers questions about short videos.
 
-    A functional graph: `videos` -> `video_encoder` (its `sequence_output`,
-    e.g. ViViT tubelet tokens or per-frame features) -> linear projection to
-    `hidden_dim`; `question_token_ids` / `question_padding_mask` ->
-    `question_encoder` -> projection; then fusion, then an answer head.
+    Two classes, one graph each, share this trunk: `videos` ->
+    `video_encoder` (its `sequence_output`, e.g. ViViT tubelet tokens or
+    per-frame features); `question_token_ids` / `question_padding_mask` ->
+    `question_encoder`; both -> `video_question_fusion`, a
+    `VideoQuestionFusion` layer (projection to `hidden_dim`, then
+    `num_fusion_layers` cross-attention blocks for
+    `fusion="cross_attention"`, or type embeddings, concatenation and
+    Transformer blocks for `fusion="concat"`). Then an answer head:
 
-    Fusion (`fusion=`):
+    - `VideoQAClassifier`: attention pooling -> MLP -> logits over a closed
+      set of answers.
+    - `VideoQAGenerator`: a `mmzoo.layers.TextDecoder` cross-attending to
+      the fused tokens writes the answer token by token.
 
-    - `"cross_attention"` (default): `num_fusion_layers`
-      `mmzoo.layers.CrossModalFusionBlock`s, in which the question tokens
-      attend to each other and, by cross-modal attention, to every video
-      token. The fused sequence is the question tokens.
-    - `"concat"`: early fusion for comparison; video and question tokens, each
-      with a learned type embedding, are concatenated and mixed by
-      `num_fusion_layers` Transformer encoder blocks.
+    Build either with `build_video_qa_model(..., answer_mode="classify" |
+    "generate")`, or its class. `answer(videos, questions)` returns answer
+    strings for both; `model.answer_mode` says which head a model has. This
+    class is not built directly; `keras.saving.load_model` of a config that
+    names it with an `answer_mode` gives the matching subclass.
 
-    Answer head (`answer_mode=`):
-
-    - `"classify"`: attention pooling of the fused tokens -> MLP -> logits
-      over `answer_vocabulary` (the closed set of answers, index -> string).
-      Train with `mmzoo.losses.SoftTargetCrossEntropy`, which takes one answer
-      id per example or several reference answers (soft VQA targets,
-      `min(count / 3, 1)`).
-    - `"generate"`: a Transformer decoder cross-attending to the fused tokens
-      writes the answer token by token; `answer_vocabulary` is then the
-      answer tokenizer's token list (mmzoo's reserved tokens `[PAD]` at id
-      0, `[UNK]`, `[START]`, `[END]` included), and answers are tokenized
-      and detokenized by the `mmzoo.data.TextTokenizer` of that list
-      (`mmzoo.models.video_qa.make_answer_tokenizer`). Trained by teacher
-      forcing; `generate` decodes with the cached, XLA-compiled loop of the
-      captioning model (greedy, beam, sampling).
-
-    Either way `answer_vocabulary` is part of the config, so a reloaded
-    model, `answer` and the exported SavedModel return answer strings. With
-    a `preprocessor` (the question tokenizer and the video converter, saved
-    in the `.keras` file), `answer` and `generate` take raw clips (arrays of
-    any frame size, lists of frame files or encoded frames) and question
-    strings.
-
-    Args:
-        video_encoder: `keras.Model` taking `videos` `(batch, num_frames,
-            height, width, channels)` and returning a dict with
-            `sequence_output` (every mmzoo video encoder does); or an image
-            encoder taking `(batch, height, width, channels)`, which makes an
-            image VQA model whose `videos` have one frame.
-        question_encoder: `keras.Model` taking `{"token_ids",
-            "padding_mask"}` and returning a dict with `sequence_output`
-            (`mmzoo.encoders.build_text_encoder`).
-        answer_vocabulary: list of str. Answers (classify) or answer tokens
-            (generate).
-        answer_mode: `"classify"` or `"generate"`.
-        fusion: `"cross_attention"` or `"concat"`.
-        num_fusion_layers: int.
-        num_heads: int. Must divide `hidden_dim`.
-        hidden_dim: int. Width of fusion and answer head.
-        intermediate_dim: int.
-        num_decoder_layers: int. Decoder blocks (generate mode).
-        answer_sequence_length: int. Decoder input length (generate mode);
-            answers are packed to `answer_sequence_length + 1` tokens.
-        dropout_rate: float.
-        layer_norm_epsilon: float.
-        preprocessor: `VideoQAPreprocessor` or None. Kept by the model and
-            saved in its `.keras` file; its tokenizer's vocabulary size must
-            be the question encoder's. Its `question_length`, answer
-            settings and video converter are set to the model's when None.
-        **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
-
-    Call inputs:
-        `{"videos": (batch, num_frames, height, width, channels) float in
-        [0, 1], "question_token_ids": (batch, question_length) int32,
-        "question_padding_mask": (batch, question_length) bool}`, plus in
-        generate mode `"answer_token_ids"` and `"answer_padding_mask"`
-        `(batch, answer_sequence_length)`.
-
-    Returns:
-        Classify: logits `(batch, len(answer_vocabulary))`. Generate: logits
-        `(batch, answer_sequence_length, len(answer_vocabulary))`. Float32,
-        also under mixed precision.
-
-    Example:
-
-    ```python
-    video_encoder = mmzoo.presets.build_from_preset("video_encoder_tiny")
-    question_encoder = mmzoo.presets.build_from_preset(
-        "text_encoder_tiny", vocabulary_size=tokenizer.vocabulary_size)
-    model = mmzoo.models.build_video_qa_model(
-        video_encoder, question_encoder,
-        answer_vocabulary=list(mmzoo.data.VIDEO_QA_ANSWERS),
-        preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
-    model.compile(optimizer="adam", loss=mmzoo.losses.SoftTargetCrossEntropy())
-    train = mmzoo.data.video_qa_pipeline(examples, model, batch_size=16)
-    model.fit(train.map(mmzoo.models.video_qa_training_split))
-    model.answer(videos, ["what color is the circle at the end?"])  # ["red"]
-    ```
+    Shared config: `video_encoder`, `question_encoder`, `answer_vocabulary`,
+    `fusion`, `num_fusion_layers`, `num_heads`, `hidden_dim`,
+    `intermediate_dim`, `dropout_rate`, `layer_norm_epsilon`,
+    `preprocessor` (see `VideoQAClassifier`).
     """
 
-    def __init__(
-        self,
-        video_encoder,
-        question_encoder,
-        answer_vocabulary,
-        answer_mode="classify",
-        fusion="cross_attention",
-        num_fusion_layers=2,
-        num_heads=4,
-        hidden_dim=256,
-        intermediate_dim=1024,
-        num_decoder_layers=1,
-        answer_sequence_length=4,
-        dropout_rate=0.1,
-        layer_norm_epsilon=1e-6,
-        preprocessor=None,
-        dtype=None,
-        **kwargs,
+    answer_mode = None
+
+    def __init__(self, *args, **kwargs):
+        if type(self) is VideoQAModel:
+            raise TypeError(
+                "`VideoQAModel` is the base of the video QA models: build a "
+                "`VideoQAClassifier` or a `VideoQAGenerator`, or call "
+                "`build_video_qa_model(..., answer_mode='classify' | 'generate')`."
+            )
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------ building
+    def _build_trunk(
+        self, video_encoder, question_encoder, answer_vocabulary, fusion,
+        num_fusion_layers, num_heads, hidden_dim, intermediate_dim, dropout_rate,
+        layer_norm_epsilon, dtype, num_decoder_layers=1, answer_sequence_length=1,
     ):
-        # Plain Python numbers (NumPy scalars are accepted), for a JSON-clean config.
+        """Checks every argument, creates the shared layers and returns the
+        checked answer vocabulary and the functional graph's `(inputs,
+        fused, fused_mask)`."""
         (
             answer_vocabulary, num_fusion_layers, num_heads, hidden_dim, intermediate_dim,
-            num_decoder_layers, answer_sequence_length, dropout_rate,
+            _, _, dropout_rate,
         ) = _check_arguments(
-            video_encoder, question_encoder, answer_vocabulary, answer_mode, fusion,
+            video_encoder, question_encoder, answer_vocabulary, self.answer_mode, fusion,
             num_fusion_layers, num_heads, hidden_dim, intermediate_dim,
             num_decoder_layers, answer_sequence_length, dropout_rate,
         )
@@ -172,63 +104,19 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         self.fold_frames = (
             FoldFrames(dtype=dtype, name="fold_frames") if is_image_encoder else None
         )
-        self.video_projection = keras.layers.Dense(
-            hidden_dim, dtype=dtype, name="video_projection"
+        self.video_question_fusion = VideoQuestionFusion(
+            fusion=fusion,
+            num_layers=num_fusion_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            dropout_rate=dropout_rate,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+            name="video_question_fusion",
         )
-        self.question_projection = keras.layers.Dense(
-            hidden_dim, dtype=dtype, name="question_projection"
-        )
-        if fusion == "cross_attention":
-            self.modality_concat = None
-            self.fusion_blocks = [
-                CrossModalFusionBlock(
-                    num_heads=num_heads,
-                    intermediate_dim=intermediate_dim,
-                    dropout_rate=dropout_rate,
-                    layer_norm_epsilon=layer_norm_epsilon,
-                    dtype=dtype,
-                    name=f"fusion_block_{i}",
-                )
-                for i in range(num_fusion_layers)
-            ]
-        else:
-            self.modality_concat = ModalityConcat(dtype=dtype, name="modality_concat")
-            self.fusion_blocks = [
-                transformer_block(
-                    i, num_heads, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
-                    prefix="fusion",
-                )
-                for i in range(num_fusion_layers)
-            ]
-        self.fusion_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="fusion_norm"
-        )
-        vocabulary_size = len(answer_vocabulary)
-        # Softmax statistics in float32 whatever the compute dtype.
-        self.logits_cast = keras.layers.Activation(
-            "linear", dtype="float32", name="logits_float32"
-        )
-        self.decoder_blocks = []
-        if answer_mode == "classify":
-            self.answer_pooling = AttentionPooling(
-                num_heads=num_heads, dtype=dtype, name="answer_pooling"
-            )
-            self.answer_hidden = keras.layers.Dense(
-                hidden_dim, activation="gelu", dtype=dtype, name="answer_hidden"
-            )
-            self.answer_dropout = keras.layers.Dropout(
-                dropout_rate, dtype=dtype, name="answer_dropout"
-            )
-            self.logits_dense = keras.layers.Dense(
-                vocabulary_size, dtype=dtype, name="answer_logits"
-            )
-        else:
-            self._build_text_decoder(
-                vocabulary_size, answer_sequence_length, num_decoder_layers, num_heads,
-                hidden_dim, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
-            )
 
-        # === Functional Model ===
+        # === Functional inputs and fused tokens ===
         inputs = {
             "videos": keras.Input(shape=video_shape, name="videos"),
             "question_token_ids": keras.Input(
@@ -241,62 +129,33 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         fused, fused_mask = self._fuse(
             inputs["videos"], inputs["question_token_ids"], inputs["question_padding_mask"]
         )
-        if answer_mode == "classify":
-            pooled = self.answer_pooling(fused, padding_mask=fused_mask)
-            x = self.answer_dropout(self.answer_hidden(pooled))
-            logits = self.logits_cast(self.logits_dense(x))
-        else:
-            inputs["answer_token_ids"] = keras.Input(
-                shape=(answer_sequence_length,), dtype="int32", name="answer_token_ids"
-            )
-            inputs["answer_padding_mask"] = keras.Input(
-                shape=(answer_sequence_length,), dtype="bool", name="answer_padding_mask"
-            )
-            x = self.embedding_dropout(self.token_embedding(inputs["answer_token_ids"]))
-            for block in self.decoder_blocks:
-                x = block(
-                    x, fused,
-                    decoder_padding_mask=inputs["answer_padding_mask"],
-                    encoder_padding_mask=fused_mask,
-                )
-            logits = self.logits_cast(self.logits_dense(self.final_norm(x)))
-        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
-
-        # === Config ===
-        self.answer_vocabulary = answer_vocabulary
-        self.answer_mode = answer_mode
-        self.fusion = fusion
-        self.num_fusion_layers = num_fusion_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.num_decoder_layers = num_decoder_layers
-        self.answer_sequence_length = answer_sequence_length
-        self.dropout_rate = dropout_rate
-        self.layer_norm_epsilon = layer_norm_epsilon
         self.video_shape = video_shape
         self.num_frames = video_shape[0]
         self.question_length = question_length
-        self.vocabulary_size = vocabulary_size
-        ids = {token: i for i, token in enumerate(answer_vocabulary)}
-        self.pad_token_id = ids.get(PAD_TOKEN)
-        self.start_token_id = ids.get(START_TOKEN)
-        self.end_token_id = ids.get(END_TOKEN)
-        answer_settings = {"answer_mode": answer_mode, "answer_vocabulary": answer_vocabulary}
-        if answer_mode == "generate":
-            answer_settings["answer_sequence_length"] = answer_sequence_length
+        return answer_vocabulary, inputs, fused, fused_mask
+
+    def _finish_init(self, preprocessor, answer_vocabulary, **answer_settings):
+        """Config attributes and the preprocessor, after the functional init."""
+        fusion = self.video_question_fusion
+        self.answer_vocabulary = answer_vocabulary
+        self.fusion = fusion.fusion
+        self.num_fusion_layers = fusion.num_layers
+        self.num_heads = fusion.num_heads
+        self.hidden_dim = fusion.hidden_dim
+        self.intermediate_dim = fusion.intermediate_dim
+        self.dropout_rate = fusion.dropout_rate
+        self.layer_norm_epsilon = fusion.layer_norm_epsilon
+        self.vocabulary_size = len(answer_vocabulary)
         self.preprocessor = attach_preprocessor(
-            preprocessor, VideoQAPreprocessor, token_vocabulary_size(question_encoder),
-            question_length=question_length, num_frames=video_shape[0],
-            image_shape=video_shape[1:], **answer_settings,
+            preprocessor, VideoQAPreprocessor, token_vocabulary_size(self.question_encoder),
+            question_length=self.question_length, num_frames=self.num_frames,
+            image_shape=self.video_shape[1:], answer_mode=self.answer_mode,
+            answer_vocabulary=answer_vocabulary, **answer_settings,
         )
         if self.preprocessor is not None and self.preprocessor.video_converter is None:
             self.preprocessor.video_converter = VideoConverter(
-                video_shape[0], video_shape[1:3], name="video_converter"
+                self.num_frames, self.video_shape[1:3], name="video_converter"
             )
-        self._generate_functions = {}
-        self._classify_functions = {}
-        self.generate_trace_count = 0
 
     def get_config(self):
         return {
@@ -312,8 +171,6 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             "num_heads": self.num_heads,
             "hidden_dim": self.hidden_dim,
             "intermediate_dim": self.intermediate_dim,
-            "num_decoder_layers": self.num_decoder_layers,
-            "answer_sequence_length": self.answer_sequence_length,
             "dropout_rate": self.dropout_rate,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "preprocessor": (
@@ -325,6 +182,24 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # `answer_mode` names the class: a config of the base (as every video
+        # QA config names it) gives the matching subclass.
+        mode = config.pop("answer_mode", None)
+        if cls is VideoQAModel:
+            if mode is None:
+                raise ValueError(
+                    "A `VideoQAModel` config must name its `answer_mode` ('classify' or "
+                    f"'generate'). Received: config keys {sorted(config)}"
+                )
+            cls = _model_class(mode)
+        elif mode is not None and mode != cls.answer_mode:
+            raise ValueError(
+                f"A {cls.__name__} has answer_mode={cls.answer_mode!r}. "
+                f"Received: a config with answer_mode={mode!r}"
+            )
+        if cls is VideoQAClassifier:
+            for key in _GENERATOR_ARGUMENTS:
+                config.pop(key, None)
         for key in ("video_encoder", "question_encoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         if isinstance(config.get("preprocessor"), dict):
@@ -339,24 +214,16 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         graph (on symbolic tensors) and by decoding (on real ones)."""
         if self.fold_frames is not None:
             videos = self.fold_frames(videos)
-        video_tokens = self.video_projection(
-            self.video_encoder(videos, training=training)["sequence_output"]
-        )
+        video_tokens = self.video_encoder(videos, training=training)["sequence_output"]
         question_padding_mask = ops.cast(question_padding_mask, "bool")
         question = self.question_encoder(
             {"token_ids": question_token_ids, "padding_mask": question_padding_mask},
             training=training,
         )
-        question_tokens = self.question_projection(question["sequence_output"])
-        if self.modality_concat is None:
-            x, mask = question_tokens, question_padding_mask
-            for block in self.fusion_blocks:
-                x = block(x, video_tokens, padding_mask=mask, training=training)
-        else:
-            x, mask = self.modality_concat(video_tokens, question_tokens, question_padding_mask)
-            for block in self.fusion_blocks:
-                x = block(x, padding_mask=mask, training=training)
-        return self.fusion_norm(x), mask
+        return self.video_question_fusion(
+            video_tokens, question["sequence_output"], question_padding_mask,
+            training=training,
+        )
 
     def encode(self, videos, question_token_ids, question_padding_mask):
         """Fused video-and-question tokens, as the answer head sees them.
@@ -373,60 +240,8 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             training=False,
         )
 
-    def _generation_memory(self, videos, question_token_ids, question_padding_mask):
-        # Backend tensors, not NumPy arrays: on JAX decoding runs eagerly.
-        return self.encode(videos, question_token_ids, question_padding_mask)
-
-    def _generation_sequence_length(self):
-        return "answer_sequence_length", self.answer_sequence_length
 
     # ----------------------------------------------------- input checks
-    def answers_to_ids(self, answers):
-        """Maps answer strings to their index in `answer_vocabulary`.
-
-        For classify-mode training labels; an answer outside the vocabulary is
-        an error (filter such examples first, as `mmzoo.data.video_qa_pipeline`
-        does).
-
-        Args:
-            answers: list of str, or a nested list (several reference answers
-                per example; rows may have different lengths and are padded
-                with -1, which `SoftTargetCrossEntropy` ignores).
-
-        Returns:
-            int32 array `(batch,)` or `(batch, max_references)`.
-        """
-        self._require_mode("classify", "answers_to_ids")
-        ids = {a: i for i, a in enumerate(self.answer_vocabulary)}
-
-        def lookup(answer):
-            answer = answer.decode("utf-8") if isinstance(answer, bytes) else answer
-            if answer not in ids:
-                shown = list(self.answer_vocabulary[:10])
-                more = "..." if len(self.answer_vocabulary) > 10 else ""
-                raise ValueError(
-                    f"Unknown answer {answer!r}: not in the model's `answer_vocabulary` "
-                    f"({len(ids)} answers: {shown}{more}). Drop or remap such examples. "
-                    f"Received: answer={answer!r}"
-                )
-            return ids[answer]
-
-        answers = list(answers)
-        if answers and isinstance(answers[0], (list, tuple, np.ndarray)):
-            width = max(len(row) for row in answers)
-            return np.array(
-                [[lookup(a) for a in row] + [-1] * (width - len(row)) for row in answers],
-                "int32",
-            )
-        return np.array([lookup(a) for a in answers], "int32")
-
-    def _require_mode(self, mode, method):
-        if self.answer_mode != mode:
-            raise ValueError(
-                f"`{method}` needs answer_mode={mode!r}. "
-                f"Received: a model with answer_mode={self.answer_mode!r}"
-            )
-
     def prepare_videos(self, videos):
         """Checks a batch of clips and returns float32 in [0, 1].
 
@@ -537,6 +352,177 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         )
         return token_ids, padding_mask
 
+
+    def _prepare(self, videos, questions):
+        videos = self.prepare_videos(videos)
+        token_ids, padding_mask = self.prepare_questions(questions)
+        _check_same_batch(videos, token_ids)
+        return videos, token_ids, padding_mask
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class VideoQAClassifier(VideoQAModel):
+    """Answers questions about short videos by choosing from a closed answer set.
+
+    A functional graph: `videos` -> `video_encoder` (its `sequence_output`,
+    e.g. ViViT tubelet tokens or per-frame features); `question_token_ids` /
+    `question_padding_mask` -> `question_encoder`; both ->
+    `video_question_fusion` (`VideoQuestionFusion`: projection to
+    `hidden_dim`, then fusion) -> attention pooling of the fused tokens ->
+    MLP -> float32 logits over `answer_vocabulary` (index -> answer string).
+    Train with `mmzoo.losses.SoftTargetCrossEntropy`, which takes one answer
+    id per example or several reference answers (soft VQA targets,
+    `min(count / 3, 1)`).
+
+    Fusion (`fusion=`):
+
+    - `"cross_attention"` (default): `num_fusion_layers`
+      `mmzoo.layers.CrossModalFusionBlock`s, in which the question tokens
+      attend to each other and, by cross-modal attention, to every video
+      token. The fused sequence is the question tokens.
+    - `"concat"`: early fusion for comparison; video and question tokens, each
+      with a learned type embedding, are concatenated and mixed by
+      `num_fusion_layers` Transformer encoder blocks.
+
+    `answer_vocabulary` is part of the config, so a reloaded model, `answer`
+    and the exported SavedModel return answer strings. With a `preprocessor`
+    (the question tokenizer and the video converter, saved in the `.keras`
+    file), `answer` takes raw clips (arrays of any frame size, lists of frame
+    files or encoded frames) and question strings.
+
+    Args:
+        video_encoder: `keras.Model` taking `videos` `(batch, num_frames,
+            height, width, channels)` and returning a dict with
+            `sequence_output` (every mmzoo video encoder does); or an image
+            encoder taking `(batch, height, width, channels)`, which makes an
+            image VQA model whose `videos` have one frame.
+        question_encoder: `keras.Model` taking `{"token_ids",
+            "padding_mask"}` and returning a dict with `sequence_output`
+            (`mmzoo.encoders.build_text_encoder`).
+        answer_vocabulary: list of str. The answers.
+        fusion: `"cross_attention"` or `"concat"`.
+        num_fusion_layers: int.
+        num_heads: int. Must divide `hidden_dim`.
+        hidden_dim: int. Width of fusion and answer head.
+        intermediate_dim: int.
+        dropout_rate: float.
+        layer_norm_epsilon: float.
+        preprocessor: `VideoQAPreprocessor` or None. Kept by the model and
+            saved in its `.keras` file; its tokenizer's vocabulary size must
+            be the question encoder's. Its `question_length`, answer
+            settings and video converter are set to the model's when None.
+        **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
+
+    Call inputs:
+        `{"videos": (batch, num_frames, height, width, channels) float in
+        [0, 1], "question_token_ids": (batch, question_length) int32,
+        "question_padding_mask": (batch, question_length) bool}`.
+
+    Returns:
+        Logits `(batch, len(answer_vocabulary))`, float32 also under mixed
+        precision.
+
+    Example:
+
+    ```python
+    video_encoder = mmzoo.presets.build_from_preset("video_encoder_tiny")
+    question_encoder = mmzoo.presets.build_from_preset(
+        "text_encoder_tiny", vocabulary_size=tokenizer.vocabulary_size)
+    model = mmzoo.models.build_video_qa_model(
+        video_encoder, question_encoder,
+        answer_vocabulary=list(mmzoo.data.VIDEO_QA_ANSWERS),
+        preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
+    model.compile(optimizer="adam", loss=mmzoo.losses.SoftTargetCrossEntropy())
+    train = mmzoo.data.video_qa_pipeline(examples, model, batch_size=16)
+    model.fit(train.map(mmzoo.models.video_qa_training_split))
+    model.answer(videos, ["what color is the circle at the end?"])  # ["red"]
+    ```
+    """
+
+    answer_mode = "classify"
+
+    def __init__(
+        self,
+        video_encoder,
+        question_encoder,
+        answer_vocabulary,
+        fusion="cross_attention",
+        num_fusion_layers=2,
+        num_heads=4,
+        hidden_dim=256,
+        intermediate_dim=1024,
+        dropout_rate=0.1,
+        layer_norm_epsilon=1e-6,
+        preprocessor=None,
+        dtype=None,
+        **kwargs,
+    ):
+        answer_vocabulary, inputs, fused, fused_mask = self._build_trunk(
+            video_encoder, question_encoder, answer_vocabulary, fusion, num_fusion_layers,
+            num_heads, hidden_dim, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
+        )
+        fusion_layer = self.video_question_fusion
+        self.answer_pooling = AttentionPooling(
+            num_heads=fusion_layer.num_heads, dtype=dtype, name="answer_pooling"
+        )
+        self.answer_hidden = keras.layers.Dense(
+            fusion_layer.hidden_dim, activation="gelu", dtype=dtype, name="answer_hidden"
+        )
+        self.answer_dropout = keras.layers.Dropout(
+            fusion_layer.dropout_rate, dtype=dtype, name="answer_dropout"
+        )
+        self.logits_dense = keras.layers.Dense(
+            len(answer_vocabulary), dtype=dtype, name="answer_logits"
+        )
+        # Softmax statistics in float32 whatever the compute dtype.
+        self.logits_cast = keras.layers.Activation(
+            "linear", dtype="float32", name="logits_float32"
+        )
+        pooled = self.answer_pooling(fused, padding_mask=fused_mask)
+        x = self.answer_dropout(self.answer_hidden(pooled))
+        logits = self.logits_cast(self.logits_dense(x))
+        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        self._finish_init(preprocessor, answer_vocabulary)
+        self._classify_functions = {}
+
+    def answers_to_ids(self, answers):
+        """Maps answer strings to their index in `answer_vocabulary`.
+
+        For classify-mode training labels; an answer outside the vocabulary is
+        an error (filter such examples first, as `mmzoo.data.video_qa_pipeline`
+        does).
+
+        Args:
+            answers: list of str, or a nested list (several reference answers
+                per example; rows may have different lengths and are padded
+                with -1, which `SoftTargetCrossEntropy` ignores).
+
+        Returns:
+            int32 array `(batch,)` or `(batch, max_references)`.
+        """
+        ids = {a: i for i, a in enumerate(self.answer_vocabulary)}
+
+        def lookup(answer):
+            answer = answer.decode("utf-8") if isinstance(answer, bytes) else answer
+            if answer not in ids:
+                shown = list(self.answer_vocabulary[:10])
+                more = "..." if len(self.answer_vocabulary) > 10 else ""
+                raise ValueError(
+                    f"Unknown answer {answer!r}: not in the model's `answer_vocabulary` "
+                    f"({len(ids)} answers: {shown}{more}). Drop or remap such examples. "
+                    f"Received: answer={answer!r}"
+                )
+            return ids[answer]
+
+        answers = list(answers)
+        if answers and isinstance(answers[0], (list, tuple, np.ndarray)):
+            width = max(len(row) for row in answers)
+            return np.array(
+                [[lookup(a) for a in row] + [-1] * (width - len(row)) for row in answers],
+                "int32",
+            )
+        return np.array([lookup(a) for a in answers], "int32")
+
     # ----------------------------------------------------------- answering
     def make_classify_function(self, jit_compile=True):
         """The compiled `(videos, token_ids, padding_mask) -> answer ids` function.
@@ -544,7 +530,6 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         XLA-compiled by default; `jit_compile=False` gives a `tf.function`
         without XLA (for comparison). Cached per setting.
         """
-        self._require_mode("classify", "make_classify_function")
         key = "xla" if jit_compile else "graph"
         if key not in self._classify_functions:
 
@@ -572,6 +557,167 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
             self._classify_functions[key] = classify
         return self._classify_functions[key]
 
+    def answer(self, videos, questions, batch_size=32):
+        """Answers questions about clips, as strings.
+
+        Args:
+            videos: clips; see `prepare_videos`. With a preprocessor: arrays
+                `(batch, num_frames, h, w, channels)` of any frame size
+                (uint8, or floats in [0, 1]) or a list of clips, each a list
+                of `num_frames` frame file paths, encoded frames or arrays.
+            questions: list of str, one per clip (needs the preprocessor),
+                or tokenized questions (see `prepare_questions`).
+            batch_size: positive int, or None for all clips at once. Clips
+                per compiled call (the last batch is padded).
+
+        Returns:
+            list of str, one answer per clip (`[]` for no clips, without
+            running the model).
+
+        Example:
+
+        ```python
+        model = keras.saving.load_model("runs/video_qa/model.keras")
+        model.answer([[f"clip/{i}.png" for i in range(8)], uint8_clip],
+                     ["which way does the red circle move?",
+                      "how many shapes are there at the end?"])
+        # ["left", "two"]
+        ```
+        """
+        batch_size = check_batch_size(batch_size)
+        inputs = self._prepare(videos, questions)
+        ids = run_in_batches(
+            self.make_classify_function(), inputs, batch_size,
+            empty=np.zeros((0,), "int32"),
+        )
+        return [self.answer_vocabulary[i] for i in ids]
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class VideoQAGenerator(CachedTextGeneration, VideoQAModel):
+    """Answers questions about short videos by writing the answer token by token.
+
+    The trunk of `VideoQAClassifier` (video and question towers, then
+    `video_question_fusion`), then `text_decoder`, a
+    `mmzoo.layers.TextDecoder` (the decoder of the captioning model)
+    cross-attending to the fused tokens. `answer_vocabulary` is the answer
+    tokenizer's token list (mmzoo's reserved tokens `[PAD]` at id 0,
+    `[UNK]`, `[START]`, `[END]` included), and answers are tokenized and
+    detokenized by the `mmzoo.data.TextTokenizer` of that list
+    (`mmzoo.models.video_qa.make_answer_tokenizer`). Trained by teacher
+    forcing; `generate` and `answer` decode with the cached, XLA-compiled
+    loop of the captioning model (greedy, beam, sampling).
+
+    Args:
+        video_encoder, question_encoder, fusion, num_fusion_layers,
+            num_heads, hidden_dim, intermediate_dim, dropout_rate,
+            layer_norm_epsilon, preprocessor: as for `VideoQAClassifier`.
+        answer_vocabulary: list of str. The answer tokens.
+        num_decoder_layers: int. Decoder blocks.
+        answer_sequence_length: int. Decoder input length; answers are
+            packed to `answer_sequence_length + 1` tokens.
+        **kwargs: `name`, `dtype` (e.g. `"mixed_bfloat16"`), ...
+
+    Call inputs:
+        Those of `VideoQAClassifier`, plus `"answer_token_ids"` int32 and
+        `"answer_padding_mask"` bool `(batch, answer_sequence_length)`.
+
+    Returns:
+        Logits `(batch, answer_sequence_length, len(answer_vocabulary))`,
+        float32 also under mixed precision.
+
+    Example:
+
+    ```python
+    model = mmzoo.models.build_video_qa_model(
+        video_encoder, question_encoder,
+        answer_vocabulary=["[PAD]", "[UNK]", "[START]", "[END]", "red", "green"],
+        answer_mode="generate", answer_sequence_length=3,
+        preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
+    model.answer(videos, questions, method="beam")  # ["red", ...]
+    ```
+    """
+
+    answer_mode = "generate"
+
+    def __init__(
+        self,
+        video_encoder,
+        question_encoder,
+        answer_vocabulary,
+        fusion="cross_attention",
+        num_fusion_layers=2,
+        num_heads=4,
+        hidden_dim=256,
+        intermediate_dim=1024,
+        num_decoder_layers=1,
+        answer_sequence_length=4,
+        dropout_rate=0.1,
+        layer_norm_epsilon=1e-6,
+        preprocessor=None,
+        dtype=None,
+        **kwargs,
+    ):
+        answer_vocabulary, inputs, fused, fused_mask = self._build_trunk(
+            video_encoder, question_encoder, answer_vocabulary, fusion, num_fusion_layers,
+            num_heads, hidden_dim, intermediate_dim, dropout_rate, layer_norm_epsilon, dtype,
+            num_decoder_layers=num_decoder_layers,
+            answer_sequence_length=answer_sequence_length,
+        )
+        fusion_layer = self.video_question_fusion
+        self.text_decoder = TextDecoder(
+            vocabulary_size=len(answer_vocabulary),
+            sequence_length=answer_sequence_length,
+            num_layers=num_decoder_layers,
+            num_heads=fusion_layer.num_heads,
+            hidden_dim=fusion_layer.hidden_dim,
+            intermediate_dim=fusion_layer.intermediate_dim,
+            dropout_rate=fusion_layer.dropout_rate,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+            name="text_decoder",
+        )
+        answer_sequence_length = self.text_decoder.sequence_length
+        inputs["answer_token_ids"] = keras.Input(
+            shape=(answer_sequence_length,), dtype="int32", name="answer_token_ids"
+        )
+        inputs["answer_padding_mask"] = keras.Input(
+            shape=(answer_sequence_length,), dtype="bool", name="answer_padding_mask"
+        )
+        logits = self.text_decoder(
+            inputs["answer_token_ids"], fused,
+            padding_mask=inputs["answer_padding_mask"], memory_padding_mask=fused_mask,
+        )
+        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        self.num_decoder_layers = self.text_decoder.num_layers
+        self.answer_sequence_length = answer_sequence_length
+        self._finish_init(
+            preprocessor, answer_vocabulary, answer_sequence_length=answer_sequence_length
+        )
+        ids = {token: i for i, token in enumerate(answer_vocabulary)}
+        self.pad_token_id = ids[PAD_TOKEN]
+        self.start_token_id = ids[START_TOKEN]
+        self.end_token_id = ids[END_TOKEN]
+        self._generate_functions = {}
+        self.generate_trace_count = 0
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_decoder_layers": self.num_decoder_layers,
+                "answer_sequence_length": self.answer_sequence_length,
+            }
+        )
+        return config
+
+    def _generation_memory(self, videos, question_token_ids, question_padding_mask):
+        # Backend tensors, not NumPy arrays: on JAX decoding runs eagerly.
+        return self.encode(videos, question_token_ids, question_padding_mask)
+
+    def _generation_sequence_length(self):
+        return "answer_sequence_length", self.answer_sequence_length
+
     def generate(
         self,
         videos,
@@ -585,7 +731,7 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         seed=None,
         batch_size=None,
     ):
-        """Writes answers token by token (generate mode).
+        """Writes answers token by token.
 
         Every argument is checked in NumPy before anything is compiled.
 
@@ -621,11 +767,7 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         return tokens
 
     def _generate_tokens(self, videos, questions, batch_size=None, **settings):
-        self._require_mode("generate", "generate")
-        videos = self.prepare_videos(videos)
-        token_ids, padding_mask = self.prepare_questions(questions)
-        _check_same_batch(videos, token_ids)
-        return self._generate_batched((videos, token_ids, padding_mask), batch_size, **settings)
+        return self._generate_batched(self._prepare(videos, questions), batch_size, **settings)
 
     def detokenize(self, token_ids):
         """Generated answer token ids `(batch, length)` -> list of str.
@@ -635,7 +777,6 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         `[END]`, drop `[PAD]` and `[START]`, join WordPiece `##` suffixes to
         their word, words by spaces.
         """
-        self._require_mode("generate", "detokenize")
         token_ids = np.asarray(token_ids)
         if not len(token_ids):
             return []
@@ -655,7 +796,7 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
                 or tokenized questions (see `prepare_questions`).
             batch_size: positive int, or None for all clips at once. Clips
                 per compiled call (the last batch is padded).
-            **generate_kwargs: decoding settings for generate mode (`method`,
+            **generate_kwargs: decoding settings of `generate` (`method`,
                 `num_beams`, `max_length`...).
 
         Returns:
@@ -672,25 +813,13 @@ class VideoQAModel(CachedTextGeneration, keras.Model):
         # ["left", "two"]
         ```
         """
-        if self.answer_mode == "generate":
-            tokens = self._generate_tokens(
-                videos, questions, batch_size=batch_size, **generate_kwargs
-            )
-            return self.detokenize(tokens)
-        if generate_kwargs:
-            raise ValueError(
-                "Decoding settings apply to answer_mode='generate' only. "
-                f"Received: {sorted(generate_kwargs)}"
-            )
-        batch_size = check_batch_size(batch_size)
-        videos = self.prepare_videos(videos)
-        token_ids, padding_mask = self.prepare_questions(questions)
-        _check_same_batch(videos, token_ids)
-        ids = run_in_batches(
-            self.make_classify_function(), (videos, token_ids, padding_mask), batch_size,
-            empty=np.zeros((0,), "int32"),
-        )
-        return [self.answer_vocabulary[i] for i in ids]
+        tokens = self._generate_tokens(videos, questions, batch_size=batch_size, **generate_kwargs)
+        return self.detokenize(tokens)
+
+
+def _model_class(answer_mode):
+    check_choice("answer_mode", answer_mode, ANSWER_MODES)
+    return VideoQAGenerator if answer_mode == "generate" else VideoQAClassifier
 
 
 def _check_same_batch(videos, token_ids):
@@ -780,25 +909,29 @@ def build_video_qa_model(
     num_heads=4,
     hidden_dim=256,
     intermediate_dim=1024,
-    num_decoder_layers=1,
-    answer_sequence_length=4,
+    num_decoder_layers=None,
+    answer_sequence_length=None,
     dropout_rate=0.1,
     preprocessor=None,
     name="video_qa",
     dtype=None,
 ):
-    """Builds a `VideoQAModel` (see its docstring for every argument).
+    """Builds a `VideoQAClassifier` or a `VideoQAGenerator`.
+
+    See their docstrings for every argument.
 
     Args:
         video_encoder: any mmzoo video encoder (`build_video_encoder`,
             `build_frame_video_encoder`), or an image encoder for image VQA.
         question_encoder: a text encoder (`build_text_encoder`).
-        answer_vocabulary: list of str. The answers (classify mode) or answer
-            tokens (generate mode), index -> string; stored in the config.
-        answer_mode: `"classify"` or `"generate"`.
+        answer_vocabulary: list of str. The answers (classify) or answer
+            tokens (generate), index -> string; stored in the config.
+        answer_mode: `"classify"` (a `VideoQAClassifier`) or `"generate"`
+            (a `VideoQAGenerator`).
         fusion: `"cross_attention"` or `"concat"`.
         num_fusion_layers, num_heads, hidden_dim, intermediate_dim: ints.
-        num_decoder_layers, answer_sequence_length: ints (generate mode).
+        num_decoder_layers, answer_sequence_length: ints, generate mode only
+            (default 1 and 4); an error with `answer_mode="classify"`.
         dropout_rate: float.
         preprocessor: `VideoQAPreprocessor` or None (the question tokenizer
             and video converter the model keeps and saves).
@@ -806,7 +939,7 @@ def build_video_qa_model(
         dtype: dtype or policy name (e.g. `"mixed_bfloat16"`).
 
     Returns:
-        A `VideoQAModel`.
+        A `VideoQAClassifier` or a `VideoQAGenerator` (both `VideoQAModel`s).
 
     Example:
 
@@ -819,22 +952,35 @@ def build_video_qa_model(
         preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
     ```
     """
-    return VideoQAModel(
+    cls = _model_class(answer_mode)
+    decoder_settings = {
+        key: value
+        for key, value in (
+            ("num_decoder_layers", num_decoder_layers),
+            ("answer_sequence_length", answer_sequence_length),
+        )
+        if value is not None
+    }
+    if cls is VideoQAClassifier and decoder_settings:
+        raise ValueError(
+            f"{sorted(decoder_settings)} set the answer decoder of answer_mode='generate'; "
+            "a classify-mode model has none. "
+            f"Received: answer_mode='classify' with {decoder_settings}"
+        )
+    return cls(
         video_encoder,
         question_encoder,
         answer_vocabulary,
-        answer_mode=answer_mode,
         fusion=fusion,
         num_fusion_layers=num_fusion_layers,
         num_heads=num_heads,
         hidden_dim=hidden_dim,
         intermediate_dim=intermediate_dim,
-        num_decoder_layers=num_decoder_layers,
-        answer_sequence_length=answer_sequence_length,
         dropout_rate=dropout_rate,
         preprocessor=preprocessor,
         name=name,
         dtype=dtype,
+        **decoder_settings,
     )
 
 

@@ -44,7 +44,7 @@ def make_answer_tokenizer(answer_vocabulary, answer_sequence_length):
     reserved tokens included); answers are packed to
     `answer_sequence_length + 1` tokens (start, answer, end, padding), which
     `video_qa_training_split` cuts into the decoder's input and target.
-    Training (`VideoQAPreprocessor.preprocess_answers`), `VideoQAModel.answer`
+    Training (`VideoQAPreprocessor.preprocess_answers`), `VideoQAGenerator.answer`
     and the exported SavedModel all detokenize with it.
     """
     return _answer_tokenizer(tuple(answer_vocabulary), int(answer_sequence_length) + 1)

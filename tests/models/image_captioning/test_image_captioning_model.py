@@ -82,7 +82,7 @@ class ImageCaptioningModelTest(TestCase):
 
     def test_mixed_precision_logits_stay_float32(self):
         model = self.builder(dtype="mixed_bfloat16", **self.init_kwargs)
-        self.assertEqual(model.get_layer("decoder_block_0").compute_dtype, "bfloat16")
+        self.assertEqual(model.text_decoder.decoder_blocks[0].compute_dtype, "bfloat16")
         self.assertEqual(keras.backend.standardize_dtype(model(self.input_data).dtype), "float32")
         self.assertEqual(model.generate(self.images, max_length=4).shape, (3, 4))
 
@@ -136,7 +136,7 @@ class ImageCaptioningModelTest(TestCase):
         self.assertTrue(np.all(np.isfinite(losses)))
         self.assertLess(losses[1], losses[0])
         # The Keras variable wraps a MirroredVariable: one copy per device.
-        replica_kernels = model.get_layer("logits").kernel.value.values
+        replica_kernels = model.text_decoder.logits_dense.kernel.value.values
         self.assertLen(replica_kernels, 2)
         self.assertAllClose(replica_kernels[0], replica_kernels[1])
 
@@ -150,11 +150,11 @@ class ImageCaptioningModelTest(TestCase):
         self.assertAllClose(scores.sum(-1), np.ones((3, 2, 6)), atol=1e-5)
         # These are the weights the block really uses: its cross-attention
         # output equals the weighted sum of its values.
-        block = model.decoder_blocks[-1]
+        block = model.text_decoder.decoder_blocks[-1]
         attention = block._cross_attention_layer
         image_tokens = model.encode_images(x["images"])
-        first = model.decoder_blocks[0](
-            model.token_embedding(x["token_ids"]), image_tokens, decoder_padding_mask=x["padding_mask"]
+        first = model.text_decoder.decoder_blocks[0](
+            model.text_decoder.token_embedding(x["token_ids"]), image_tokens, decoder_padding_mask=x["padding_mask"]
         )
         mask = block._compute_self_attention_mask(first, x["padding_mask"], None, True, None, None)
         h = block._self_attention_layer_norm(first)
@@ -219,7 +219,7 @@ class GenerationTest(TestCase):
 
     def test_cached_greedy_equals_full_rerun_with_end_tokens(self):
         # Raise the end token's bias until some rows stop early and others not.
-        bias = self.model.get_layer("logits").bias
+        bias = self.model.text_decoder.logits_dense.bias
         for boost in np.linspace(0.0, 5.0, 21):
             bias.assign(np.where(np.arange(12) == 3, boost, 0.0).astype("float32"))
             expected = reference_greedy(self.model, self.images, 6)
@@ -230,7 +230,7 @@ class GenerationTest(TestCase):
         self.assertAllEqual(self.model.generate(self.images), expected)
 
     def test_tokens_after_end_are_padding(self):
-        bias = self.model.get_layer("logits").bias
+        bias = self.model.text_decoder.logits_dense.bias
         bias.assign(np.where(np.arange(12) == 3, 50.0, 0.0).astype("float32"))
         tokens = self.model.generate(self.images, method="top_k", k=3, seed=0)
         self.assertAllEqual(tokens[:, 0], [3, 3, 3, 3])
@@ -263,7 +263,7 @@ class GenerationTest(TestCase):
             return np.take_along_axis(logp, tokens[..., None], -1)[..., 0].sum(-1)
 
         # No end token in reach: every sequence has the full length.
-        bias = self.model.get_layer("logits").bias
+        bias = self.model.text_decoder.logits_dense.bias
         bias.assign(np.where(np.arange(12) == 3, -100.0, 0.0).astype("float32"))
         greedy = self.model.generate(self.images, method="greedy")
         beam = self.model.generate(self.images, method="beam", num_beams=4)
@@ -288,7 +288,7 @@ class GenerationTest(TestCase):
             self.assertEqual(caption, " ".join(words))
 
     def test_never_generates_pad_or_start(self):
-        bias = self.model.get_layer("logits").bias
+        bias = self.model.text_decoder.logits_dense.bias
         bias.assign(np.where(np.isin(np.arange(12), [0, 2]), 50.0, 0.0).astype("float32"))
         tokens = self.model.generate(self.images)
         self.assertFalse(np.isin(tokens, [0, 2]).any())

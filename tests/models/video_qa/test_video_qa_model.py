@@ -12,6 +12,8 @@ from mmzoo.encoders import build_video_encoder
 from mmzoo.encoders import build_vit_image_encoder
 from mmzoo.losses import MaskedSequenceCrossEntropy
 from mmzoo.losses import SoftTargetCrossEntropy
+from mmzoo.models import VideoQAClassifier
+from mmzoo.models import VideoQAGenerator
 from mmzoo.models import VideoQAModel
 from mmzoo.models import build_video_qa_model
 from mmzoo.models import VideoQAPreprocessor
@@ -103,6 +105,7 @@ class VideoQAModelTest(TestCase):
             self.builder, self.init_kwargs, self.input_data, (3, 5),
             run_mixed_precision_check=False,
         )
+        self.assertIsInstance(model, VideoQAClassifier)
         self.assertIsInstance(model, VideoQAModel)
 
     @pytest.mark.slow
@@ -111,7 +114,8 @@ class VideoQAModelTest(TestCase):
             self.builder, self.generate_kwargs(fusion="concat"), self.generate_inputs(),
             (3, 3, 9), run_mixed_precision_check=False,
         )
-        self.assertEqual(model.get_layer("modality_concat").name, "modality_concat")
+        self.assertIsInstance(model, VideoQAGenerator)
+        self.assertEqual(model.video_question_fusion.modality_concat.name, "modality_concat")
 
     def test_other_combinations_run(self):
         out = self.builder(**self.init_kwargs, fusion="concat")(self.input_data)
@@ -121,7 +125,7 @@ class VideoQAModelTest(TestCase):
 
     def test_mixed_precision_logits_stay_float32(self):
         model = self.builder(dtype="mixed_bfloat16", **self.init_kwargs)
-        self.assertEqual(model.get_layer("fusion_block_0").compute_dtype, "bfloat16")
+        self.assertEqual(model.video_question_fusion.blocks[0].compute_dtype, "bfloat16")
         self.assertEqual(keras.backend.standardize_dtype(model(self.input_data).dtype), "float32")
 
     def test_question_padding_is_ignored(self):
@@ -288,9 +292,9 @@ class VideoQAModelTest(TestCase):
             model.answer(self.videos, {k: v[:, :5] for k, v in self.questions.items()})
         with self.assertRaisesRegex(ValueError, "Unknown answer 'purple'.*Received: answer='purple'"):
             model.answers_to_ids(["red", "purple"])
-        with self.assertRaisesRegex(ValueError, "needs answer_mode='generate'"):
-            model.generate(self.videos, self.questions)
-        with self.assertRaisesRegex(ValueError, r"apply to answer_mode='generate' only. Received: \['method'\]"):
+        # A classifier has no decoder: no `generate`, no decoding settings.
+        self.assertFalse(hasattr(model, "generate"))
+        with self.assertRaisesRegex(TypeError, "method"):
             model.answer(self.videos, self.questions, method="beam")
         generator = self.builder(**self.generate_kwargs())
         # No preprocessor: token ids, an empty array for no clips.
@@ -301,8 +305,41 @@ class VideoQAModelTest(TestCase):
         self.assertEqual((empty.shape, empty.dtype), ((0, 2), np.int32))
         with self.assertRaisesRegex(ValueError, "Received: max_length=4"):
             generator.generate(self.videos, self.questions, max_length=4)
-        with self.assertRaisesRegex(ValueError, "needs answer_mode='classify'"):
-            generator.answers_to_ids(["red"])
+        self.assertFalse(hasattr(generator, "answers_to_ids"))
+
+    def test_one_class_per_answer_mode(self):
+        classifier = self.builder(**self.init_kwargs)
+        generator = self.builder(**self.generate_kwargs())
+        self.assertEqual(
+            (type(classifier), classifier.answer_mode, type(generator), generator.answer_mode),
+            (VideoQAClassifier, "classify", VideoQAGenerator, "generate"),
+        )
+        # Both share the fusion layer's class and weights layout; only the
+        # generator has a text decoder.
+        self.assertEqual(
+            [w.path for w in classifier.video_question_fusion.weights],
+            [w.path for w in generator.video_question_fusion.weights],
+        )
+        self.assertFalse(hasattr(classifier, "text_decoder"))
+        self.assertEqual(generator.text_decoder.sequence_length, 3)
+        self.assertNotIn("answer_sequence_length", classifier.get_config())
+        # A config naming the base class and its answer_mode gives the subclass.
+        for model in (classifier, generator):
+            config = keras.saving.serialize_keras_object(model)
+            config["class_name"] = "VideoQAModel"
+            restored = keras.saving.deserialize_keras_object(config)
+            self.assertIs(type(restored), type(model))
+            self.assertEqual(restored.get_config(), model.get_config())
+        config = classifier.get_config()
+        config["answer_mode"] = "generate"
+        with self.assertRaisesRegex(ValueError, "A VideoQAClassifier has answer_mode='classify'"):
+            VideoQAClassifier.from_config(config)
+        with self.assertRaisesRegex(TypeError, "build a `VideoQAClassifier` or a `VideoQAGenerator`"):
+            VideoQAModel(*tiny_towers(4, None), ANSWERS)
+        with self.assertRaisesRegex(
+            ValueError, r"Received: answer_mode='classify' with \{'answer_sequence_length': 3\}"
+        ):
+            self.builder(**self.init_kwargs, answer_sequence_length=3)
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "Received: hidden_dim=8"):
