@@ -39,6 +39,7 @@ from mmzoo.data.preprocessing import special_token_ids
 from mmzoo.models import ImageCaptioningPreprocessor
 from mmzoo.models.dual_encoder import DualEncoderPreprocessor
 from mmzoo.testing import TestCase
+from mmzoo.testing import rewrite_archive
 
 TEXTS = ["a small red circle", "a large blue square", ""]
 SEQUENCE_LENGTH = 16
@@ -504,16 +505,6 @@ class SentencePieceTokenizerTest(TestCase):
 
 
 # ------------------------------------------------------- vocabulary assets
-def rewrite_archive(source, target, edit):
-    """Copies a `.keras` zip, each member through `edit(name, data)` (None drops it)."""
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
-        for item in zin.infolist():
-            data = edit(item.filename, zin.read(item.filename))
-            if data is not None:
-                zout.writestr(item, data)
-    return target
-
-
 def _drop_assets(name, data):
     return None if name.startswith("assets/") else data
 

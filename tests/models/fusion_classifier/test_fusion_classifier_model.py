@@ -24,6 +24,7 @@ from mmzoo.models.fusion_classifier import GatedModalityUnit
 from mmzoo.models.fusion_classifier import SequenceMask
 from mmzoo.models.fusion_classifier import WeightedLogitAverage
 from mmzoo.testing import TestCase
+from mmzoo.testing import rewrite_archive
 from mmzoo.training import get_strategy
 
 
@@ -369,16 +370,6 @@ VOCABULARY_ASSET = "assets/preprocessor/tokenizer/vocabulary.txt"
 def classifier_preprocessor(**kwargs):
     kwargs = {"image_converter": (16, 16), "class_names": ["a", "b", "c"], **kwargs}
     return FusionClassifierPreprocessor(TextTokenizer(VOCABULARY), **kwargs)
-
-
-def rewrite_archive(source, target, edit):
-    """Copies a `.keras` zip, each member through `edit(name, data)` (None drops it)."""
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
-        for item in zin.infolist():
-            data = edit(item.filename, zin.read(item.filename))
-            if data is not None:
-                zout.writestr(item, data)
-    return target
 
 
 class FusionClassifierRawInputTest(TestCase):
