@@ -16,6 +16,8 @@ from mmzoo.layers.validation import check_positive_int
 from mmzoo.layers.validation import check_rate
 from mmzoo.models.dual_encoder.dual_encoder_preprocessor import DualEncoderPreprocessor
 from mmzoo.models.preprocessing import attach_preprocessor
+from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.saving import model_config
 
 # Constructor arguments of the projection and head, common to both classes.
 HEAD_ARGUMENTS = (
@@ -262,9 +264,6 @@ class ContrastiveEncoder(keras.Model):
     `_set_head_config`.
     """
 
-    # Config keys holding serialized Keras objects (towers, preprocessor).
-    _OBJECT_KEYS = ("preprocessor",)
-
     def _make_projection(self, name, projection_dim, projection_intermediate_dim,
                          dropout_rate, dtype):
         return ProjectionHead(
@@ -303,27 +302,14 @@ class ContrastiveEncoder(keras.Model):
             setattr(self, name, values[name])
         self._encode_functions = {}
 
-    def _head_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            **{name: getattr(self, name) for name in HEAD_ARGUMENTS},
-            "preprocessor": (
-                None if self.preprocessor is None
-                else keras.saving.serialize_keras_object(self.preprocessor)
-            ),
-        }
+    def _model_config(self, **fields):
+        return model_config(
+            self, **{name: getattr(self, name) for name in HEAD_ARGUMENTS}, **fields
+        )
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in cls._OBJECT_KEYS:
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**deserialize_model_config(config))
 
     # ------------------------------------------------------------- loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

@@ -103,8 +103,6 @@ class DualEncoder(ContrastiveEncoder):
     ```
     """
 
-    _OBJECT_KEYS = ("image_encoder", "text_encoder", "preprocessor")
-
     def __init__(
         self,
         image_encoder,
@@ -200,13 +198,12 @@ class DualEncoder(ContrastiveEncoder):
         )
 
     def get_config(self):
-        return {
-            **self._head_config(),
-            "image_encoder": keras.saving.serialize_keras_object(self.image_encoder),
-            "text_encoder": keras.saving.serialize_keras_object(self.text_encoder),
-            "freeze_image_encoder": self.freeze_image_encoder,
-            "freeze_text_encoder": self.freeze_text_encoder,
-        }
+        return self._model_config(
+            image_encoder=self.image_encoder,
+            text_encoder=self.text_encoder,
+            freeze_image_encoder=self.freeze_image_encoder,
+            freeze_text_encoder=self.freeze_text_encoder,
+        )
 
     @classmethod
     def from_config(cls, config):

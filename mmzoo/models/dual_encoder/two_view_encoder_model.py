@@ -80,8 +80,6 @@ class TwoViewEncoder(ContrastiveEncoder):
     ```
     """
 
-    _OBJECT_KEYS = ("encoder", "second_encoder", "preprocessor")
-
     def __init__(
         self,
         encoder,
@@ -189,16 +187,12 @@ class TwoViewEncoder(ContrastiveEncoder):
         )
 
     def get_config(self):
-        return {
-            **self._head_config(),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "second_encoder": (
-                None if self.second_encoder is None
-                else keras.saving.serialize_keras_object(self.second_encoder)
-            ),
-            "freeze_encoder": self.freeze_encoder,
-            "freeze_second_encoder": self.freeze_second_encoder,
-        }
+        return self._model_config(
+            encoder=self.encoder,
+            second_encoder=self.second_encoder,
+            freeze_encoder=self.freeze_encoder,
+            freeze_second_encoder=self.freeze_second_encoder,
+        )
 
     # ------------------------------------------------------- embeddings
     def _view(self, view):

@@ -26,6 +26,8 @@ from mmzoo.models.fusion_classifier.fusion_classifier_preprocessor import (
     FusionClassifierPreprocessor,
 )
 from mmzoo.models.preprocessing import attach_preprocessor
+from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.saving import model_config
 
 FUSION_TYPES = ("early", "late", "attention", "gated")
 
@@ -462,38 +464,22 @@ class FusionClassifier(keras.Model):
         return {"token_ids": token_ids, "padding_mask": padding_mask}
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "encoders": {
-                m: keras.saving.serialize_keras_object(e) for m, e in self.encoders.items()
-            },
-            "num_classes": self.num_classes,
-            "fusion": self.fusion,
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "num_layers": self.num_layers,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout_rate": self.dropout_rate,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "preprocessor": (
-                None if self.preprocessor is None
-                else keras.saving.serialize_keras_object(self.preprocessor)
-            ),
-        }
+        return model_config(
+            self,
+            encoders=self.encoders,
+            num_classes=self.num_classes,
+            fusion=self.fusion,
+            hidden_dim=self.hidden_dim,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
+            intermediate_dim=self.intermediate_dim,
+            dropout_rate=self.dropout_rate,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+        )
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["encoders"] = {
-            m: keras.saving.deserialize_keras_object(e) for m, e in config["encoders"].items()
-        }
-        if isinstance(config.get("preprocessor"), dict):
-            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**deserialize_model_config(config))
 
 
 # ------------------------------------------------------------------ wiring

@@ -12,6 +12,8 @@ from mmzoo.models.image_captioning.image_captioning_preprocessor import (
     ImageCaptioningPreprocessor,
 )
 from mmzoo.models.preprocessing import attach_preprocessor
+from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.saving import model_config
 from mmzoo.models.preprocessing import special_ids_from
 from mmzoo.data.inputs import check_padding_mask
 from mmzoo.data.inputs import check_token_ids
@@ -167,37 +169,25 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
         self.generate_trace_count = 0
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "image_encoder": keras.saving.serialize_keras_object(self.image_encoder),
-            "vocabulary_size": self.vocabulary_size,
-            "sequence_length": self.sequence_length,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout_rate": self.dropout_rate,
-            "start_token_id": self.start_token_id,
-            "end_token_id": self.end_token_id,
-            "pad_token_id": self.pad_token_id,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "preprocessor": (
-                None if self.preprocessor is None
-                else keras.saving.serialize_keras_object(self.preprocessor)
-            ),
-        }
+        return model_config(
+            self,
+            image_encoder=self.image_encoder,
+            vocabulary_size=self.vocabulary_size,
+            sequence_length=self.sequence_length,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            hidden_dim=self.hidden_dim,
+            intermediate_dim=self.intermediate_dim,
+            dropout_rate=self.dropout_rate,
+            start_token_id=self.start_token_id,
+            end_token_id=self.end_token_id,
+            pad_token_id=self.pad_token_id,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+        )
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["image_encoder"] = keras.saving.deserialize_keras_object(config["image_encoder"])
-        if isinstance(config.get("preprocessor"), dict):
-            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**deserialize_model_config(config))
 
     # ------------------------------------------------------- inspection
     def cross_attention_scores(self, images, token_ids, padding_mask=None, block_index=-1):

@@ -25,6 +25,8 @@ from mmzoo.data.tokenizer import RESERVED_TOKENS
 from mmzoo.data.tokenizer import START_TOKEN
 from mmzoo.models._generation import CachedTextGeneration
 from mmzoo.models.preprocessing import attach_preprocessor
+from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.saving import model_config
 from mmzoo.models.video_qa.video_qa_layers import FUSIONS
 from mmzoo.models.video_qa.video_qa_layers import VideoQuestionFusion
 from mmzoo.models.video_qa.video_qa_preprocessor import ANSWER_MODES
@@ -158,26 +160,20 @@ class VideoQAModel(keras.Model):
             )
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "video_encoder": keras.saving.serialize_keras_object(self.video_encoder),
-            "question_encoder": keras.saving.serialize_keras_object(self.question_encoder),
-            "answer_vocabulary": list(self.answer_vocabulary),
-            "answer_mode": self.answer_mode,
-            "fusion": self.fusion,
-            "num_fusion_layers": self.num_fusion_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout_rate": self.dropout_rate,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "preprocessor": (
-                None if self.preprocessor is None
-                else keras.saving.serialize_keras_object(self.preprocessor)
-            ),
-        }
+        return model_config(
+            self,
+            video_encoder=self.video_encoder,
+            question_encoder=self.question_encoder,
+            answer_vocabulary=list(self.answer_vocabulary),
+            answer_mode=self.answer_mode,
+            fusion=self.fusion,
+            num_fusion_layers=self.num_fusion_layers,
+            num_heads=self.num_heads,
+            hidden_dim=self.hidden_dim,
+            intermediate_dim=self.intermediate_dim,
+            dropout_rate=self.dropout_rate,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+        )
 
     @classmethod
     def from_config(cls, config):
@@ -200,13 +196,7 @@ class VideoQAModel(keras.Model):
         if cls is VideoQAClassifier:
             for key in _GENERATOR_ARGUMENTS:
                 config.pop(key, None)
-        for key in ("video_encoder", "question_encoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        if isinstance(config.get("preprocessor"), dict):
-            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**deserialize_model_config(config))
 
     # ---------------------------------------------------------- encoding
     def _fuse(self, videos, question_token_ids, question_padding_mask, training=None):
