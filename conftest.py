@@ -9,12 +9,21 @@
 * Turns TensorFlow's op determinism off again after a test that turned it on
   (`mmzoo train` and the recipes do, process-wide), so that it does not leak
   into the tests that run after it in the same worker.
+* Compiles XLA programs without LLVM's optimisation passes: the suite's
+  models are tiny and run a few steps, so compiling dominates; XLA's own
+  graph passes, and so what is computed, are unchanged. Set in the
+  environment, so the processes tests start (the `mmzoo` command, a fresh
+  process loading a `.keras` file, the JAX backend) compile the same way.
+  Benchmarks do not import this file.
 """
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+_FAST_XLA_COMPILE = "--xla_backend_optimization_level=0"
+if _FAST_XLA_COMPILE not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_XLA_COMPILE}".strip()
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

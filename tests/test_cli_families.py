@@ -101,14 +101,17 @@ class FamilyArgumentsTest(TestCase):
 class FamilyRunTest(TestCase):
     """Train (and resume), evaluate and export each family from the command line."""
 
-    def run_family(self, family, extra=(), export=True):
+    def run_family(self, family, extra=(), export=True, resume=False):
         model_dir = os.path.join(self.get_temp_dir(), family)
         common = ["--model-dir", model_dir, "--num-examples", "128", "--batch-size", "16",
                   "--checkpoint-every", "3", *extra]
         self.assertEqual(cli.main(["train", family, "--steps", "3", *common]), 0)
-        self.assertEqual(cli.main(["train", family, "--steps", "6", *common]), 0)
+        if resume:
+            # The Trainer's resume is the same for every family; test_cli.py
+            # resumes a captioning run, this a second family's.
+            self.assertEqual(cli.main(["train", family, "--steps", "6", *common]), 0)
         steps = metric_steps(model_dir)
-        self.assertEqual(steps[-1], 6)
+        self.assertEqual(steps[-1], 6 if resume else 3)
         self.assertEqual(len(steps), len(set(steps)))  # resumed, not restarted
         out = io.StringIO()
         with mock.patch("sys.stdout", out):
@@ -131,7 +134,7 @@ class FamilyRunTest(TestCase):
         self.assertIn("answer", saved.signatures)
 
     def test_dual_encoder(self):
-        scores, saved = self.run_family("dual_encoder")
+        scores, saved = self.run_family("dual_encoder", resume=True)
         self.assertEqual(scores["num_images"], 24)
         self.assertEqual(scores["num_texts"], 24 * 5)
         for direction in ("image_to_text", "text_to_image"):

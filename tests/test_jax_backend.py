@@ -135,6 +135,16 @@ FAMILIES_SCRIPT = textwrap.dedent(
     history = video_qa.fit(x, np.array([0, 1, 2, 3]), verbose=0)
     results["video_qa_loss"] = float(history.history["loss"][-1])
     results["video_qa_logits"] = list(video_qa.predict(x, verbose=0).shape)
+    results["video_qa_answers"] = len(video_qa.answer(videos, x))
+    # Answers written token by token, by concat fusion and beam search.
+    answer_tokens = ["[PAD]", "[UNK]", "[START]", "[END]", "red", "left"]
+    generator = presets.build_from_preset(
+        "video_qa_tiny", fusion="concat", answer_mode="generate",
+        answer_vocabulary=answer_tokens, answer_sequence_length=3)
+    results["video_qa_generate"] = list(
+        np.asarray(generator.generate(videos[:2], {k: v[:2] for k, v in x.items()},
+                                      method="beam", num_beams=2)).shape
+    )
 
     captioner = presets.build_from_preset("image_captioning_tiny", vocabulary_size=64)
     tokens = rng.randint(4, 64, (4, 24)).astype("int32")
@@ -164,5 +174,7 @@ class JaxFamiliesTest(TestCase):
             self.assertTrue(np.isfinite(results[key]) and results[key] > 0, (key, results[key]))
         self.assertEqual(results["dual_encoder_embeddings"], [4, 32])
         self.assertEqual(results["video_qa_logits"], [4, 17])
+        self.assertEqual(results["video_qa_answers"], 4)
+        self.assertEqual(results["video_qa_generate"], [2, 3])
         self.assertEqual(results["image_captioning_logits"], [4, 24, 64])
         self.assertEqual(results["image_captioning_generate"], [2, 6])

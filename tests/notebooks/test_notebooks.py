@@ -11,7 +11,7 @@ from mmzoo.testing import TestCase
 @pytest.mark.slow
 class NotebookTest(TestCase):
     def test_image_captioning(self):
-        notebook = run_notebook("01_image_captioning.ipynb", steps=150)
+        notebook = run_notebook("01_image_captioning.ipynb", steps=30)
         text = outputs_text(notebook)
         self.assertIn("bleu_4", text)
         self.assertIn("SavedModel:", text)
