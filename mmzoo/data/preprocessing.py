@@ -31,6 +31,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from mmzoo.data._checks import check_int
 from mmzoo.data.images import DEFAULT_MAX_IMAGE_PIXELS
 from mmzoo.data.images import decode_image_batch
 from mmzoo.data.images import resize_images
@@ -764,19 +765,13 @@ class Preprocessor(keras_hub.models.Preprocessor):
 def _check_vocabulary_size(tokenizer, vocabulary_size):
     if vocabulary_size is None:
         return None
-    if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, (int, np.integer)) or (
-        vocabulary_size < 1
-    ):
-        raise ValueError(
-            "`vocabulary_size` must be a positive int or None. "
-            f"Received: vocabulary_size={vocabulary_size!r}"
-        )
+    vocabulary_size = check_int("vocabulary_size", vocabulary_size, 1)
     if tokenizer is None:
         raise ValueError(
             "`vocabulary_size` is the size of the tokenizer's vocabulary; this "
             f"preprocessor has no tokenizer. Received: vocabulary_size={vocabulary_size}"
         )
-    return int(vocabulary_size)
+    return vocabulary_size
 
 
 def text_packer(value, name="preprocessor"):

@@ -3,7 +3,7 @@ import keras_hub
 
 from mmzoo.encoders.common import check_transformer_args
 from mmzoo.encoders.common import pool_sequence
-from mmzoo.encoders.common import transformer_block
+from mmzoo.layers.transformer import transformer_block
 from mmzoo.layers.validation import check_positive_int
 
 

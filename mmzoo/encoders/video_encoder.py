@@ -5,9 +5,9 @@ from keras import ops
 from mmzoo.encoders.common import check_image_shape
 from mmzoo.encoders.common import check_transformer_args
 from mmzoo.encoders.common import pool_sequence
-from mmzoo.encoders.common import transformer_block
 from mmzoo.layers import FactorisedAttentionBlock
 from mmzoo.layers import TubeletEmbedding
+from mmzoo.layers.transformer import transformer_block
 from mmzoo.layers.validation import check_bool
 from mmzoo.layers.validation import check_positive_int
 from mmzoo.layers.tubelet_embedding import _tubelet_size

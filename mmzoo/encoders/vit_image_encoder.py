@@ -3,8 +3,8 @@ import keras
 from mmzoo.encoders.common import check_image_shape
 from mmzoo.encoders.common import check_transformer_args
 from mmzoo.encoders.common import pool_sequence
-from mmzoo.encoders.common import transformer_block
 from mmzoo.layers import PatchEmbedding
+from mmzoo.layers.transformer import transformer_block
 from mmzoo.layers.validation import check_divisible
 from mmzoo.layers.validation import check_positive_int
 

@@ -2,6 +2,7 @@ import keras
 import keras_hub
 from keras import ops
 
+from mmzoo.layers.transformer import transformer_block
 from mmzoo.layers.validation import check_divisible
 from mmzoo.layers.validation import check_positive_int
 from mmzoo.layers.validation import check_rank
@@ -90,15 +91,9 @@ class TextDecoder(keras.layers.Layer):
             self.dropout_rate, dtype=self.dtype_policy, name="embedding_dropout"
         )
         self.decoder_blocks = [
-            keras_hub.layers.TransformerDecoder(
-                intermediate_dim=self.intermediate_dim,
-                num_heads=self.num_heads,
-                dropout=self.dropout_rate,
-                activation="gelu",
-                layer_norm_epsilon=layer_norm_epsilon,
-                normalize_first=True,
-                dtype=self.dtype_policy,
-                name=f"decoder_block_{i}",
+            transformer_block(
+                i, self.num_heads, self.intermediate_dim, self.dropout_rate,
+                layer_norm_epsilon, self.dtype_policy, prefix="decoder", decoder=True,
             )
             for i in range(self.num_layers)
         ]
@@ -127,10 +122,8 @@ class TextDecoder(keras.layers.Layer):
 
     def call(self, token_ids, memory, padding_mask=None, memory_padding_mask=None,
              training=None):
-        if padding_mask is not None:
-            padding_mask = ops.cast(padding_mask, "bool")
-        if memory_padding_mask is not None:
-            memory_padding_mask = ops.cast(memory_padding_mask, "bool")
+        padding_mask = _bool_mask(padding_mask)
+        memory_padding_mask = _bool_mask(memory_padding_mask)
         x = self.embedding_dropout(self.token_embedding(token_ids), training=training)
         for block in self.decoder_blocks:
             x = block(
@@ -182,8 +175,7 @@ class TextDecoder(keras.layers.Layer):
         empty_cross_cache = ops.zeros(
             (batch_size, 2, memory_length, self.num_heads, head_dim), dtype=dtype
         )
-        if memory_padding_mask is not None:
-            memory_padding_mask = ops.cast(memory_padding_mask, "bool")
+        memory_padding_mask = _bool_mask(memory_padding_mask)
         # One position through every block: the self-attention state it
         # leaves is dropped (decoding writes position 0 again), the
         # cross-attention keys and values of the memory are kept.
@@ -219,8 +211,7 @@ class TextDecoder(keras.layers.Layer):
             `(logits (batch_size, vocabulary_size) float32, hidden
             (batch_size, hidden_dim), self_attention_cache)`.
         """
-        if memory_padding_mask is not None:
-            memory_padding_mask = ops.cast(memory_padding_mask, "bool")
+        memory_padding_mask = _bool_mask(memory_padding_mask)
         x = self.token_embedding(token_ids, start_index=index)
         next_caches = []
         for i, block in enumerate(self.decoder_blocks):
@@ -258,10 +249,8 @@ class TextDecoder(keras.layers.Layer):
             block_index: int in `[-num_layers, num_layers)`.
         """
         self._build_for(memory)
-        if padding_mask is not None:
-            padding_mask = ops.cast(padding_mask, "bool")
-        if memory_padding_mask is not None:
-            memory_padding_mask = ops.cast(memory_padding_mask, "bool")
+        padding_mask = _bool_mask(padding_mask)
+        memory_padding_mask = _bool_mask(memory_padding_mask)
         target = self.decoder_blocks[block_index]
         x = self.token_embedding(token_ids)
         for block in self.decoder_blocks:
@@ -302,3 +291,7 @@ class TextDecoder(keras.layers.Layer):
             }
         )
         return config
+
+
+def _bool_mask(mask):
+    return None if mask is None else ops.cast(mask, "bool")

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from mmzoo.encoders.common import transformer_block
 from mmzoo.layers import CrossModalFusionBlock
+from mmzoo.layers.transformer import transformer_block
 from mmzoo.layers.validation import check_choice
 from mmzoo.layers.validation import check_divisible
 from mmzoo.layers.validation import check_positive_int
