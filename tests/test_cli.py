@@ -164,7 +164,7 @@ class CLIEndToEndTest(TestCase):
     def test_demo(self):
         out = io.StringIO()
         output_dir = os.path.join(self.get_temp_dir(), "demo")
-        result = cli.run_demo(output_dir, steps=40, num_test=8, out=out)
+        result = cli.run_demo(output_dir, steps=10, num_test=8, out=out)
         self.assertTrue(os.path.exists(os.path.join(output_dir, "captions.png")))
         self.assertTrue(os.path.exists(os.path.join(output_dir, "saved_model", "saved_model.pb")))
         self.assertTrue(os.path.exists(os.path.join(output_dir, "run", "model.keras")))
@@ -174,15 +174,14 @@ class CLIEndToEndTest(TestCase):
         with open(os.path.join(output_dir, "run", "eval_test.json")) as f:
             self.assertEqual(json.load(f)["num_examples"], 8)
 
-    def test_train_resumes_then_evaluate_and_export(self):
+    def test_train_then_evaluate_and_export(self):
+        # The CLI's resume is checked on a dual_encoder run (test_cli_families.py).
         model_dir = os.path.join(self.get_temp_dir(), "run")
-        common = ["--model-dir", model_dir, "--num-examples", "256", "--batch-size", "16",
+        common = ["--model-dir", model_dir, "--num-examples", "128", "--batch-size", "16",
                   "--checkpoint-every", "5"]
         self.assertEqual(cli.main(["train", "image_captioning", "--steps", "5", *common]), 0)
-        self.assertEqual(cli.main(["train", "image_captioning", "--steps", "10", *common]), 0)
         steps = [json.loads(l)["step"] for l in open(os.path.join(model_dir, "metrics.jsonl"))]
-        self.assertEqual(steps[-1], 10)
-        self.assertEqual(len(steps), len(set(steps)))  # resumed, not restarted
+        self.assertEqual(steps[-1], 5)
         self.assertEqual(cli.main(["evaluate", "image_captioning", "--model-dir", model_dir,
                                    "--num-examples", "8"]), 0)
         self.assertEqual(cli.main(["export", "image_captioning", "--model-dir", model_dir]), 0)

@@ -212,8 +212,8 @@ class TrainerSignalsTest(TestCase):
         for name in ("a", "b"):
             model_dir = os.path.join(self.get_temp_dir(), name)
             proc = subprocess.run(
-                [sys.executable, "-m", "mmzoo.cli", "train", "image_captioning", "--steps", "30",
-                 "--num-examples", "256", "--batch-size", "16", "--model-dir", model_dir,
+                [sys.executable, "-m", "mmzoo.cli", "train", "image_captioning", "--steps", "8",
+                 "--num-examples", "64", "--batch-size", "16", "--model-dir", model_dir,
                  "--seed", "3"],
                 capture_output=True, text=True, timeout=900,
                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
