@@ -12,9 +12,19 @@ main cost, is computed once.
 Ranks are 1-based and exact, computed without sorting: the rank of a query is
 `1 + the number of candidates scoring strictly higher than its best positive`.
 Ties are therefore resolved in the query's favour: a positive that ties with
-negatives gets the best of the tied ranks. With real-valued embeddings exact
-ties are rare; with quantised or duplicated embeddings this is the optimistic
-convention (the pessimistic one would count `>=`).
+negatives gets the best of the tied ranks (the optimistic convention; the
+pessimistic one would count `>=`).
+
+Identical embeddings tie exactly. Repeated captions (or images) give
+bit-identical embeddings, but a matrix product can round their scores
+differently depending on where they sit in a block of the product (about
+1e-7 apart in float32), which would rank a copy of the positive above it.
+So identical rows are grouped before scoring: each group is scored once and
+counted once per copy, and the ranks do not depend on `block_size` or on
+the order of the candidates. Scores of distinct embeddings are compared as
+computed, in the embeddings' dtype: two distinct candidates within float
+rounding of each other (about 1e-7 relative in float32) may order either
+way; pass float64 embeddings to decide those in float64.
 
 With several captions per image (COCO has five), `text_to_image` gives each
 text's image. A text query has one positive, its image. An image query has
@@ -120,69 +130,146 @@ def _positive_brackets(images, texts, text_to_image, block_size):
     return low, high
 
 
+def _unique_rows(array):
+    """`(unique rows in first-seen order, original -> unique index, copies - 1)`.
+
+    Without duplicates, `(array, None, None)`.
+    """
+    _, first, inverse, counts = np.unique(
+        array, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
+    if len(first) == len(array):
+        return array, None, None
+    # np.unique sorts rows; keep them in the order they first appear.
+    order = np.argsort(first, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return array[first[order]], position[inverse.reshape(-1)], counts[order] - 1
+
+
+class _Copies:
+    """Counts of candidates above a threshold, each unique row weighing its copies.
+
+    `extra[u]` is the number of copies of unique candidate `u` beyond the
+    first. Counting is `above.sum(axis)` plus the few duplicated candidates'
+    extra copies.
+    """
+
+    def __init__(self, extra):
+        self.duplicated = None if extra is None else np.flatnonzero(extra)
+        self.extra = extra
+
+    def count(self, above, axis, offset=0, size=None):
+        """Weighted count of True along `axis` (candidates `offset:offset + size`)."""
+        total = above.sum(axis=axis, dtype=np.int64)
+        if self.duplicated is None or not len(self.duplicated):
+            return total
+        size = above.shape[axis] if size is None else size
+        local = self.duplicated[(self.duplicated >= offset) & (self.duplicated < offset + size)]
+        if not len(local):
+            return total
+        picked = np.take(above, local - offset, axis=axis)
+        weights = self.extra[local]
+        if axis == 0:
+            return total + weights @ picked
+        return total + picked @ weights
+
+
 def _ranks(images, texts, text_to_image, block_size):
     """Image->text and text->image ranks from one pass over image blocks.
 
-    Each block of image rows of the score matrix gives the image queries'
-    ranks directly. A text query's scores form a column, spread over all
-    blocks, and its positive score is known only once the block holding its
-    image is done. So each block counts, per text, the scores above `high`
-    and keeps the few in `(low, high]`, a bracket around a float64 estimate
-    of the positive score; at the end the kept scores are compared with the
-    positive score taken from the same matmul. When the positive score lies
-    in its bracket, which is checked, every score outside the bracket is on
-    the known side of it, so the rank is exact. Texts whose positive falls
-    outside the bracket are re-ranked with their own rows of scores. This
-    costs one matmul instead of one per direction.
+    Identical rows are grouped first (`_unique_rows`): every copy of an
+    embedding then shares one score per pair, so copies tie exactly and the
+    "strictly higher" rule holds whatever the block size or the order of the
+    candidates (scores of one row computed in different blocks can differ in
+    the last bit). Counts weigh each unique candidate by its copies.
+
+    Each block of unique image rows of the score matrix gives the image
+    queries' ranks directly. A text query's scores form a column, spread
+    over all blocks, and its positive score is known only once the block
+    holding its image is done. So each block counts, per text, the scores
+    above `high` and keeps the few in `(low, high]`, a bracket around a
+    float64 estimate of the positive score; at the end the kept scores are
+    compared with the positive score taken from the same matmul. When the
+    positive score lies in its bracket, which is checked, every score
+    outside the bracket is on the known side of it, so the rank is exact.
+    Texts whose positive falls outside the bracket are re-ranked with their
+    own rows of scores. This costs one matmul instead of one per direction.
     """
     num_images, num_texts = images.shape[0], texts.shape[0]
-    # Texts grouped by image: the texts of image i are order[starts[i]:starts[i + 1]].
+    unique_images, image_of, image_extra = _unique_rows(images)
+    unique_texts, text_of, text_extra = _unique_rows(texts)
+    image_copies, text_copies = _Copies(image_extra), _Copies(text_extra)
+    if image_of is None:
+        image_of = np.arange(num_images)
+    num_unique_images = unique_images.shape[0]
+    # Original images grouped by unique row, and texts grouped by image.
+    image_order = np.argsort(image_of, kind="stable")
+    image_starts = np.searchsorted(image_of[image_order], np.arange(num_unique_images + 1))
     order = np.argsort(text_to_image, kind="stable")
     starts = np.searchsorted(text_to_image[order], np.arange(num_images + 1))
+    text_image = image_of[text_to_image]  # each text's positive unique image row
     low, high = _positive_brackets(images, texts, text_to_image, block_size)
-    texts_t = np.ascontiguousarray(texts.T)
-    scores_buffer = np.empty((min(block_size, num_images), num_texts), images.dtype)
-    above_buffer = np.empty(scores_buffer.shape, bool)
+    texts_t = np.ascontiguousarray(unique_texts.T)
     image_ranks = np.empty(num_images, np.int64)
     positive = np.empty(num_texts, images.dtype)
     text_above_high = np.zeros(num_texts, np.int64)
     window_texts, window_scores, window_size = [], [], 0
     window_limit = max(_WINDOW_MIN_ENTRIES, _WINDOW_ENTRIES_PER_TEXT * num_texts)
-    for begin in range(0, num_images, block_size):
-        end = min(begin + block_size, num_images)
-        scores = np.matmul(images[begin:end], texts_t, out=scores_buffer[: end - begin])
-        above = above_buffer[: end - begin]
+    for begin in range(0, num_unique_images, block_size):
+        end = min(begin + block_size, num_unique_images)
+        unique_scores = unique_images[begin:end] @ texts_t
+        # One column per text (copies of a text share their column's values).
+        scores = unique_scores if text_of is None else unique_scores[:, text_of]
 
         # Image queries. Positive scores are read from this same matrix (not
         # recomputed), so the comparison never sees a positive differing by
         # rounding.
-        block_texts = order[starts[begin] : starts[end]]
-        block_positive = scores[text_to_image[block_texts] - begin, block_texts]
-        positive[block_texts] = block_positive
-        best = np.maximum.reduceat(block_positive, starts[begin:end] - starts[begin])
-        np.greater(scores, best[:, None], out=above)
-        image_ranks[begin:end] = 1 + above.sum(axis=1, dtype=np.int64)
+        queries = image_order[image_starts[begin] : image_starts[end]]
+        lengths = starts[queries + 1] - starts[queries]
+        first = np.repeat(starts[queries], lengths)
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        query_texts = order[first + within]
+        query_positive = scores[text_image[query_texts] - begin, query_texts]
+        best = np.maximum.reduceat(query_positive, np.cumsum(lengths) - lengths)
+        if image_extra is None:  # query i is row i of the block
+            image_ranks[queries] = 1 + text_copies.count(unique_scores > best[:, None], axis=1)
+        else:  # copies of an image share its row; at most block_size rows at a time
+            rows = image_of[queries] - begin
+            for chunk in range(0, len(queries), block_size):
+                part = slice(chunk, chunk + block_size)
+                above = unique_scores[rows[part]] > best[part, None]
+                image_ranks[queries[part]] = 1 + text_copies.count(above, axis=1)
 
         # Text queries: counts above the bracket, in-bracket scores kept.
+        block_texts = np.flatnonzero((text_image >= begin) & (text_image < end))
+        positive[block_texts] = scores[text_image[block_texts] - begin, block_texts]
         if window_texts is None:
             continue
-        np.greater(scores, high, out=above)
-        above_high = above.sum(axis=0, dtype=np.int64)
+        above_high = image_copies.count(scores > high, axis=0, offset=begin)
         text_above_high += above_high
-        np.greater(scores, low, out=above)
-        in_bracket = np.flatnonzero(above.sum(axis=0, dtype=np.int64) > above_high)
+        in_bracket = np.flatnonzero(
+            image_copies.count(scores > low, axis=0, offset=begin) > above_high
+        )
         if len(in_bracket):
             candidates = scores[:, in_bracket]
             keep = (candidates > low[in_bracket]) & (candidates <= high[in_bracket])
-            rows, columns = np.nonzero(keep)
-            window_texts.append(in_bracket[columns])
-            window_scores.append(candidates[rows, columns])
-            window_size += len(rows)
+            kept_rows, columns = np.nonzero(keep)
+            kept_texts, kept_scores = in_bracket[columns], candidates[kept_rows, columns]
+            if image_extra is not None:  # one entry per copy of the image
+                copies = 1 + image_extra[begin + kept_rows]
+                kept_texts, kept_scores = np.repeat(kept_texts, copies), np.repeat(kept_scores, copies)
+            window_texts.append(kept_texts)
+            window_scores.append(kept_scores)
+            window_size += len(kept_rows)
             if window_size > window_limit:
                 window_texts = None
 
     if window_texts is None:
-        return image_ranks, _text_to_image_ranks(images, texts, text_to_image, block_size)
+        text_ranks = _text_to_image_ranks(
+            unique_images, image_copies, texts, text_image, block_size
+        )
+        return image_ranks, text_ranks
     text_ranks = 1 + text_above_high
     if window_texts:
         kept_texts = np.concatenate(window_texts)
@@ -191,23 +278,25 @@ def _ranks(images, texts, text_to_image, block_size):
         text_ranks += np.bincount(kept_texts[kept_scores > positive[kept_texts]], minlength=num_texts)
     missed = np.flatnonzero(~((positive > low) & (positive <= high)))
     if len(missed):
-        text_ranks[missed] = _text_to_image_ranks(images, texts[missed], text_to_image[missed], block_size)
+        text_ranks[missed] = _text_to_image_ranks(
+            unique_images, image_copies, texts[missed], text_image[missed], block_size
+        )
     return image_ranks, text_ranks
 
 
-def _text_to_image_ranks(images, texts, text_to_image, block_size):
-    """Text-query ranks from their own rows of scores (`_ranks`' fallback)."""
+def _text_to_image_ranks(unique_images, image_copies, texts, text_image, block_size):
+    """Text-query ranks from their own rows of scores (`_ranks`' fallback).
+
+    `text_image` is each text's positive as a row of `unique_images`.
+    """
     num_texts = texts.shape[0]
-    images_t = np.ascontiguousarray(images.T)
-    scores_buffer = np.empty((min(block_size, num_texts), images.shape[0]), texts.dtype)
-    above_buffer = np.empty(scores_buffer.shape, bool)
+    images_t = np.ascontiguousarray(unique_images.T)
     ranks = np.empty(num_texts, np.int64)
     for begin in range(0, num_texts, block_size):
         end = min(begin + block_size, num_texts)
-        scores = np.matmul(texts[begin:end], images_t, out=scores_buffer[: end - begin])
-        best = scores[np.arange(end - begin), text_to_image[begin:end]]
-        above = np.greater(scores, best[:, None], out=above_buffer[: end - begin])
-        ranks[begin:end] = 1 + above.sum(axis=1, dtype=np.int64)
+        scores = texts[begin:end] @ images_t
+        best = scores[np.arange(end - begin), text_image[begin:end]]
+        ranks[begin:end] = 1 + image_copies.count(scores > best[:, None], axis=1)
     return ranks
 
 
@@ -224,8 +313,9 @@ def retrieval_metrics(
     Similarity is the dot product: pass L2-normalised embeddings for cosine
     similarity. Ranks are 1-based, `1 + the number of candidates scoring
     strictly higher than the best positive` (ties count in the query's
-    favour). An image with several captions is a hit at K when any caption
-    is in its top K.
+    favour; identical embeddings always tie, see the module docstring). An
+    image with several captions is a hit at K when any caption is in its
+    top K. The result does not depend on `block_size`.
 
     Args:
         image_embeddings: array-like `(num_images, dim)` (NumPy, a tf / keras
@@ -237,8 +327,9 @@ def retrieval_metrics(
         ks: ints. The K of each recall@K. A K at least the number of
             candidates gives recall 1.
         block_size: int. Image rows of the score matrix computed at a
-            time; the score block and its comparison take about
-            `block_size * num_texts * (itemsize + 1)` bytes.
+            time (a speed and memory knob only); the score block and its
+            comparison take about `block_size * num_texts * (itemsize + 1)`
+            bytes.
         return_ranks: bool. Also return the per-query ranks.
 
     Returns:

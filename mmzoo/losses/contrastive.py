@@ -21,7 +21,9 @@ all-reduced (summed) upstream gradient sliced to the replica's own rows.
 import keras
 from keras import ops
 
-_EPSILON = 1e-6
+# Floor of the squared norm in `_normalize`: a floor, not an added term, so
+# unit vectors stay as they are, and a zero row has finite gradients.
+_EPSILON = 1e-12
 
 
 def gather_from_replicas(embeddings):
@@ -91,9 +93,36 @@ def _check_no_cpu_xla_collective(tf, context):
         )
 
 
-def _normalize(x):
-    x = ops.cast(x, "float32")
-    return x * ops.rsqrt(ops.sum(ops.square(x), axis=-1, keepdims=True) + _EPSILON)
+def _normalize(x, dtype):
+    x = ops.cast(x, dtype)
+    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), _EPSILON))
+
+
+def _check_hard_negative_beta(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(
+            "`hard_negative_beta` must be a float >= 0 (0: every negative weighs the "
+            f"same). Received: hard_negative_beta={value!r}"
+        )
+    return float(value)
+
+
+def _weight_hard_negatives(logits, negatives, beta):
+    """Logits whose softmax denominator weighs negatives by hardness.
+
+    The estimator of Robinson et al. 2021 ("Contrastive Learning with Hard
+    Negative Samples", their code's `reweight_neg`): each negative `j` of a
+    row weighs `w_j = exp(beta * l_j) / mean_k exp(beta * l_k)` (the mean over
+    the row's negatives, so the weights sum to their number), which is the
+    same as adding `log w_j` to its logit. Positives and masked-out entries
+    (`negatives` False) are returned unchanged. `beta=0` is plain InfoNCE.
+    """
+    if beta == 0:
+        return logits
+    count = ops.sum(ops.cast(negatives, logits.dtype), axis=-1, keepdims=True)
+    concentrated = ops.where(negatives, beta * logits, ops.full_like(logits, -float("inf")))
+    log_mean = ops.logsumexp(concentrated, axis=-1, keepdims=True) - ops.log(count)
+    return ops.where(negatives, (1.0 + beta) * logits - log_mean, logits)
 
 
 class ContrastiveLoss(keras.losses.Loss):
@@ -114,6 +143,10 @@ class ContrastiveLoss(keras.losses.Loss):
 
     # `DualEncoder.compute_loss` gives losses with this flag the whole dict.
     takes_output_dict = True
+    # Every row's negatives are the other rows, so the loss of a batch is not
+    # the sum of its micro-batches' losses: `mmzoo.training.Trainer` then
+    # accumulates through cached output gradients.
+    couples_batch = True
 
     def __call__(self, y_true=None, y_pred=None, sample_weight=None):
         if not isinstance(y_pred, dict):
@@ -133,7 +166,7 @@ class ContrastiveLoss(keras.losses.Loss):
                 "`y_pred` must hold exactly two `*_embeddings` entries. Received: "
                 f"keys {sorted(y_pred)}"
             )
-        first, second = (_normalize(y_pred[k]) for k in keys)
+        first, second = (_normalize(y_pred[k], self.dtype) for k in keys)
         return first, second
 
     def _scale(self, y_pred, key, default=None):
@@ -143,8 +176,8 @@ class ContrastiveLoss(keras.losses.Loss):
                 raise ValueError(
                     f"`y_pred` must hold `{key}`. Received: keys {sorted(y_pred)}"
                 )
-            return ops.convert_to_tensor(default, "float32")
-        value = ops.cast(value, "float32")
+            return ops.convert_to_tensor(default, self.dtype)
+        value = ops.cast(value, self.dtype)
         # One copy per example (so that the outputs batch like the rest).
         return ops.reshape(value, (-1,))[0] if len(value.shape) else value
 
@@ -165,9 +198,18 @@ class CLIPLoss(ContrastiveLoss):
     row `i` is scored against the embeddings of every replica.
 
     Args:
+        hard_negative_beta: float >= 0. Weighs each negative of the softmax
+            denominator by `exp(beta * logit)`, normalised to mean 1 over the
+            row's negatives (Robinson et al. 2021, "Contrastive Learning with
+            Hard Negative Samples"): larger values concentrate the loss on
+            the negatives most similar to the anchor. 0 (the default) is
+            CLIP's loss.
         reduction: as for `keras.losses.Loss` (`"sum_over_batch_size"` is
             the mean over the global batch once summed over replicas).
-        name, dtype: as for `keras.losses.Loss`.
+        name: as for `keras.losses.Loss`.
+        dtype: the dtype the loss is computed in (embeddings, scale and
+            logits are cast to it), e.g. `"float64"`; by default
+            `keras.config.floatx()`.
 
     Call arguments:
         y_true: ignored (None).
@@ -185,8 +227,15 @@ class CLIPLoss(ContrastiveLoss):
     ```
     """
 
-    def __init__(self, reduction="sum_over_batch_size", name="clip_loss", dtype=None):
+    def __init__(
+        self,
+        hard_negative_beta=0.0,
+        reduction="sum_over_batch_size",
+        name="clip_loss",
+        dtype=None,
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.hard_negative_beta = _check_hard_negative_beta(hard_negative_beta)
 
     def call(self, y_true, y_pred):
         x, y = self._embeddings(y_pred)
@@ -197,7 +246,15 @@ class CLIPLoss(ContrastiveLoss):
         labels = offset + ops.arange(ops.shape(x)[0], dtype="int32")
         x_to_y = scale * ops.matmul(x, ops.transpose(all_y)) + bias  # (local, global)
         y_to_x = scale * ops.matmul(y, ops.transpose(all_x)) + bias
+        negatives = ops.logical_not(ops.cast(ops.one_hot(labels, ops.shape(all_y)[0]), "bool"))
+        x_to_y = _weight_hard_negatives(x_to_y, negatives, self.hard_negative_beta)
+        y_to_x = _weight_hard_negatives(y_to_x, negatives, self.hard_negative_beta)
         return 0.5 * (_cross_entropy(x_to_y, labels) + _cross_entropy(y_to_x, labels))
+
+    def get_config(self):
+        config = super().get_config()
+        config["hard_negative_beta"] = self.hard_negative_beta
+        return config
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -213,7 +270,8 @@ class SigLIPLoss(ContrastiveLoss):
     of every replica.
 
     Args:
-        reduction, name, dtype: as for `keras.losses.Loss`.
+        reduction, name: as for `keras.losses.Loss`.
+        dtype: the dtype the loss is computed in (see `CLIPLoss`).
 
     Call arguments:
         y_true: ignored (None).
@@ -240,7 +298,7 @@ class SigLIPLoss(ContrastiveLoss):
         all_y, offset = gather_from_replicas(y)
         logits = scale * ops.matmul(x, ops.transpose(all_y)) + bias  # (local, global)
         labels = offset + ops.arange(ops.shape(x)[0], dtype="int32")
-        positive = ops.one_hot(labels, ops.shape(all_y)[0], dtype="float32")
+        positive = ops.one_hot(labels, ops.shape(all_y)[0], dtype=self.dtype)
         signs = 2.0 * positive - 1.0
         return -ops.sum(ops.log_sigmoid(signs * logits), axis=-1)
 
@@ -261,7 +319,10 @@ class NTXentLoss(ContrastiveLoss):
         temperature: float > 0, or None to use the model's
             `1 / logit_scale` (build it with `trainable_temperature=False`
             for SimCLR's fixed temperature).
-        reduction, name, dtype: as for `keras.losses.Loss`.
+        hard_negative_beta: float >= 0. Hard-negative weighting of the
+            2N - 2 negatives of each anchor (see `CLIPLoss`); 0 is NT-Xent.
+        reduction, name: as for `keras.losses.Loss`.
+        dtype: the dtype the loss is computed in (see `CLIPLoss`).
 
     Call arguments:
         y_true: ignored (None).
@@ -278,9 +339,15 @@ class NTXentLoss(ContrastiveLoss):
     """
 
     def __init__(
-        self, temperature=None, reduction="sum_over_batch_size", name="nt_xent_loss", dtype=None
+        self,
+        temperature=None,
+        hard_negative_beta=0.0,
+        reduction="sum_over_batch_size",
+        name="nt_xent_loss",
+        dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.hard_negative_beta = _check_hard_negative_beta(hard_negative_beta)
         if temperature is not None and (
             isinstance(temperature, bool)
             or not isinstance(temperature, (int, float))
@@ -297,7 +364,7 @@ class NTXentLoss(ContrastiveLoss):
         if self.temperature is None:
             scale = self._scale(y_pred, "logit_scale")
         else:
-            scale = ops.convert_to_tensor(1.0 / self.temperature, "float32")
+            scale = ops.convert_to_tensor(1.0 / self.temperature, self.dtype)
         all_x, offset = gather_from_replicas(x)
         all_y, _ = gather_from_replicas(y)
         local_batch = ops.shape(x)[0]
@@ -305,10 +372,14 @@ class NTXentLoss(ContrastiveLoss):
         labels = offset + ops.arange(local_batch, dtype="int32")
         # Columns: [all x views, all y views]; the anchor itself is masked out.
         all_views = ops.transpose(ops.concatenate([all_x, all_y], axis=0))
-        self_mask = ops.one_hot(labels, 2 * global_batch, dtype="float32")
-        x_logits = scale * ops.matmul(x, all_views) - 1e9 * self_mask
-        y_self_mask = ops.one_hot(labels + global_batch, 2 * global_batch, dtype="float32")
-        y_logits = scale * ops.matmul(y, all_views) - 1e9 * y_self_mask
+        x_self = ops.one_hot(labels, 2 * global_batch, dtype=self.dtype)
+        y_self = ops.one_hot(labels + global_batch, 2 * global_batch, dtype=self.dtype)
+        x_logits = scale * ops.matmul(x, all_views) - 1e9 * x_self
+        y_logits = scale * ops.matmul(y, all_views) - 1e9 * y_self
+        # An anchor's negatives: every view but itself and its positive.
+        negatives = ops.cast(1.0 - x_self - y_self, "bool")
+        x_logits = _weight_hard_negatives(x_logits, negatives, self.hard_negative_beta)
+        y_logits = _weight_hard_negatives(y_logits, negatives, self.hard_negative_beta)
         x_loss = _cross_entropy(x_logits, labels + global_batch)
         y_loss = _cross_entropy(y_logits, labels)
         return 0.5 * (x_loss + y_loss)
@@ -316,4 +387,5 @@ class NTXentLoss(ContrastiveLoss):
     def get_config(self):
         config = super().get_config()
         config["temperature"] = self.temperature
+        config["hard_negative_beta"] = self.hard_negative_beta
         return config

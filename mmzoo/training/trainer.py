@@ -14,6 +14,13 @@ One training step, per replica:
 1. `_replica_gradients` (XLA-compiled when `jit_compile=True`): forward,
    loss as this replica's share of the global-batch mean, backward. With
    `accumulation_steps=N` it runs on N micro-batches in turn, summing.
+   A loss that couples the rows of a batch (contrastive losses: every row's
+   negatives are the other rows) is not a sum over micro-batches, so for it
+   the N micro-batches go through `_replica_outputs` (forward, no gradients),
+   `_replica_output_gradients` (the loss on all N micro-batches' outputs, and
+   its gradient with respect to those outputs), then `_replica_gradients`
+   again per micro-batch, back-propagating the cached output gradients
+   (GradCache, Gao et al. 2021; what open_clip does for accumulation).
 2. `_replica_update`: one all-reduce of the loss and the gradients, then
    `optimizer.apply`. With several replicas it is not compiled: XLA on CPU
    cannot compile collectives ("Collectives are not yet implemented for CPU
@@ -221,7 +228,18 @@ class Trainer:
         model_dir: str or None. Checkpoints, `metrics.jsonl` and
             `tensorboard/`; None trains without them.
         accumulation_steps: int. Micro-batches (dataset elements) per
-            optimizer update; the update equals one on their concatenation.
+            optimizer update; the update equals one on their concatenation,
+            for per-example losses and for losses that couple the rows of a
+            batch alike. A loss whose `couples_batch` attribute is True (the
+            `mmzoo.losses` contrastive losses) is computed once on the
+            outputs of all micro-batches, so every row sees the rows of
+            every micro-batch (and replica) as negatives: the forward pass
+            runs twice per micro-batch (once without gradients), and peak
+            activation memory is that of one micro-batch. The model's
+            non-trainable state (dropout seeds, batch-norm statistics) is
+            rewound between the two passes, so both see the same dropout
+            masks and the state advances once. Such a loss is called
+            directly, not through an overridden `compute_loss`.
         jit_compile: bool. XLA-compile the per-replica forward and backward
             (with one replica outside a mirrored strategy, the optimizer
             update too). False is needed when the loss does cross-replica
@@ -296,6 +314,11 @@ class Trainer:
         self.loss = loss
         self.model_dir = os.fspath(model_dir) if model_dir else None
         self.accumulation_steps = accumulation_steps
+        # A batch-coupled loss is not a sum over micro-batches: accumulate
+        # through cached output gradients (see the module docstring).
+        self._cache_outputs = accumulation_steps > 1 and bool(
+            getattr(loss, "couples_batch", False)
+        )
         # On TPU, `strategy.run` compiles the whole step with XLA already.
         self.jit_compile = jit_compile and not is_tpu_strategy(self.strategy)
         self.chief = is_chief(self.strategy)
@@ -328,9 +351,15 @@ class Trainer:
         self._gradients_fn = self._replica_gradients
         self._update_fn = self._replica_update
         self._loss_fn = self._replica_loss
+        self._outputs_fn = self._replica_outputs
+        self._output_gradients_fn = self._replica_output_gradients
         if self.jit_compile:
             self._gradients_fn = tf.function(self._replica_gradients, jit_compile=True)
             self._loss_fn = tf.function(self._replica_loss, jit_compile=True)
+            self._outputs_fn = tf.function(self._replica_outputs, jit_compile=True)
+            self._output_gradients_fn = tf.function(
+                self._replica_output_gradients, jit_compile=True
+            )
             if self.strategy.num_replicas_in_sync == 1 and not _merges_replicas(self.strategy):
                 # No collective to keep out: the optimizer update joins the XLA
                 # step too (as in model.fit), which fuses its many small ops.
@@ -399,6 +428,10 @@ class Trainer:
         model's regularisation losses. Override it for losses that need more
         than `loss(y, y_pred)`.
         """
+        return self._data_loss_share(y, y_pred, sample_weight) + self._regularization_share()
+
+    def _data_loss_share(self, y, y_pred, sample_weight=None):
+        """`compute_loss` without the regularisation losses."""
         num_replicas = self.strategy.num_replicas_in_sync
         y_pred = tree.map_structure(_to_float32, y_pred)
         y = tree.map_structure(_to_float32, y) if y is not None else None
@@ -422,7 +455,7 @@ class Trainer:
                 weight = tf.reshape(weight, [-1] + [1] * (value.shape.rank - 1))
                 value = value * weight
             share = tf.reduce_mean(value) / num_replicas
-        return tf.cast(share, "float32") + self._regularization_share()
+        return tf.cast(share, "float32")
 
     def _regularization_share(self):
         """This replica's share of the model's regularisation losses."""
@@ -431,15 +464,36 @@ class Trainer:
         regularization = tf.add_n([tf.cast(l, "float32") for l in self.model.losses])
         return regularization / self.strategy.num_replicas_in_sync
 
-    def _replica_gradients(self, data, accumulated=None):
-        """Loss share and gradients on one micro-batch (plus `accumulated`)."""
+    def _replica_gradients(self, data, accumulated=None, cached=None):
+        """Loss share and gradients on one micro-batch (plus `accumulated`).
+
+        `cached`, for a batch-coupled loss: `(loss share, output gradients)`
+        of this micro-batch from `_replica_output_gradients`; the gradients
+        are then those outputs' cached gradients back-propagated through the
+        model (plus this micro-batch's share of the regularisation).
+        """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        variables = self.model.trainable_variables
+        # The backend's tf.Variables: for a variable the loss does not reach
+        # (a fixed temperature's logit scale), `UnconnectedGradients.ZERO`
+        # cannot read the dtype of a Keras variable.
+        variables = [v.value for v in self.model.trainable_variables]
         with tf.GradientTape() as tape:
             y_pred = self.model(x, training=True)
-            # Each micro-batch carries 1/N of the accumulated step's mean.
-            loss = self.compute_loss(x, y, y_pred, sample_weight) / self.accumulation_steps
-            scaled_loss = self.optimizer.scale_loss(loss)
+            if cached is None:
+                # Each micro-batch carries 1/N of the accumulated step's mean.
+                loss = self.compute_loss(x, y, y_pred, sample_weight) / self.accumulation_steps
+                scaled_loss = self.optimizer.scale_loss(loss)
+            else:
+                data_share, output_grads = cached
+                regularization = self._regularization_share() / self.accumulation_steps
+                loss = data_share + regularization
+                # d(loss)/d(weights) = sum over outputs of d(loss)/d(output)
+                # . d(output)/d(weights): the gradient of this inner product.
+                scaled_loss = self.optimizer.scale_loss(regularization) + tf.add_n([
+                    tf.reduce_sum(_to_float32(output) * tf.stop_gradient(grad))
+                    for output, grad in zip(tree.flatten(y_pred), tree.flatten(output_grads))
+                    if grad is not None
+                ])
         grads = tape.gradient(
             scaled_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
@@ -452,9 +506,71 @@ class Trainer:
             grads = [g + a for g, a in zip(grads, accumulated[1])]
         return loss, grads
 
-    def _replica_update(self, data, accumulated=None):
+    def _replica_outputs(self, data):
+        """The model's training-mode outputs on one micro-batch, no gradients."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return tree.map_structure(
+            lambda t: tf.stop_gradient(_to_float32(t)), self.model(x, training=True)
+        )
+
+    def _replica_output_gradients(self, datas, outputs):
+        """A batch-coupled loss on every micro-batch's outputs at once.
+
+        Returns this replica's loss share divided by the number of
+        micro-batches (one part per micro-batch) and, per micro-batch, the
+        gradient of the (scaled) loss with respect to its outputs (None for
+        outputs that are not floating point).
+        """
+        unpacked = [keras.utils.unpack_x_y_sample_weight(data) for data in datas]
+        concatenate = lambda *parts: tf.concat(parts, axis=0)  # noqa: E731
+        y = None if unpacked[0][1] is None else tree.map_structure(
+            concatenate, *[u[1] for u in unpacked]
+        )
+        sample_weight = None if unpacked[0][2] is None else tf.concat(
+            [u[2] for u in unpacked], axis=0
+        )
+        leaves = [tree.flatten(o) for o in outputs]
+        floating = [t.dtype.is_floating for t in leaves[0]]
+        joined = [
+            tf.concat([micro[i] for micro in leaves], axis=0) if floating[i] else None
+            for i in range(len(floating))
+        ]
+        watched = [t for t in joined if t is not None]
+        with tf.GradientTape() as tape:
+            tape.watch(watched)
+            y_pred = tree.pack_sequence_as(
+                outputs[0],
+                [t if t is not None else leaves[0][i] for i, t in enumerate(joined)],
+            )
+            loss = self._data_loss_share(y, y_pred, sample_weight)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        grads = iter(tape.gradient(
+            scaled_loss, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        ))
+        joined_grads = [next(grads) if t is not None else None for t in joined]
+        sizes = [tf.shape(micro[0])[0] for micro in leaves]
+        per_micro = [[] for _ in outputs]
+        for grad in joined_grads:
+            parts = [None] * len(outputs) if grad is None else tf.split(grad, sizes, axis=0)
+            for micro, part in zip(per_micro, parts):
+                micro.append(part)
+        share = loss / self.accumulation_steps
+        return [
+            (share, tree.pack_sequence_as(outputs[0], micro)) for micro in per_micro
+        ]
+
+    def _replica_state(self):
+        """The model's non-trainable state (seeds, statistics), read."""
+        return [tf.identity(v.value) for v in self.model.non_trainable_variables]
+
+    def _replica_set_state(self, values):
+        for variable, value in zip(self.model.non_trainable_variables, values):
+            variable.assign(value)
+        return tf.constant(0)
+
+    def _replica_update(self, data, accumulated=None, cached=None):
         """Last micro-batch, all-reduce, optimizer update."""
-        loss, grads = self._gradients_fn(data, accumulated)
+        loss, grads = self._gradients_fn(data, accumulated, cached)
         if self.strategy.num_replicas_in_sync > 1:
             # Outside XLA (`_gradients_fn` is the compiled part): CPU
             # collectives cannot be compiled.
@@ -469,11 +585,17 @@ class Trainer:
     # `strategy.run` is given plain functions around the compiled ones: given a
     # `tf.function` directly it re-wraps it and, on CPU, reads every replica's
     # variables from the first device.
-    def _run_gradients(self, data, accumulated=None):
-        return self._gradients_fn(data, accumulated)
+    def _run_gradients(self, data, accumulated=None, cached=None):
+        return self._gradients_fn(data, accumulated, cached)
 
-    def _run_update(self, data, accumulated=None):
-        return self._update_fn(data, accumulated)
+    def _run_update(self, data, accumulated=None, cached=None):
+        return self._update_fn(data, accumulated, cached)
+
+    def _run_outputs(self, data):
+        return self._outputs_fn(data)
+
+    def _run_output_gradients(self, datas, outputs):
+        return self._output_gradients_fn(datas, outputs)
 
     def _replica_loss(self, data):
         """(Loss share without regularisation, regularisation share, weight sum)."""
@@ -509,12 +631,10 @@ class Trainer:
 
         def train_function(iterator):
             with _without_optimizer_all_reduce(self.optimizer):
-                accumulated = None
-                for _ in range(self.accumulation_steps - 1):
-                    data = self._distribute(next(iterator), batch_size)
-                    accumulated = strategy.run(self._run_gradients, args=(data, accumulated))
-                data = self._distribute(next(iterator), batch_size)
-                outputs = strategy.run(self._run_update, args=(data, accumulated))
+                if self._cache_outputs:
+                    outputs = self._cached_step(iterator, batch_size)
+                else:
+                    outputs = self._summed_step(iterator, batch_size)
             self._step.assign_add(1)
             # Every replica holds the same all-reduced values.
             return tree.map_structure(
@@ -522,6 +642,33 @@ class Trainer:
             )
 
         return tf.function(train_function)
+
+    def _summed_step(self, iterator, batch_size):
+        """One update, summing the micro-batches' gradients."""
+        accumulated = None
+        for _ in range(self.accumulation_steps - 1):
+            data = self._distribute(next(iterator), batch_size)
+            accumulated = self.strategy.run(self._run_gradients, args=(data, accumulated))
+        data = self._distribute(next(iterator), batch_size)
+        return self.strategy.run(self._run_update, args=(data, accumulated))
+
+    def _cached_step(self, iterator, batch_size):
+        """One update for a batch-coupled loss (see the module docstring)."""
+        strategy = self.strategy
+        datas = [
+            self._distribute(next(iterator), batch_size)
+            for _ in range(self.accumulation_steps)
+        ]
+        state = strategy.run(self._replica_state)
+        outputs = [strategy.run(self._run_outputs, args=(data,)) for data in datas]
+        # Rewind seeds and statistics: the second pass then draws the same
+        # dropout masks, and the state advances once per micro-batch.
+        strategy.run(self._replica_set_state, args=(state,))
+        cached = strategy.run(self._run_output_gradients, args=(datas, outputs))
+        accumulated = None
+        for data, micro in zip(datas[:-1], cached[:-1]):
+            accumulated = strategy.run(self._run_gradients, args=(data, accumulated, micro))
+        return strategy.run(self._run_update, args=(datas[-1], accumulated, cached[-1]))
 
     def _make_evaluate_function(self, batch_size):
         strategy = self.strategy

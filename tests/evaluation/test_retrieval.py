@@ -137,9 +137,9 @@ class RetrievalMetricsTest(TestCase):
         calls = []
         original = retrieval_module._text_to_image_ranks
 
-        def counting(images, texts, *args):
+        def counting(unique_images, image_copies, texts, *args):
             calls.append(len(texts))
-            return original(images, texts, *args)
+            return original(unique_images, image_copies, texts, *args)
 
         settings = [
             ({}, 0),  # brackets hold every positive: no re-ranking
@@ -157,6 +157,51 @@ class RetrievalMetricsTest(TestCase):
                     self.assertAllEqual(ranks["image_to_text"], expected_images, msg=str(patches))
                     self.assertAllEqual(ranks["text_to_image"], expected_texts, msg=str(patches))
             self.assertEqual(sum(calls), 2 * recomputed, msg=str(patches))
+
+    def test_duplicated_embeddings_do_not_depend_on_block_size_or_order(self):
+        # Repeated captions and images give bit-identical float32 embeddings;
+        # copies must tie exactly (ties count in the query's favour) however
+        # the score matrix is blocked and the candidates are ordered.
+        rng = np.random.RandomState(4)
+        image_pool = normalize(rng.randn(25, 64)).astype("float32")
+        caption_pool = normalize(rng.randn(30, 64)).astype("float32")
+        images = image_pool[rng.randint(0, 25, 60)]
+        text_to_image = np.concatenate([np.arange(60), rng.randint(0, 60, 240)])
+        # Each image's captions come from a few shared strings, as in real data.
+        texts = caption_pool[(text_to_image % 7 + rng.randint(0, 3, 300)) % 30]
+        # Reference: float64 scores, each pair summed in one fixed order, so
+        # copies score bit-identically.
+        scores = (images[:, None, :].astype("float64") * texts[None, :, :]).sum(axis=-1)
+        expected_images = np.array([
+            min(1 + np.sum(scores[i] > scores[i, t]) for t in np.flatnonzero(text_to_image == i))
+            for i in range(60)
+        ])
+        expected_texts = np.array([
+            1 + np.sum(scores[:, t] > scores[text_to_image[t], t]) for t in range(300)
+        ])
+        # The data has the duplicates this test is about.
+        self.assertLess(len(np.unique(images, axis=0)), 30)
+        self.assertLess(len(np.unique(texts, axis=0)), 31)
+        permutation = rng.permutation(300)
+        for block_size in (1, 7, 64, 1024):
+            _, ranks = retrieval_metrics(images, texts, text_to_image, block_size=block_size,
+                                         return_ranks=True)
+            self.assertAllEqual(ranks["image_to_text"], expected_images, msg=f"{block_size}")
+            self.assertAllEqual(ranks["text_to_image"], expected_texts, msg=f"{block_size}")
+            _, shuffled = retrieval_metrics(images, texts[permutation],
+                                            text_to_image[permutation], block_size=block_size,
+                                            return_ranks=True)
+            self.assertAllEqual(shuffled["image_to_text"], expected_images)
+            self.assertAllEqual(shuffled["text_to_image"], expected_texts[permutation])
+        # Every path of the text queries (brackets, their fallback) groups copies.
+        for patches in ({"_BRACKET_SCALE": 0.0},
+                        {"_BRACKET_SCALE": 1e5, "_WINDOW_MIN_ENTRIES": 10,
+                         "_WINDOW_ENTRIES_PER_TEXT": 0}):
+            with mock.patch.multiple(retrieval_module, **patches):
+                _, ranks = retrieval_metrics(images, texts, text_to_image, block_size=7,
+                                             return_ranks=True)
+            self.assertAllEqual(ranks["text_to_image"], expected_texts, msg=str(patches))
+            self.assertAllEqual(ranks["image_to_text"], expected_images, msg=str(patches))
 
     def test_float32_and_tensor_inputs(self):
         import tensorflow as tf

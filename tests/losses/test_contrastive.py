@@ -108,6 +108,107 @@ class ContrastiveLossHandComputedTest(TestCase):
         self.assertEqual(offset, 0)
 
 
+def hard_negative_infonce(logits, positive, negatives, beta):
+    """Robinson et al. 2021's estimator for one anchor, in NumPy float64.
+
+    Their code: `imp = exp(beta * log(neg))`, `Ng = sum(imp * neg) / mean(imp)`,
+    `loss = -log(pos / (pos + Ng))`, with `pos`, `neg` the exponentiated
+    logits of the positive and of the negatives.
+    """
+    pos = np.exp(logits[positive])
+    neg = np.exp(logits[negatives])
+    imp = neg ** beta
+    return -np.log(pos / (pos + np.sum(imp * neg) / np.mean(imp)))
+
+
+def random_unit(rng, n, dim):
+    v = rng.standard_normal((n, dim))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+class HardNegativesAndPrecisionTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        rng = np.random.default_rng(0)
+        self.x, self.y = random_unit(rng, 6, 8), random_unit(rng, 6, 8)
+
+    def clip_reference(self, scale, beta):
+        logits = scale * self.x @ self.y.T
+        n = len(logits)
+        per_pair = []
+        for i in range(n):
+            others = np.arange(n) != i
+            row = hard_negative_infonce(logits[i], i, others, beta)
+            column = hard_negative_infonce(logits[:, i], i, others, beta)
+            per_pair.append((row + column) / 2)
+        return np.array(per_pair)
+
+    def float64_outputs(self, scale):
+        return {
+            "image_embeddings": self.x, "text_embeddings": self.y,
+            "logit_scale": np.full((len(self.x),), scale),
+        }
+
+    def test_clip_hard_negatives_equal_the_reference(self):
+        for beta in (0.0, 0.5, 2.0):
+            loss = CLIPLoss(hard_negative_beta=beta, reduction=None, dtype="float64")
+            values = loss(None, self.float64_outputs(5.0))
+            self.assertEqual(values.dtype, tf.float64)
+            self.assertAllClose(values, self.clip_reference(5.0, beta), atol=1e-12, rtol=0)
+        # The weighting changes the loss, and beta=0 is the plain loss.
+        plain = CLIPLoss(dtype="float64")(None, self.float64_outputs(5.0))
+        hard = CLIPLoss(hard_negative_beta=2.0, dtype="float64")(None, self.float64_outputs(5.0))
+        self.assertGreater(abs(float(hard) - float(plain)), 1e-3)
+
+    def test_nt_xent_hard_negatives_equal_the_reference(self):
+        temperature, beta, n = 0.3, 1.5, len(self.x)
+        views = np.concatenate([self.x, self.y])
+        logits = views @ views.T / temperature
+        anchors = []
+        for a in range(2 * n):
+            positive = (a + n) % (2 * n)
+            negatives = (np.arange(2 * n) != a) & (np.arange(2 * n) != positive)
+            anchors.append(hard_negative_infonce(logits[a], positive, negatives, beta))
+        expected = (np.array(anchors[:n]) + np.array(anchors[n:])) / 2
+        loss = NTXentLoss(temperature=temperature, hard_negative_beta=beta, reduction=None,
+                          dtype="float64")
+        values = loss(None, {"view_1_embeddings": self.x, "view_2_embeddings": self.y})
+        self.assertAllClose(values, expected, atol=1e-12, rtol=0)
+
+    def test_float64_is_computed_in_float64(self):
+        # Logits of scale 100 lose ~1e-5 in float32; float64 keeps ~1e-13.
+        expected = self.clip_reference(100.0, 0.0)
+        float64 = CLIPLoss(reduction=None, dtype="float64")(None, self.float64_outputs(100.0))
+        float32 = CLIPLoss(reduction=None)(None, self.float64_outputs(100.0))
+        self.assertEqual(float32.dtype, tf.float32)
+        self.assertAllClose(float64, expected, atol=1e-10, rtol=0)
+        self.assertGreater(np.max(np.abs(float32.numpy() - expected)), 1e-9)
+        siglip = SigLIPLoss(dtype="float64")(
+            None, {**self.float64_outputs(10.0), "logit_bias": np.full((6,), -10.0)}
+        )
+        self.assertEqual(siglip.dtype, tf.float64)
+
+    def test_zero_embedding_has_finite_gradients(self):
+        x = tf.constant(np.concatenate([np.zeros((1, 8)), self.x[1:]]), "float32")
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = CLIPLoss()(None, {**self.float64_outputs(5.0), "image_embeddings": x})
+        self.assertTrue(np.all(np.isfinite(tape.gradient(loss, x).numpy())))
+
+    def test_bad_hard_negative_beta(self):
+        for bad in (-0.1, float("nan"), True, "2"):
+            with self.assertRaisesRegex(ValueError, "Received: hard_negative_beta="):
+                CLIPLoss(hard_negative_beta=bad)
+            with self.assertRaisesRegex(ValueError, "Received: hard_negative_beta="):
+                NTXentLoss(temperature=0.1, hard_negative_beta=bad)
+
+    def test_hard_negative_beta_is_serialised(self):
+        for loss in (CLIPLoss(hard_negative_beta=0.7),
+                     NTXentLoss(temperature=0.2, hard_negative_beta=0.7)):
+            restored = keras.losses.deserialize(keras.losses.serialize(loss))
+            self.assertEqual(restored.hard_negative_beta, 0.7)
+
+
 class GlobalNegativesTest(TestCase):
     """Two replicas (two logical CPUs) equal one device on the same global batch."""
 
