@@ -34,6 +34,7 @@ _EXPORTS = {
     "KNOWN_TFDS_DATASETS": ".tfds_loader",
     "LoadReport": ".files",
     "Preprocessor": ".preprocessing",
+    "RandomResizedCrop": ".pipeline",
     "RESERVED_TOKENS": ".tokenizer",
     "SHAPES": ".synthetic",
     "SIZES": ".synthetic",
@@ -56,7 +57,9 @@ _EXPORTS = {
     "load_video_qa_files": ".files",
     "ops": ".ops",
     "synthetic_info": ".synthetic",
+    "simclr_augmentation": ".pipeline",
     "train_word_piece_vocabulary": ".tokenizer",
+    "two_view_pipeline": ".pipeline",
     "video_qa_pipeline": ".pipeline",
 }
 __all__ = sorted(_EXPORTS)

@@ -93,6 +93,147 @@ def caption_safe_augmentation(seed=None):
     )
 
 
+@keras.saving.register_keras_serializable(package="mmzoo")
+class RandomResizedCrop(keras.layers.Layer):
+    """Crops a random box of each image and resizes it (SimCLR's / Inception's crop).
+
+    For each image, a box covering a fraction `scale` of its area, with
+    aspect ratio in `ratio` (drawn log-uniformly), at a uniform position,
+    is cut out and resized to `(height, width)` bilinearly. Box sides are
+    clipped to the image (torchvision retries instead; the difference is in
+    the rare draws of extreme ratios at large scale). Without training, the
+    whole image is resized.
+
+    Args:
+        height, width: ints. Output size.
+        scale: `(min, max)` fractions of the image area, in (0, 1].
+        ratio: `(min, max)` aspect ratios (width / height), > 0.
+        seed: int or None.
+
+    Example:
+
+    >>> crop = RandomResizedCrop(16, 16, seed=0)
+    >>> crop(np.ones((2, 32, 32, 3), "float32"), training=True).shape
+    TensorShape([2, 16, 16, 3])
+    """
+
+    def __init__(self, height, width, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.height = check_int("height", height, 1)
+        self.width = check_int("width", width, 1)
+        scale, ratio = tuple(scale), tuple(ratio)
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(
+                f"`scale` must be (min, max) with 0 < min <= max <= 1. Received: scale={scale}"
+            )
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(
+                f"`ratio` must be (min, max) with 0 < min <= max. Received: ratio={ratio}"
+            )
+        self.scale, self.ratio, self.seed = scale, ratio, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        images = tf.convert_to_tensor(images)
+        batch = tf.shape(images)[0]
+        indices = tf.range(batch)
+        if not training:
+            boxes = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [batch, 1])
+            return tf.image.crop_and_resize(images, boxes, indices, (self.height, self.width))
+        area = keras.random.uniform([batch], *self.scale, seed=self.seed_generator)
+        log_ratio = keras.random.uniform(
+            [batch], *np.log(self.ratio).tolist(), seed=self.seed_generator
+        )
+        aspect = tf.exp(log_ratio)
+        # Sides as fractions of the image's sides (area and ratio are relative
+        # to the image, so non-square images keep their proportions).
+        box_width = tf.minimum(tf.sqrt(area * aspect), 1.0)
+        box_height = tf.minimum(tf.sqrt(area / aspect), 1.0)
+        corner = keras.random.uniform([batch, 2], seed=self.seed_generator)
+        top = corner[:, 0] * (1.0 - box_height)
+        left = corner[:, 1] * (1.0 - box_width)
+        boxes = tf.stack([top, left, top + box_height, left + box_width], axis=-1)
+        return tf.image.crop_and_resize(images, boxes, indices, (self.height, self.width))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(height=self.height, width=self.width, scale=list(self.scale),
+                      ratio=list(self.ratio), seed=self.seed)
+        return config
+
+
+def simclr_augmentation(image_size, seed=None, color_strength=0.5, crop_scale=(0.2, 1.0),
+                        grayscale_rate=0.2, blur_rate=0.5):
+    """SimCLR's augmentation of one view, in the graph, for images in [0, 1].
+
+    Random resized crop (`RandomResizedCrop`), horizontal flip, colour
+    jitter (brightness, contrast and saturation `0.8 * color_strength`, hue
+    `0.2 * color_strength`, as in SimCLR), random grayscale and Gaussian
+    blur; Keras preprocessing layers except the crop. SimCLR applies the
+    jitter with probability 0.8; Keras's `RandomColorJitter` has no rate,
+    so here it applies to every view. The default crop scale (0.2, 1) is
+    that of small-image SimCLR / MoCo v2 setups rather than ImageNet's 0.08.
+
+    Args:
+        image_size: int or `(height, width)`: the output size.
+        seed: int or None. Build a fresh one with the same seed to repeat a
+            run exactly (the layers' random state advances as they run).
+        color_strength: float >= 0. SimCLR's colour distortion strength `s`.
+        crop_scale: `(min, max)` area fractions of the crop.
+        grayscale_rate, blur_rate: floats in [0, 1], the probabilities of
+            turning a view gray and of blurring it.
+
+    Returns:
+        `keras.Sequential` taking and returning images `(batch, height,
+        width, 3)`.
+
+    Example:
+
+    ```python
+    views = mmzoo.data.two_view_pipeline(
+        examples, batch_size=256,
+        augmentation=mmzoo.data.simclr_augmentation(32, seed=0, color_strength=1.0))
+    ```
+    """
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if isinstance(color_strength, bool) or not isinstance(color_strength, (int, float)) or (
+        not color_strength >= 0
+    ):
+        raise ValueError(f"`color_strength` must be a float >= 0. Received: {color_strength!r}")
+    for name, rate in (("grayscale_rate", grayscale_rate), ("blur_rate", blur_rate)):
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ValueError(f"`{name}` must be in [0, 1]. Received: {name}={rate!r}")
+    seeds = [None] * 5 if seed is None else [check_int("seed", seed, 0) + i for i in range(5)]
+    layers = [
+        RandomResizedCrop(height, width, scale=crop_scale, seed=seeds[0]),
+        keras.layers.RandomFlip("horizontal", seed=seeds[1]),
+    ]
+    if color_strength > 0:
+        jitter = 0.8 * color_strength
+        layers.append(keras.layers.RandomColorJitter(
+            value_range=(0.0, 1.0), brightness_factor=jitter, contrast_factor=jitter,
+            saturation_factor=(max(0.0, 0.5 - jitter / 2), 0.5 + jitter / 2),
+            hue_factor=min(0.2 * color_strength, 0.5), seed=seeds[2],
+        ))
+    if grayscale_rate > 0:
+        layers.append(keras.layers.RandomGrayscale(factor=grayscale_rate, seed=seeds[3]))
+    if blur_rate > 0:
+        # SimCLR's kernel is about a tenth of the image side, sigma in [0.1, 2]
+        # (Keras draws one sigma per batch). A (rate, rate) factor is the
+        # probability of blurring each image.
+        kernel = max(3, (min(height, width) // 10) | 1)
+        layers.append(keras.layers.RandomGaussianBlur(
+            factor=(blur_rate, blur_rate), kernel_size=kernel, sigma=(0.1, 2.0),
+            value_range=(0.0, 1.0),
+            seed=seeds[4],
+        ))
+    return keras.Sequential(layers, name="simclr_augmentation")
+
+
 def _validate(
     dataset, required, batch_size, shuffle_buffer, seed, input_context, augmentation, cache=False
 ):
@@ -435,6 +576,93 @@ def contrastive_pipeline(
         dataset, preprocessor, batch_size, shuffle_buffer, repeat, seed, deterministic,
         augmentation, input_context, cache,
     )
+
+
+def two_view_pipeline(
+    dataset,
+    batch_size,
+    augmentation=None,
+    shuffle_buffer=4096,
+    repeat=True,
+    seed=None,
+    deterministic=False,
+    input_context=None,
+    cache=False,
+):
+    """Batches of two augmented views of each image, for SimCLR-style training.
+
+    Each batch of images is augmented twice, independently, into
+    `view_1_images` and `view_2_images`: the inputs of a
+    `mmzoo.models.TwoViewEncoder` trained with `mmzoo.losses.NTXentLoss`.
+    Augmentation runs in the graph after batching (other keys of the
+    examples, such as captions or labels, are dropped).
+
+    Args:
+        dataset: unbatched `tf.data.Dataset` of dicts with `images`
+            `(height, width, 3)` (static shape), float32 in [0, 1].
+        batch_size: int. Global batch size, at least 2 per replica.
+        augmentation: None for `simclr_augmentation(image size, seed=seed)`,
+            or a callable (e.g. a Keras layer, called with `training=True`)
+            from images `(batch, height, width, 3)` to the views' images.
+            It is called twice per batch and must draw new randomness at
+            each call (Keras random layers do).
+        shuffle_buffer: int, or None for no shuffling.
+        repeat: bool. Repeat forever (training). False reads each example
+            once, padding the last batch and adding `example_mask`.
+        seed: int or None. Seeds shuffling and the default augmentation.
+        deterministic: bool. Reproducible order and views across runs (one
+            batch augmented at a time); uses seed 0 when `seed` is None.
+            With your own `augmentation`, build it with a seed too.
+        input_context: `tf.distribute.InputContext` or None.
+        cache: bool or str. Keep the loaded examples in memory (True) or in
+            files with this prefix after the first pass.
+
+    Returns:
+        `tf.data.Dataset` of dicts: `view_1_images`, `view_2_images` float32
+        `(batch_size, height, width, 3)` (the augmentation's output size),
+        and `example_mask` with `repeat=False`.
+
+    Example:
+
+    ```python
+    examples = mmzoo.data.load_synthetic("shapes_classification", "train")
+    views = mmzoo.data.two_view_pipeline(examples, batch_size=128, seed=0)
+    simclr = mmzoo.presets.build_from_preset("dual_encoder_simclr_tiny")
+    simclr.compile(optimizer="adam", loss=mmzoo.losses.NTXentLoss(temperature=0.1))
+    simclr.fit(views, steps_per_epoch=100)
+    ```
+    """
+    _validate(dataset, ("images",), batch_size, shuffle_buffer, seed, input_context,
+              augmentation, cache)
+    replicas = input_context.num_replicas_in_sync if input_context is not None else 1
+    if batch_size < 2 * replicas:
+        raise ValueError(
+            "Two-view batches need at least 2 examples per replica (in-batch "
+            f"negatives); {replicas} replica(s). Received: batch_size={batch_size}"
+        )
+    if deterministic and seed is None:
+        seed = 0
+    if augmentation is None:
+        augmentation = simclr_augmentation(
+            tuple(dataset.element_spec["images"].shape[:2]), seed=seed
+        )
+    batches = _batch(
+        dataset, None, batch_size, shuffle_buffer, repeat, seed, deterministic,
+        input_context, batch_preprocess=ops.keep("images"), cache=cache,
+    )
+
+    def views(batch):
+        images = batch.pop("images")
+        if isinstance(augmentation, keras.layers.Layer):
+            first, second = augmentation(images, training=True), augmentation(images, training=True)
+        else:
+            first, second = augmentation(images), augmentation(images)
+        return {"view_1_images": first, "view_2_images": second, **batch}
+
+    # Keras random layers keep their seed state in a variable; parallel calls
+    # race on it, so a reproducible run augments one batch at a time.
+    batches = batches.map(views, num_parallel_calls=None if deterministic else tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def video_qa_pipeline(

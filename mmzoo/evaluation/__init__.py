@@ -1,4 +1,4 @@
-"""Evaluation metrics: captions, VQA, retrieval, zero-shot and classification."""
+"""Evaluation metrics: captions, VQA, retrieval, zero-shot, classification, linear probes."""
 
 from mmzoo.evaluation.caption_metrics import caption_metrics
 from mmzoo.evaluation.caption_metrics import cider_d
@@ -7,6 +7,7 @@ from mmzoo.evaluation.caption_metrics import normalize_caption
 from mmzoo.evaluation.caption_metrics import rouge_l
 from mmzoo.evaluation.classification import classification_report
 from mmzoo.evaluation.classification import format_classification_report
+from mmzoo.evaluation.linear_probe import linear_probe
 from mmzoo.evaluation.retrieval import retrieval_metrics
 from mmzoo.evaluation.token_accuracy import MaskedTokenAccuracy
 from mmzoo.evaluation.vqa import exact_match_accuracy
@@ -25,6 +26,7 @@ __all__ = [
     "corpus_bleu",
     "exact_match_accuracy",
     "format_classification_report",
+    "linear_probe",
     "normalize_answer",
     "normalize_caption",
     "retrieval_metrics",
