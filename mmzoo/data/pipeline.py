@@ -285,6 +285,22 @@ def _validate(
         )
 
 
+def _check_in_batch_negatives(kind, batch_size, input_context):
+    replicas = input_context.num_replicas_in_sync if input_context is not None else 1
+    if isinstance(batch_size, int) and batch_size < 2 * replicas:
+        raise ValueError(
+            f"{kind} batches need at least 2 examples per replica (in-batch "
+            f"negatives); {replicas} replica(s). Received: batch_size={batch_size}"
+        )
+
+
+def _augment(augmentation, images):
+    """`augmentation(images)`; a Keras layer is called in training mode."""
+    if isinstance(augmentation, keras.layers.Layer):
+        return augmentation(images, training=True)
+    return augmentation(images)
+
+
 def _pad_batch(batch, batch_size):
     """Pads a partial batch to `batch_size` rows and adds `example_mask`.
 
@@ -398,12 +414,7 @@ def _batch(
     if augmentation is not None:
 
         def augment(batch):
-            images = batch["images"]
-            if isinstance(augmentation, keras.layers.Layer):
-                images = augmentation(images, training=True)
-            else:
-                images = augmentation(images)
-            return {**batch, "images": images}
+            return {**batch, "images": _augment(augmentation, batch["images"])}
 
         # Keras random layers keep their seed state in a variable; parallel
         # calls race on it, so a reproducible run augments one batch at a time.
@@ -566,12 +577,7 @@ def contrastive_pipeline(
     train = mmzoo.data.contrastive_pipeline(examples, model, batch_size=64)
     ```
     """
-    replicas = input_context.num_replicas_in_sync if input_context is not None else 1
-    if isinstance(batch_size, int) and batch_size < 2 * replicas:
-        raise ValueError(
-            "Contrastive batches need at least 2 examples per replica (in-batch "
-            f"negatives); {replicas} replica(s). Received: batch_size={batch_size}"
-        )
+    _check_in_batch_negatives("Contrastive", batch_size, input_context)
     return _image_text_pipeline(
         dataset, preprocessor, batch_size, shuffle_buffer, repeat, seed, deterministic,
         augmentation, input_context, cache,
@@ -634,12 +640,7 @@ def two_view_pipeline(
     """
     _validate(dataset, ("images",), batch_size, shuffle_buffer, seed, input_context,
               augmentation, cache)
-    replicas = input_context.num_replicas_in_sync if input_context is not None else 1
-    if batch_size < 2 * replicas:
-        raise ValueError(
-            "Two-view batches need at least 2 examples per replica (in-batch "
-            f"negatives); {replicas} replica(s). Received: batch_size={batch_size}"
-        )
+    _check_in_batch_negatives("Two-view", batch_size, input_context)
     if deterministic and seed is None:
         seed = 0
     if augmentation is None:
@@ -653,10 +654,7 @@ def two_view_pipeline(
 
     def views(batch):
         images = batch.pop("images")
-        if isinstance(augmentation, keras.layers.Layer):
-            first, second = augmentation(images, training=True), augmentation(images, training=True)
-        else:
-            first, second = augmentation(images), augmentation(images)
+        first, second = _augment(augmentation, images), _augment(augmentation, images)
         return {"view_1_images": first, "view_2_images": second, **batch}
 
     # Keras random layers keep their seed state in a variable; parallel calls
