@@ -234,8 +234,10 @@ class Trainer:
             `mmzoo.losses` contrastive losses) is computed once on the
             outputs of all micro-batches, so every row sees the rows of
             every micro-batch (and replica) as negatives: the forward pass
-            runs twice per micro-batch (once without gradients), and peak
-            activation memory is that of one micro-batch. The model's
+            runs twice per micro-batch (once without gradients), and the
+            activations held for back-propagation are one micro-batch's
+            (the inputs and outputs of all k are held; see
+            `benchmarks/contrastive_scale.py` for measured peaks). The model's
             non-trainable state (dropout seeds, batch-norm statistics) is
             rewound between the two passes, so both see the same dropout
             masks and the state advances once. Such a loss is called
