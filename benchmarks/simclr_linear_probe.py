@@ -13,8 +13,6 @@ the image hold a <shape>?" for the 4 shapes and "a <colour> shape?" for the
 6 colours, each a binary logistic regression on 2,000 training images scored
 on 1,000 test images; the table gives the mean accuracy over the shape tasks
 and over the colour tasks, and the majority-class accuracy for reference.
-Colour jitter and grayscale make the views disagree on colour on purpose, so
-SimCLR features are expected to carry shape better than colour.
 
     python benchmarks/simclr_linear_probe.py --max-minutes 10
 
