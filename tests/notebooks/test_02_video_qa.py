@@ -8,8 +8,8 @@ from _notebooks import run_notebook
 from mmzoo.testing import TestCase
 
 
-# Over a minute on 2 cores; CI runs the captioning notebook, and
-# `pytest --run-slow --run-large tests/notebooks` runs them all.
+# Over a minute on 2 cores; `pytest --run-slow --run-large tests/notebooks`
+# runs every notebook.
 @pytest.mark.large
 class VideoQANotebookTest(TestCase):
     def test_video_qa(self):

@@ -8,7 +8,10 @@ from _notebooks import run_notebook
 from mmzoo.testing import TestCase
 
 
-@pytest.mark.slow
+# Over a minute on 2 cores, like the other notebooks (the README's blocks,
+# which CI runs, cover the same API); `pytest --run-slow --run-large
+# tests/notebooks` runs them all.
+@pytest.mark.large
 class NotebookTest(TestCase):
     def test_image_captioning(self):
         notebook = run_notebook("01_image_captioning.ipynb", steps=30)

@@ -51,7 +51,8 @@ def _start_workers(model_dir, out_dir, **flags):
         args = [sys.executable, CHILD, "--multi-worker", "--model-dir", model_dir,
                 "--out", os.path.join(out_dir, f"worker{index}.npz"), "--dropout-rate", "0"]
         for name, value in flags.items():
-            args += [f"--{name.replace('_', '-')}", str(value)]
+            flag = f"--{name.replace('_', '-')}"
+            args += [flag] if value is True else [flag, str(value)]
         procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     return procs
@@ -122,6 +123,25 @@ class MultiWorkerTest(TestCase):
             np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
         self.assertEqual(os.path.basename(latest_checkpoint(self.model_dir)), "ckpt-12")
         self.assertFalse(os.path.exists(os.path.join(self.model_dir, "workertemp_1")))
+
+    def test_contrastive_accumulation_on_two_workers_equals_one_big_batch(self):
+        # CLIPLoss couples the batch: each update's 2 micro-batches of 8 (4
+        # rows per worker) are scored together, negatives gathered from both
+        # workers, as one process scores a batch of 16.
+        procs = _start_workers(self.model_dir, self.directory, steps=3, contrastive=True,
+                               accumulation_steps=2)
+        self.addCleanup(_kill_all, procs)
+        codes, outputs = _wait_all(procs)
+        self.assertEqual(codes, [0, 0], msg="\n".join(o[-2000:] for o in outputs))
+        reference = training_child.make_contrastive_trainer(
+            tf.distribute.get_strategy(), None, accumulation_steps=1)
+        rows = reference.fit(training_child.make_contrastive_dataset(16), steps=3, log_every=1,
+                             verbose=0)
+        for index in range(2):
+            result = np.load(os.path.join(self.directory, f"worker{index}.npz"))
+            self.assertAllClose(result["losses"], [r["loss"] for r in rows], atol=1e-5)
+            for i, expected in enumerate(_variables(reference)):
+                self.assertAllClose(result[f"w{i}"], expected, atol=1e-5)
 
     def test_preemption_notice_saves_through_the_handler(self):
         steps = 30

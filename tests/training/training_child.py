@@ -3,9 +3,12 @@ a child process (the SIGKILL-resume and multi-worker tests start it).
 
     python training_child.py --model-dir DIR --steps 40 --out weights.npz
         [--multi-worker] [--step-delay 0.05] [--checkpoint-every 4]
+        [--contrastive --accumulation-steps 2]
 
 With `--multi-worker` the process joins the cluster described by `TF_CONFIG`
-(set by the parent) through `MultiWorkerMirroredStrategy`.
+(set by the parent) through `MultiWorkerMirroredStrategy`. With
+`--contrastive` the run trains a two-tower model with `CLIPLoss` (global
+negatives across workers) instead of the classifier.
 """
 
 import argparse
@@ -52,6 +55,54 @@ def make_dataset(seed=2):
     )
 
 
+def build_contrastive_model(seed=1):
+    """Two Dense towers and a fixed logit scale: the outputs `CLIPLoss` reads."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = {name: keras.Input((6,), name=name) for name in ("images", "texts")}
+    outputs = {
+        "image_embeddings": keras.layers.Dense(8, name="image_tower")(inputs["images"]),
+        "text_embeddings": keras.layers.Dense(8, name="text_tower")(inputs["texts"]),
+        # The same scale for every row (one copy per example, as a DualEncoder's).
+        "logit_scale": keras.layers.Dense(
+            1, trainable=False, kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(5.0), name="logit_scale",
+        )(inputs["images"]),
+    }
+    return keras.Model(inputs, outputs, name="contrastive_child_model")
+
+
+def make_contrastive_dataset(batch_size, seed=2):
+    """Shuffled, repeated pairs; batches of `batch_size` from the same stream."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.RandomState(seed)
+    images = rng.normal(size=(NUM_EXAMPLES, 6)).astype("float32")
+    texts = (images + rng.normal(size=(NUM_EXAMPLES, 6))).astype("float32")
+    return (
+        tf.data.Dataset.from_tensor_slices({"images": images, "texts": texts})
+        .shuffle(NUM_EXAMPLES, seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch_size, drop_remainder=True)
+    )
+
+
+def make_contrastive_trainer(strategy, model_dir, accumulation_steps):
+    import keras
+
+    from mmzoo.losses import CLIPLoss
+    from mmzoo.training import Trainer
+
+    with strategy.scope():
+        model = build_contrastive_model()
+        optimizer = keras.optimizers.SGD(0.5)
+    # The all-gather of global negatives cannot be XLA-compiled on CPU.
+    return Trainer(model, CLIPLoss(), optimizer, strategy=strategy, model_dir=model_dir,
+                   accumulation_steps=accumulation_steps, jit_compile=False)
+
+
 def make_trainer(strategy, model_dir, dropout_rate=0.25):
     import keras
 
@@ -85,6 +136,8 @@ def main(argv=None):
     parser.add_argument("--step-delay", type=float, default=0.0)
     parser.add_argument("--dropout-rate", type=float, default=0.25)
     parser.add_argument("--multi-worker", action="store_true")
+    parser.add_argument("--contrastive", action="store_true")
+    parser.add_argument("--accumulation-steps", type=int, default=1)
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -106,7 +159,12 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    trainer = make_trainer(strategy, args.model_dir, args.dropout_rate)
+    if args.contrastive:
+        trainer = make_contrastive_trainer(strategy, args.model_dir, args.accumulation_steps)
+        dataset = make_contrastive_dataset(GLOBAL_BATCH)
+    else:
+        trainer = make_trainer(strategy, args.model_dir, args.dropout_rate)
+        dataset = make_dataset()
     callbacks = []
     if args.step_delay:
         # Slow steps so the parent can kill the run at a step of its choice.
@@ -116,7 +174,7 @@ def main(argv=None):
             )
         )
     rows = trainer.fit(
-        make_dataset(),
+        dataset,
         steps=args.steps,
         checkpoint_every=args.checkpoint_every,
         log_every=1,
