@@ -518,47 +518,36 @@ class Trainer:
     def _replica_output_gradients(self, datas, outputs):
         """A batch-coupled loss on every micro-batch's outputs at once.
 
-        Returns this replica's loss share divided by the number of
-        micro-batches (one part per micro-batch) and, per micro-batch, the
-        gradient of the (scaled) loss with respect to its outputs (None for
-        outputs that are not floating point).
+        Returns, per micro-batch, `(this replica's loss share / number of
+        micro-batches, the gradient of the scaled loss with respect to that
+        micro-batch's outputs)`; outputs that are not floating point get
+        None.
         """
-        unpacked = [keras.utils.unpack_x_y_sample_weight(data) for data in datas]
         concatenate = lambda *parts: tf.concat(parts, axis=0)  # noqa: E731
-        y = None if unpacked[0][1] is None else tree.map_structure(
-            concatenate, *[u[1] for u in unpacked]
+        unpacked = [keras.utils.unpack_x_y_sample_weight(data) for data in datas]
+        y, sample_weight = (
+            None if unpacked[0][i] is None
+            else tree.map_structure(concatenate, *[u[i] for u in unpacked])
+            for i in (1, 2)
         )
-        sample_weight = None if unpacked[0][2] is None else tf.concat(
-            [u[2] for u in unpacked], axis=0
-        )
-        leaves = [tree.flatten(o) for o in outputs]
-        floating = [t.dtype.is_floating for t in leaves[0]]
-        joined = [
-            tf.concat([micro[i] for micro in leaves], axis=0) if floating[i] else None
-            for i in range(len(floating))
-        ]
-        watched = [t for t in joined if t is not None]
+        joined = tree.map_structure(concatenate, *outputs)
+        floating = [t for t in tree.flatten(joined) if t.dtype.is_floating]
         with tf.GradientTape() as tape:
-            tape.watch(watched)
-            y_pred = tree.pack_sequence_as(
-                outputs[0],
-                [t if t is not None else leaves[0][i] for i, t in enumerate(joined)],
-            )
-            loss = self._data_loss_share(y, y_pred, sample_weight)
+            tape.watch(floating)
+            loss = self._data_loss_share(y, joined, sample_weight)
             scaled_loss = self.optimizer.scale_loss(loss)
-        grads = iter(tape.gradient(
-            scaled_loss, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        ))
-        joined_grads = [next(grads) if t is not None else None for t in joined]
-        sizes = [tf.shape(micro[0])[0] for micro in leaves]
-        per_micro = [[] for _ in outputs]
-        for grad in joined_grads:
-            parts = [None] * len(outputs) if grad is None else tf.split(grad, sizes, axis=0)
-            for micro, part in zip(per_micro, parts):
-                micro.append(part)
+        grads = dict(zip(map(id, floating), tape.gradient(
+            scaled_loss, floating, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )))
+        sizes = [tf.shape(tree.flatten(o)[0])[0] for o in outputs]
+        parts = [
+            tf.split(grads[id(t)], sizes, axis=0) if id(t) in grads else [None] * len(sizes)
+            for t in tree.flatten(joined)
+        ]
         share = loss / self.accumulation_steps
         return [
-            (share, tree.pack_sequence_as(outputs[0], micro)) for micro in per_micro
+            (share, tree.pack_sequence_as(joined, [p[micro] for p in parts]))
+            for micro in range(len(outputs))
         ]
 
     def _replica_state(self):
@@ -568,7 +557,6 @@ class Trainer:
     def _replica_set_state(self, values):
         for variable, value in zip(self.model.non_trainable_variables, values):
             variable.assign(value)
-        return tf.constant(0)
 
     def _replica_update(self, data, accumulated=None, cached=None):
         """Last micro-batch, all-reduce, optimizer update."""
