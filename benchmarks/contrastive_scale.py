@@ -15,8 +15,9 @@ Two parts, on `dual_encoder_tiny` with `mmzoo.losses.CLIPLoss` and
    image-to-text recall@1 on 1,000 held-out `shapes_captions` pairs after
    training on `--examples-seen` examples with in-batch negatives, with
    hard-negative weighting (`hard_negative_beta`), and with accumulation
-   (4 micro-batches per update: 4x the negatives, a quarter of the updates).
-   A momentum encoder with a feature queue is not in mmzoo yet.
+   (4 micro-batches per update: 4x the negatives, a quarter of the updates),
+   and with a momentum encoder and a feature queue (`--momentum`,
+   `--queue-size`: the queue's negatives at the in-batch run's updates).
 
     python benchmarks/contrastive_scale.py
 
@@ -42,6 +43,8 @@ PARSER.add_argument("--timed-steps", type=int, default=3)
 PARSER.add_argument("--examples-seen", type=int, default=32768)
 PARSER.add_argument("--quality-batch", type=int, default=64)
 PARSER.add_argument("--hard-negative-beta", type=float, default=0.5)
+PARSER.add_argument("--momentum", type=float, default=0.99)
+PARSER.add_argument("--queue-size", type=int, default=4096)
 PARSER.add_argument("--learning-rate", type=float, default=2e-3)
 PARSER.add_argument("--parts", default="memory,quality", help="comma-separated")
 PARSER.add_argument("--seed", type=int, default=0)
@@ -160,18 +163,23 @@ def quality_part(args):
     test = data.generate_shapes_captions(1000, split="test", seed=args.seed, image_size=32)
     queries = list(test["captions"][:, 0])
     batch = args.quality_batch
+    queue = {"momentum": args.momentum, "queue_size": args.queue_size}
     configs = [
-        ("in-batch negatives", batch, 1, 0.0),
-        (f"hard negatives, beta {args.hard_negative_beta}", batch, 1, args.hard_negative_beta),
-        ("accumulation, 4 micro-batches per update", batch, 4, 0.0),
+        ("in-batch negatives", batch, 1, 0.0, {}),
+        (f"hard negatives, beta {args.hard_negative_beta}", batch, 1, args.hard_negative_beta,
+         {}),
+        ("accumulation, 4 micro-batches per update", batch, 4, 0.0, {}),
+        (f"momentum encoder {args.momentum} + queue of {args.queue_size:,}", batch, 1, 0.0,
+         queue),
     ]
     rows = []
-    for name, micro, accumulation, beta in configs:
+    for name, micro, accumulation, beta, momentum in configs:
         keras.utils.set_random_seed(args.seed)
         model = mmzoo.presets.build_from_preset(
             "dual_encoder_tiny",
             text_encoder={"sequence_length": 32, "vocabulary_size": tokenizer.vocabulary_size},
             preprocessor=mmzoo.models.DualEncoderPreprocessor(tokenizer),
+            **momentum,
         )
         train = data.contrastive_pipeline(train_examples, model, batch_size=micro, seed=args.seed)
         updates = args.examples_seen // (micro * accumulation)

@@ -113,12 +113,21 @@ FAMILIES_SCRIPT = textwrap.dedent(
     videos = rng.rand(4, 8, 32, 32, 3).astype("float32")
     results = {}
 
-    # Each family's tiny preset trains one step with its loss on JAX.
-    dual = presets.build_from_preset("dual_encoder_tiny")
+    # Each family's tiny preset trains one step with its loss on JAX; the
+    # dual encoder two, with a momentum encoder and a queue (state updated
+    # inside the forward pass).
+    dual = presets.build_from_preset("dual_encoder_tiny", momentum=0.9, queue_size=4)
     dual.compile(optimizer="adam", loss=mmzoo.losses.CLIPLoss())
     dual_text = tokens(dual.text_encoder.input["token_ids"].shape[1])  # 32 tokens
-    history = dual.fit({"images": images, **dual_text}, epochs=1, batch_size=4, verbose=0)
+    copy_before = np.array(dual.momentum_projections[0].weights[0].numpy())
+    history = dual.fit({"images": np.concatenate([images, images[::-1]]),
+                        **{k: np.concatenate([v, v]) for k, v in dual_text.items()}},
+                       epochs=1, batch_size=4, verbose=0, shuffle=False)
     results["dual_encoder_loss"] = float(history.history["loss"][-1])
+    results["dual_encoder_queue"] = [int(dual.feature_queue.filled.numpy()),
+                                     int(dual.feature_queue.position.numpy())]
+    results["dual_encoder_copy_moved"] = bool(np.any(
+        dual.momentum_projections[0].weights[0].numpy() != copy_before))
     results["dual_encoder_embeddings"] = list(dual.encode_images(images).shape)
 
     fusion = presets.build_from_preset("fusion_classifier_tiny")
@@ -173,6 +182,8 @@ class JaxFamiliesTest(TestCase):
         for key in ("dual_encoder_loss", "fusion_classifier_loss", "video_qa_loss"):
             self.assertTrue(np.isfinite(results[key]) and results[key] > 0, (key, results[key]))
         self.assertEqual(results["dual_encoder_embeddings"], [4, 32])
+        self.assertEqual(results["dual_encoder_queue"], [4, 0])  # written twice, wrapped
+        self.assertTrue(results["dual_encoder_copy_moved"])
         self.assertEqual(results["video_qa_logits"], [4, 17])
         self.assertEqual(results["video_qa_answers"], 4)
         self.assertEqual(results["video_qa_generate"], [2, 3])

@@ -24,6 +24,9 @@ from keras import ops
 # Floor of the squared norm in `_normalize`: a floor, not an added term, so
 # unit vectors stay as they are, and a zero row has finite gradients.
 _EPSILON = 1e-12
+# The logit of a column that is not a candidate (a queue entry not written
+# yet): finite, so that the softmax and its gradient stay finite.
+_MASKED = -1e9
 
 
 def gather_from_replicas(embeddings):
@@ -67,6 +70,10 @@ def gather_from_replicas(embeddings):
         return embeddings, 0
     _check_no_cpu_xla_collective(tf, context)
     gathered = context.all_gather(embeddings, axis=0)
+    if embeddings.shape[0] is not None:  # the collective drops static shapes
+        gathered.set_shape(
+            [context.num_replicas_in_sync * embeddings.shape[0], *embeddings.shape[1:]]
+        )
     replica_id = context.replica_id_in_sync_group
     offset = ops.cast(replica_id, "int32") * ops.shape(embeddings)[0]
     return gathered, offset
@@ -147,6 +154,8 @@ class ContrastiveLoss(keras.losses.Loss):
     # the sum of its micro-batches' losses: `mmzoo.training.Trainer` then
     # accumulates through cached output gradients.
     couples_batch = True
+    # Whether the loss reads a momentum encoder's `*_keys` and queue.
+    takes_momentum = False
 
     def __call__(self, y_true=None, y_pred=None, sample_weight=None):
         if not isinstance(y_pred, dict):
@@ -168,6 +177,36 @@ class ContrastiveLoss(keras.losses.Loss):
             )
         first, second = (_normalize(y_pred[k], self.dtype) for k in keys)
         return first, second
+
+    def _momentum(self, y_pred):
+        """The momentum encoder's outputs for the two embeddings, or None.
+
+        Returns `(keys, queues, queue_mask)`: the two `*_keys` tensors
+        `(batch, dim)` L2-normalised, in the order of `_embeddings`, and,
+        with a feature queue, the two `*_queue` tensors `(queue_size, dim)`
+        and `queue_mask` `(queue_size,)` bool (None and None without).
+        """
+        names = sorted(k[: -len("_embeddings")] for k in y_pred if k.endswith("_embeddings"))
+        if not any(k.endswith("_keys") for k in y_pred):
+            return None
+        if not self.takes_momentum:
+            raise ValueError(
+                f"`{type(self).__name__}` does not use a momentum encoder's keys or "
+                "feature queue (a model built with `momentum=`); train such a model "
+                "with `mmzoo.losses.CLIPLoss`. Received: outputs "
+                f"{sorted(k for k in y_pred if k.endswith(('_keys', '_queue')))}"
+            )
+        wanted = [f"{name}_keys" for name in names]
+        if any(k not in y_pred for k in wanted):
+            raise ValueError(
+                f"With a momentum encoder, `y_pred` must hold {wanted}. Received: keys "
+                f"{sorted(y_pred)}"
+            )
+        keys = tuple(_normalize(y_pred[k], self.dtype) for k in wanted)
+        if "queue_mask" not in y_pred:
+            return keys, None, None
+        queues = tuple(_normalize(y_pred[f"{name}_queue"], self.dtype) for name in names)
+        return keys, queues, ops.cast(y_pred["queue_mask"], "bool")
 
     def _scale(self, y_pred, key, default=None):
         value = y_pred.get(key)
@@ -196,6 +235,17 @@ class CLIPLoss(ContrastiveLoss):
     `logits = s * x @ y.T + b`, and the loss of pair `i` is
     `(CE(logits[i, :], i) + CE(logits[:, i], i)) / 2`. Under a strategy,
     row `i` is scored against the embeddings of every replica.
+
+    With a momentum encoder (a `DualEncoder` or `TwoViewEncoder` built with
+    `momentum=`, in training mode), the candidates are the momentum
+    encoder's embeddings of the batch (`*_keys`, of every replica) and then
+    the feature queue (`*_queue`; entries not written yet are left out):
+    image `i` is scored against every text key and queued text, its
+    positive the key of text `i`, and text `i` likewise against the image
+    keys and queue (ALBEF's image-text contrastive loss without
+    distillation; for two views, MoCo v2's symmetric loss). No gradient
+    flows through the keys and the queue. In inference mode (evaluation)
+    the model has no keys and the loss is the in-batch one above.
 
     Args:
         hard_negative_beta: float >= 0. Weighs each negative of the softmax
@@ -227,6 +277,8 @@ class CLIPLoss(ContrastiveLoss):
     ```
     """
 
+    takes_momentum = True
+
     def __init__(
         self,
         hard_negative_beta=0.0,
@@ -241,14 +293,31 @@ class CLIPLoss(ContrastiveLoss):
         x, y = self._embeddings(y_pred)
         scale = self._scale(y_pred, "logit_scale")
         bias = self._scale(y_pred, "logit_bias", default=0.0)
-        all_x, offset = gather_from_replicas(x)
-        all_y, _ = gather_from_replicas(y)
+        momentum = self._momentum(y_pred)
+        if momentum is None:
+            x_columns, y_columns = x, y
+        else:
+            (x_columns, y_columns), _, _ = momentum
+        all_x, offset = gather_from_replicas(x_columns)
+        all_y, _ = gather_from_replicas(y_columns)
         labels = offset + ops.arange(ops.shape(x)[0], dtype="int32")
-        x_to_y = scale * ops.matmul(x, ops.transpose(all_y)) + bias  # (local, global)
+        valid = None
+        if momentum is not None and momentum[1] is not None:
+            (x_queue, y_queue), mask = momentum[1], momentum[2]
+            all_x = ops.concatenate([all_x, x_queue], axis=0)
+            all_y = ops.concatenate([all_y, y_queue], axis=0)
+            batch_columns = ops.ones((ops.shape(all_x)[0] - ops.shape(mask)[0],), "bool")
+            valid = ops.concatenate([batch_columns, mask], axis=0)
+        x_to_y = scale * ops.matmul(x, ops.transpose(all_y)) + bias  # (local, columns)
         y_to_x = scale * ops.matmul(y, ops.transpose(all_x)) + bias
         negatives = ops.logical_not(ops.cast(ops.one_hot(labels, ops.shape(all_y)[0]), "bool"))
+        if valid is not None:
+            negatives = ops.logical_and(negatives, valid[None, :])
         x_to_y = _weight_hard_negatives(x_to_y, negatives, self.hard_negative_beta)
         y_to_x = _weight_hard_negatives(y_to_x, negatives, self.hard_negative_beta)
+        if valid is not None:  # queue entries not written yet
+            x_to_y = ops.where(valid[None, :], x_to_y, _MASKED)
+            y_to_x = ops.where(valid[None, :], y_to_x, _MASKED)
         return 0.5 * (_cross_entropy(x_to_y, labels) + _cross_entropy(y_to_x, labels))
 
     def get_config(self):
@@ -293,6 +362,7 @@ class SigLIPLoss(ContrastiveLoss):
 
     def call(self, y_true, y_pred):
         x, y = self._embeddings(y_pred)
+        self._momentum(y_pred)  # refused
         scale = self._scale(y_pred, "logit_scale")
         bias = self._scale(y_pred, "logit_bias")
         all_y, offset = gather_from_replicas(y)
@@ -361,6 +431,7 @@ class NTXentLoss(ContrastiveLoss):
 
     def call(self, y_true, y_pred):
         x, y = self._embeddings(y_pred)
+        self._momentum(y_pred)  # refused
         if self.temperature is None:
             scale = self._scale(y_pred, "logit_scale")
         else:

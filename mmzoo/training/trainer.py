@@ -241,7 +241,10 @@ class Trainer:
             non-trainable state (dropout seeds, batch-norm statistics) is
             rewound between the two passes, so both see the same dropout
             masks and the state advances once. Such a loss is called
-            directly, not through an overridden `compute_loss`.
+            directly, not through an overridden `compute_loss`. A model
+            with a momentum encoder (`has_momentum_encoder`, e.g. a
+            `DualEncoder` built with `momentum=`) is refused there: every
+            forward pass moves its momentum weights and feature queue.
         jit_compile: bool. XLA-compile the per-replica forward and backward
             (with one replica outside a mirrored strategy, the optimizer
             update too). False is needed when the loss does cross-replica
@@ -329,6 +332,15 @@ class Trainer:
             if model_fn is not None:
                 model = model_fn()
             self._check_model(model)
+            if self._cache_outputs and getattr(model, "has_momentum_encoder", False):
+                raise ValueError(
+                    "Cached gradient accumulation of a contrastive loss cannot run a "
+                    "momentum encoder or feature queue: each of its forward passes moves "
+                    "the momentum weights and the queue, so the micro-batches would not "
+                    "add up to one batch. Use the queue for more negatives instead, or "
+                    "build the model without `momentum`. Received: accumulation_steps="
+                    f"{accumulation_steps}, a model with momentum={model.momentum}"
+                )
             self.model = model
             self.optimizer = self._prepare_optimizer(optimizer, model)
             # One per optimizer update; checkpointed. (`optimizer.iterations`

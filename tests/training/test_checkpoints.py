@@ -177,7 +177,8 @@ class CheckpointTest(TestCase):
 def _run_child(model_dir, out, **flags):
     args = [sys.executable, CHILD, "--model-dir", model_dir, "--out", out]
     for name, value in flags.items():
-        args += [f"--{name.replace('_', '-')}", str(value)]
+        flag = f"--{name.replace('_', '-')}"
+        args += [flag] if value is True else [flag, str(value)]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
@@ -210,11 +211,11 @@ class KillAndResumeTest(TestCase):
             [s for s in range(checkpoint_every + 1, steps - 2) if s % checkpoint_every])
         reference = _run_child(os.path.join(directory, "reference"),
                                os.path.join(directory, "reference.npz"), steps=steps,
-                               checkpoint_every=checkpoint_every)
+                               checkpoint_every=checkpoint_every, momentum=True)
         self.addCleanup(_kill, reference)
         killed_dir = os.path.join(directory, "killed")
         killed = _run_child(killed_dir, os.path.join(directory, "killed.npz"), steps=steps,
-                            checkpoint_every=checkpoint_every, step_delay=0.1)
+                            checkpoint_every=checkpoint_every, step_delay=0.1, momentum=True)
         self.addCleanup(_kill, killed)
         deadline = time.monotonic() + 300
         while True:
@@ -232,14 +233,24 @@ class KillAndResumeTest(TestCase):
         self.assertFalse(os.path.exists(os.path.join(directory, "killed.npz")))
 
         restarted = _run_child(killed_dir, os.path.join(directory, "killed.npz"), steps=steps,
-                               checkpoint_every=checkpoint_every)
+                               checkpoint_every=checkpoint_every, momentum=True)
         self.addCleanup(_kill, restarted)
         _wait(restarted)
         _wait(reference)
         with np.load(os.path.join(directory, "reference.npz")) as a, \
                 np.load(os.path.join(directory, "killed.npz")) as b:
             weights = sorted(k for k in a.files if k.startswith("w"))
-            self.assertLen(weights, 5)  # 4 trainable + the dropout seed state
+            # Trained weights, the dropout seed state, the momentum copy of
+            # the towers and projections, the queues and their position.
+            paths = list(a["paths"])
+            self.assertLen(weights, len(paths))
+            for expected in ("feature_queue/image_queue", "feature_queue/position",
+                             "momentum_image_projection/output_dense/kernel",
+                             "image_projection/output_dense/kernel"):
+                self.assertIn(expected, paths)
+            # The tower's and its momentum copy's.
+            self.assertEqual(paths.count("token_embedding/embeddings"), 2)
+            self.assertTrue(any("seed_generator" in p for p in paths), msg=paths)
             for key in weights:
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{key}, killed after "
                                               f"step {kill_after}, resumed from {saved}")

@@ -3,12 +3,15 @@ a child process (the SIGKILL-resume and multi-worker tests start it).
 
     python training_child.py --model-dir DIR --steps 40 --out weights.npz
         [--multi-worker] [--step-delay 0.05] [--checkpoint-every 4]
-        [--contrastive --accumulation-steps 2]
+        [--contrastive --accumulation-steps 2] [--momentum]
 
 With `--multi-worker` the process joins the cluster described by `TF_CONFIG`
 (set by the parent) through `MultiWorkerMirroredStrategy`. With
 `--contrastive` the run trains a two-tower model with `CLIPLoss` (global
-negatives across workers) instead of the classifier.
+negatives across workers) instead of the classifier; with `--momentum`, a
+small `DualEncoder` with a momentum encoder and a feature queue, dropout,
+and the classifier's optimizer (moving averages, schedule), so that every
+kind of state a run holds must resume.
 """
 
 import argparse
@@ -73,6 +76,54 @@ def build_contrastive_model(seed=1):
     return keras.Model(inputs, outputs, name="contrastive_child_model")
 
 
+def build_momentum_model(seed=1, dropout_rate=0.25):
+    """A `DualEncoder` of two small towers, with momentum 0.9 and a queue of 16."""
+    import keras
+
+    from mmzoo.models import build_dual_encoder
+
+    keras.utils.set_random_seed(seed)
+    pixels = keras.Input((4, 4, 3), name="images")
+    image_features = keras.layers.Dense(8, name="image_dense")(keras.layers.Flatten()(pixels))
+    image_tower = keras.Model(pixels, image_features, name="image_tower")
+    text_inputs = {
+        "token_ids": keras.Input((6,), dtype="int32", name="token_ids"),
+        "padding_mask": keras.Input((6,), dtype="bool", name="padding_mask"),
+    }
+    tokens = keras.layers.Embedding(20, 8, name="token_embedding")(text_inputs["token_ids"])
+    text_features = keras.layers.GlobalAveragePooling1D(name="pool")(
+        tokens, mask=text_inputs["padding_mask"]
+    )
+    text_tower = keras.Model(text_inputs, text_features, name="text_tower")
+    return build_dual_encoder(
+        image_tower, text_tower, projection_dim=8, projection_intermediate_dim=16,
+        dropout_rate=dropout_rate, momentum=0.9, queue_size=2 * GLOBAL_BATCH,
+    )
+
+
+def make_momentum_dataset(seed=2):
+    """Shuffled (seeded, reshuffled each epoch), repeated image-text pairs."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.RandomState(seed)
+    lengths = rng.randint(1, 7, size=(NUM_EXAMPLES, 1))
+    padding_mask = np.arange(6)[None, :] < lengths
+    pairs = {
+        "images": rng.uniform(size=(NUM_EXAMPLES, 4, 4, 3)).astype("float32"),
+        "token_ids": np.where(padding_mask, rng.randint(1, 20, size=(NUM_EXAMPLES, 6)), 0)
+        .astype("int32"),
+        "padding_mask": padding_mask,
+    }
+    return (
+        tf.data.Dataset.from_tensor_slices(pairs)
+        .shuffle(NUM_EXAMPLES, seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(GLOBAL_BATCH, drop_remainder=True)
+        .prefetch(2)
+    )
+
+
 def make_contrastive_dataset(batch_size, seed=2):
     """Shuffled, repeated pairs; batches of `batch_size` from the same stream."""
     import numpy as np
@@ -103,14 +154,15 @@ def make_contrastive_trainer(strategy, model_dir, accumulation_steps):
                    accumulation_steps=accumulation_steps, jit_compile=False)
 
 
-def make_trainer(strategy, model_dir, dropout_rate=0.25):
+def make_trainer(strategy, model_dir, dropout_rate=0.25, momentum=False):
     import keras
 
+    from mmzoo.losses import CLIPLoss
     from mmzoo.training import Trainer
     from mmzoo.training import warmup_cosine_decay
 
     with strategy.scope():
-        model = build_model(dropout_rate=dropout_rate)
+        model = (build_momentum_model if momentum else build_model)(dropout_rate=dropout_rate)
         optimizer = keras.optimizers.AdamW(
             warmup_cosine_decay(1e-2, total_steps=40, warmup_steps=5),
             weight_decay=0.01,
@@ -120,7 +172,7 @@ def make_trainer(strategy, model_dir, dropout_rate=0.25):
         )
     return Trainer(
         model,
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        CLIPLoss() if momentum else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         optimizer,
         strategy=strategy,
         model_dir=model_dir,
@@ -138,6 +190,7 @@ def main(argv=None):
     parser.add_argument("--multi-worker", action="store_true")
     parser.add_argument("--contrastive", action="store_true")
     parser.add_argument("--accumulation-steps", type=int, default=1)
+    parser.add_argument("--momentum", action="store_true")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -163,8 +216,8 @@ def main(argv=None):
         trainer = make_contrastive_trainer(strategy, args.model_dir, args.accumulation_steps)
         dataset = make_contrastive_dataset(GLOBAL_BATCH)
     else:
-        trainer = make_trainer(strategy, args.model_dir, args.dropout_rate)
-        dataset = make_dataset()
+        trainer = make_trainer(strategy, args.model_dir, args.dropout_rate, args.momentum)
+        dataset = make_momentum_dataset() if args.momentum else make_dataset()
     callbacks = []
     if args.step_delay:
         # Slow steps so the parent can kill the run at a step of its choice.
@@ -188,6 +241,7 @@ def main(argv=None):
         losses=np.asarray([r["loss"] for r in rows]),
         steps=np.asarray([r["step"] for r in rows]),
         handler=np.asarray(type(trainer.preemption_handler).__name__),
+        paths=np.asarray([v.path for v in trainer.model.variables]),
         **weights,
     )
     return 0

@@ -7,6 +7,7 @@ _EXPORTS = {
     "DualEncoder": ".dual_encoder_model",
     "DualEncoderHead": ".dual_encoder_base",
     "DualEncoderPreprocessor": ".dual_encoder_preprocessor",
+    "FeatureQueue": ".momentum",
     "TwoViewEncoder": ".two_view_encoder_model",
     "build_dual_encoder": ".dual_encoder_model",
     "build_two_view_encoder": ".two_view_encoder_model",

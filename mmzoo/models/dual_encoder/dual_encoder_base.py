@@ -14,7 +14,12 @@ from mmzoo.layers import ContrastiveHead
 from mmzoo.layers import ProjectionHead
 from mmzoo.layers.validation import check_positive_int
 from mmzoo.layers.validation import check_rate
+from mmzoo.losses import gather_from_replicas
 from mmzoo.models.dual_encoder.dual_encoder_preprocessor import DualEncoderPreprocessor
+from mmzoo.models.dual_encoder.momentum import FeatureQueue
+from mmzoo.models.dual_encoder.momentum import check_momentum
+from mmzoo.models.dual_encoder.momentum import momentum_copy
+from mmzoo.models.dual_encoder.momentum import moving_average_pairs
 from mmzoo.models.preprocessing import attach_preprocessor
 from mmzoo.models.saving import deserialize_model_config
 from mmzoo.models.saving import model_config
@@ -253,6 +258,25 @@ def attach_dual_encoder_preprocessor(
     )
 
 
+class _MomentumView:
+    """One embedding of the momentum encoder: its name, tower and projection
+    copies, and where its inputs are in the model's (a plain object, so that
+    Keras does not track the copies twice)."""
+
+    def __init__(self, name, tower, projection, prefix, argument):
+        self.name = name
+        self.tower = tower
+        self.projection = projection
+        self.prefix = prefix
+        self.argument = argument
+
+    def inputs(self, inputs):
+        if isinstance(self.tower.input, dict):
+            return {key: inputs[self.prefix + key] for key in self.tower.input}
+        key = "images" if len(self.tower.inputs[0].shape) == 4 else "videos"
+        return inputs[self.prefix + key]
+
+
 class ContrastiveEncoder(keras.Model):
     """Base of `DualEncoder` and `TwoViewEncoder`: two towers, projections and a
     `DualEncoderHead`, wired by the subclass into a functional graph.
@@ -261,7 +285,7 @@ class ContrastiveEncoder(keras.Model):
     layers, their config, `compute_loss`, and the batched, compiled
     `encode_*` plumbing. Subclasses call `_make_projection` and
     `_make_head` before `super().__init__(inputs, outputs)`, then
-    `_set_head_config`.
+    `_set_head_config` and `_set_momentum`.
     """
 
     def _make_projection(self, name, projection_dim, projection_intermediate_dim,
@@ -304,8 +328,98 @@ class ContrastiveEncoder(keras.Model):
 
     def _model_config(self, **fields):
         return model_config(
-            self, **{name: getattr(self, name) for name in HEAD_ARGUMENTS}, **fields
+            self,
+            **{name: getattr(self, name) for name in HEAD_ARGUMENTS},
+            momentum=self.momentum,
+            queue_size=self.queue_size,
+            **fields,
         )
+
+    # -------------------------------------------------- momentum encoder
+    def _set_momentum(self, momentum, queue_size, views):
+        """Makes the momentum encoder and feature queue (see `momentum.py`).
+
+        `views`: `(name, tower, projection, input prefix, argument)` per
+        embedding, `name` as in the output keys (`"image"` for
+        `image_embeddings`); a tower or projection shared by two views gets
+        one copy.
+        """
+        self.momentum, self.queue_size = check_momentum(momentum, queue_size)
+        self._momentum_views = None
+        self.feature_queue = None
+        if self.momentum is None:
+            return
+        copies, originals, plan = {}, [], []
+        tower_copies, projection_copies = [], []
+        for name, tower, projection, prefix, argument in views:
+            if id(tower) not in copies:
+                copies[id(tower)] = momentum_copy(tower)
+                originals.append(tower)
+                tower_copies.append(copies[id(tower)])
+            if id(projection) not in copies:
+                shape = pooled_features(tower, tower.output, argument).shape
+                copies[id(projection)] = momentum_copy(projection, shape)
+                originals.append(projection)
+                projection_copies.append(copies[id(projection)])
+            plan.append(
+                _MomentumView(name, copies[id(tower)], copies[id(projection)], prefix, argument)
+            )
+        # Tracked (saved with the model, in checkpoints) as lists of layers.
+        self.momentum_towers = tower_copies
+        self.momentum_projections = projection_copies
+        self._momentum_views = plan
+        self._moving_average_pairs = moving_average_pairs(
+            [copies[id(layer)] for layer in originals], originals
+        )
+        if self.queue_size:
+            self.feature_queue = FeatureQueue(
+                self.queue_size, self.projection_dim, [view.name for view in plan],
+                name="feature_queue",
+            )
+
+    @property
+    def has_momentum_encoder(self):
+        """Whether training-mode calls update and use a momentum encoder
+        (`mmzoo.training.Trainer` refuses cached accumulation then)."""
+        return self.momentum is not None
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        """The graph's outputs; in training mode with a momentum encoder, also
+        `*_keys` and, with a queue, `*_queue` and `queue_mask` (see
+        `mmzoo.losses.CLIPLoss`)."""
+        outputs = super().call(inputs, training=training, mask=mask, **kwargs)
+        if not training or getattr(self, "_momentum_views", None) is None:
+            return outputs
+        return {**outputs, **self._momentum_outputs(inputs)}
+
+    def _momentum_outputs(self, inputs):
+        """Moving-average update, keys of the batch, queue read then push.
+
+        The copies' weights move towards the trained ones before the keys
+        are computed (as MoCo and ALBEF do); the copies run in inference
+        mode and no gradient flows through the keys. The queue is read
+        before this batch's keys, gathered across replicas, are written.
+        """
+        for target, source in self._moving_average_pairs:
+            target.assign(
+                self.momentum * target + (1.0 - self.momentum) * ops.cast(source, target.dtype)
+            )
+        keys = {}
+        for view in self._momentum_views:
+            features = pooled_features(
+                view.tower, view.tower(view.inputs(inputs), training=False), view.argument
+            )
+            embeddings = self.head.normalize(
+                ops.cast(view.projection(features, training=False), "float32")
+            )
+            keys[view.name] = ops.stop_gradient(embeddings)
+        outputs = {f"{name}_keys": value for name, value in keys.items()}
+        if self.feature_queue is not None:
+            outputs.update(self.feature_queue.read())
+            self.feature_queue.push(
+                {name: gather_from_replicas(value)[0] for name, value in keys.items()}
+            )
+        return outputs
 
     @classmethod
     def from_config(cls, config):

@@ -20,6 +20,7 @@ from mmzoo.models.dual_encoder.dual_encoder_base import input_dict
 from mmzoo.models.dual_encoder.dual_encoder_base import pooled_features
 from mmzoo.models.dual_encoder.dual_encoder_base import tower_inputs
 from mmzoo.models.dual_encoder.dual_encoder_base import tower_modality
+from mmzoo.models.dual_encoder.momentum import check_momentum
 from mmzoo.models.dual_encoder.two_view_encoder_model import TwoViewEncoder
 
 
@@ -37,6 +38,10 @@ class DualEncoder(ContrastiveEncoder):
     `image_embeddings` (or `video_embeddings`) and `text_embeddings`
     `(batch_size, projection_dim)`, L2-normalised. Two views of one modality
     (SimCLR, or two image towers) are `mmzoo.models.TwoViewEncoder`'s graph.
+    With `momentum`, training-mode calls also return the momentum encoder's
+    `image_keys` and `text_keys` and, with `queue_size`, `image_queue`,
+    `text_queue` `(queue_size, projection_dim)` and `queue_mask`
+    `(queue_size,)` (see the `momentum` argument).
 
     The outputs also hold `logit_scale` and, with `use_bias`, `logit_bias`,
     one copy per example `(batch_size,)`. The contrastive losses of
@@ -77,6 +82,20 @@ class DualEncoder(ContrastiveEncoder):
             frozen image tower with a trained text tower).
         freeze_text_encoder: bool. Lock the text tower.
         dropout_rate: float. Dropout in an MLP projection.
+        momentum: None, or a float in [0, 1): keep a momentum encoder, a
+            copy of both towers and projections whose weights follow the
+            trained ones as `momentum * copy + (1 - momentum) * trained` at
+            every training forward pass (MoCo, ALBEF; e.g. 0.995). In
+            training mode the model then also outputs the copy's embeddings
+            of the batch, `*_keys`, which `mmzoo.losses.CLIPLoss` uses as
+            positives and in-batch negatives.
+        queue_size: int >= 0. With `momentum`, a feature queue of the keys of
+            the last `queue_size` training examples (gathered across
+            replicas), used as extra negatives by `CLIPLoss`; a multiple of
+            the global batch size. The queue and the copy are saved with the
+            model and in checkpoints. Cached gradient accumulation
+            (`Trainer(accumulation_steps>1)` with a contrastive loss) is
+            refused with a queue: the queue is what replaces large batches.
         preprocessor: `DualEncoderPreprocessor` or None. Kept by the model
             and saved in its `.keras` file, so that `encode_text` takes
             strings and `encode_images` takes images of any size, image
@@ -117,6 +136,8 @@ class DualEncoder(ContrastiveEncoder):
         freeze_image_encoder=False,
         freeze_text_encoder=False,
         dropout_rate=0.0,
+        momentum=None,
+        queue_size=0,
         preprocessor=None,
         dtype=None,
         **kwargs,
@@ -130,6 +151,7 @@ class DualEncoder(ContrastiveEncoder):
                 "Received: text_encoder=None"
             )
         check_tower(text_encoder, "text_encoder")
+        check_momentum(momentum, queue_size)
         projection_dim, projection_intermediate_dim, dropout_rate = check_head_arguments(
             projection_dim, projection_intermediate_dim, dropout_rate
         )
@@ -196,6 +218,10 @@ class DualEncoder(ContrastiveEncoder):
         self.preprocessor = attach_dual_encoder_preprocessor(
             preprocessor, image_encoder, text_encoder=text_encoder
         )
+        self._set_momentum(momentum, queue_size, [
+            (image_modality, image_encoder, self.image_projection, "", "image_encoder"),
+            ("text", text_encoder, self.text_projection, "", "text_encoder"),
+        ])
 
     def get_config(self):
         return self._model_config(

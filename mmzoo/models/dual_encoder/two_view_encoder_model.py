@@ -13,6 +13,7 @@ from mmzoo.models.dual_encoder.dual_encoder_base import input_dict
 from mmzoo.models.dual_encoder.dual_encoder_base import pooled_features
 from mmzoo.models.dual_encoder.dual_encoder_base import tower_inputs
 from mmzoo.models.dual_encoder.dual_encoder_base import tower_modality
+from mmzoo.models.dual_encoder.momentum import check_momentum
 
 _VIEWS = (1, 2)
 
@@ -57,6 +58,20 @@ class TwoViewEncoder(ContrastiveEncoder):
         freeze_encoder: bool. Lock `encoder` (the shared tower, by default).
         freeze_second_encoder: bool. Lock `second_encoder` (only with one).
         dropout_rate: float. Dropout in an MLP projection.
+        momentum: None, or a float in [0, 1): keep a momentum encoder, a
+            copy of the tower(s) and projection(s) whose weights follow the
+            trained ones as `momentum * copy + (1 - momentum) * trained` at
+            every training forward pass (MoCo, ALBEF; e.g. 0.995). In
+            training mode the model then also outputs the copy's embeddings
+            of the batch, `*_keys`, which `mmzoo.losses.CLIPLoss` uses as
+            positives (MoCo v2 with its symmetric loss) and in-batch negatives.
+        queue_size: int >= 0. With `momentum`, a feature queue of the keys of
+            the last `queue_size` training examples (gathered across
+            replicas), used as extra negatives by `CLIPLoss`; a multiple of
+            the global batch size. The queue and the copy are saved with the
+            model and in checkpoints. Cached gradient accumulation
+            (`Trainer(accumulation_steps>1)` with a contrastive loss) is
+            refused with a queue: the queue is what replaces large batches.
         preprocessor: `DualEncoderPreprocessor` without a tokenizer, or
             None. Kept by the model and saved in its `.keras` file; both
             views go through its one image (or video) converter, so that
@@ -94,11 +109,14 @@ class TwoViewEncoder(ContrastiveEncoder):
         freeze_encoder=False,
         freeze_second_encoder=False,
         dropout_rate=0.0,
+        momentum=None,
+        queue_size=0,
         preprocessor=None,
         dtype=None,
         **kwargs,
     ):
         check_tower(encoder, "encoder")
+        check_momentum(momentum, queue_size)
         if second_encoder is not None:
             check_tower(second_encoder, "second_encoder")
         if second_encoder is encoder:
@@ -185,6 +203,10 @@ class TwoViewEncoder(ContrastiveEncoder):
             preprocessor, encoder, second_view_encoder=second_encoder,
             arguments=("encoder", "second_encoder"),
         )
+        self._set_momentum(momentum, queue_size, [
+            (f"view_{view}", tower, projection, f"view_{view}_", _argument(view))
+            for view, tower, projection in zip(_VIEWS, towers, projections)
+        ])
 
     def get_config(self):
         return self._model_config(
