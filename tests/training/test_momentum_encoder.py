@@ -1,7 +1,7 @@
 """Momentum encoder and feature queue of `DualEncoder` / `TwoViewEncoder` (MoCo, ALBEF).
 
-The SIGKILL-resume test of `tests/training/test_checkpoints.py` trains a
-model with a momentum encoder and a queue (`training_child.py --momentum`).
+The SIGKILL-resume test of `test_checkpoints.py` trains a model with a
+momentum encoder and a queue (`training_child.py --momentum`).
 """
 
 import keras
@@ -15,6 +15,7 @@ from mmzoo.presets import build_from_preset
 from mmzoo.testing import TestCase
 from mmzoo.training import Trainer
 from mmzoo.training import get_strategy
+from test_contrastive_accumulation import pair_data
 
 BATCH = 4
 
@@ -29,18 +30,6 @@ def momentum_dual_encoder(seed=0, momentum=0.8, queue_size=8, **overrides):
         queue_size=queue_size,
         **overrides,
     )
-
-
-def pair_data(num_examples=12, seed=0):
-    rng = np.random.default_rng(seed)
-    token_ids = rng.integers(1, 100, size=(num_examples, 32)).astype("int32")
-    lengths = rng.integers(4, 32, size=(num_examples, 1))
-    padding_mask = np.arange(32)[None, :] < lengths
-    return {
-        "images": rng.uniform(size=(num_examples, 32, 32, 3)).astype("float32"),
-        "token_ids": np.where(padding_mask, token_ids, 0).astype("int32"),
-        "padding_mask": padding_mask,
-    }
 
 
 def batches(data, size):
