@@ -97,7 +97,11 @@ def export_dual_encoder(
     check_max_pixels(max_image_pixels)
     check_export_path(path, overwrite)
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # The graph's layers rather than the model: a momentum encoder's copy of
+    # the towers and its feature queue are training state, not served.
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.InputLayer):
+            archive.track(layer)
     signatures = ["encode_images", "logit_scale"] + (["encode_text"] if has_text else [])
     image_spec = visual_encoder.inputs[0]
     if modality == "image":

@@ -22,13 +22,10 @@ BATCH = 4
 
 def momentum_dual_encoder(seed=0, momentum=0.8, queue_size=8, **overrides):
     keras.utils.set_random_seed(seed)
+    arguments = {"image_encoder": {"num_layers": 1}, "text_encoder": {"num_layers": 1}}
     return build_from_preset(
-        "dual_encoder_tiny",
-        image_encoder={"num_layers": 1},
-        text_encoder={"num_layers": 1},
-        momentum=momentum,
-        queue_size=queue_size,
-        **overrides,
+        "dual_encoder_tiny", momentum=momentum, queue_size=queue_size,
+        **{**arguments, **overrides},
     )
 
 
@@ -213,6 +210,31 @@ class MomentumEncoderTest(TestCase):
         # The copy differs from the model after training: it was saved, not rebuilt.
         self.assertNotAllClose(model.momentum_projections[0].weights[0].numpy(),
                                model.image_projection.weights[0].numpy())
+
+    def test_export_serves_the_model_without_the_copy_and_queue(self):
+        import tensorflow_text  # noqa: F401  (the tokenizer's ops, to load the SavedModel)
+
+        from mmzoo.data import TextTokenizer
+        from mmzoo.export import export_dual_encoder
+        from mmzoo.models import DualEncoderPreprocessor
+
+        vocabulary = ["[PAD]", "[UNK]", "[START]", "[END]", "red", "circle"]
+        model = momentum_dual_encoder(
+            queue_size=64, text_encoder={"num_layers": 1, "vocabulary_size": len(vocabulary)},
+            preprocessor=DualEncoderPreprocessor(TextTokenizer(vocabulary)))
+        path = export_dual_encoder(model, self.get_temp_dir() + "/serving")
+        served = tf.saved_model.load(path)
+        texts = ["red circle", "circle"]
+        self.assertAllClose(served.signatures["encode_text"](texts=tf.constant(texts))["embeddings"],
+                            model.encode_text(texts), atol=1e-5)
+        # The graph's variables only: not the copy's, not the queue's.
+        training_state = {
+            id(v) for layer in model.momentum_towers + model.momentum_projections
+            + [model.feature_queue] for v in layer.variables
+        }
+        served_state = [v for v in model.variables if id(v) not in training_state]
+        self.assertLen(served.variables, len(served_state))
+        self.assertFalse([v.name for v in served.variables if "queue" in v.name])
 
     def test_two_view_encoder_as_moco_through_model_fit(self):
         keras.utils.set_random_seed(0)
