@@ -140,18 +140,24 @@ def pooled_features(encoder, outputs, argument):
     return outputs
 
 
-def tower_inputs(encoder, prefix):
-    """Fresh `keras.Input`s for a tower, named by its input keys (+ prefix)."""
+def tower_input_names(encoder, prefix):
+    """The model's input names for a tower: `{tower key: name}` for a text
+    tower, one name (`prefix + "images"` or `"videos"`) for a visual one."""
     if isinstance(encoder.input, dict):
+        return {key: prefix + key for key in encoder.input}
+    return prefix + ("images" if len(encoder.inputs[0].shape) == 4 else "videos")
+
+
+def tower_inputs(encoder, prefix):
+    """Fresh `keras.Input`s for a tower, named by `tower_input_names`."""
+    names = tower_input_names(encoder, prefix)
+    if isinstance(names, dict):
         return {
-            key: keras.Input(
-                shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=prefix + key
-            )
+            key: keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=names[key])
             for key, spec in encoder.input.items()
         }
     spec = encoder.inputs[0]
-    key = "images" if len(spec.shape) == 4 else "videos"
-    return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=prefix + key)
+    return keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=names)
 
 
 def input_dict(inputs):
@@ -258,23 +264,27 @@ def attach_dual_encoder_preprocessor(
     )
 
 
+def _unique(layers):
+    """`layers` without repeats, in order (a tower shared by two views)."""
+    return list({id(layer): layer for layer in layers}.values())
+
+
 class _MomentumView:
     """One embedding of the momentum encoder: its name, tower and projection
     copies, and where its inputs are in the model's (a plain object, so that
     Keras does not track the copies twice)."""
 
-    def __init__(self, name, tower, projection, prefix, argument):
+    def __init__(self, name, tower, projection, input_names, argument):
         self.name = name
         self.tower = tower
         self.projection = projection
-        self.prefix = prefix
+        self.input_names = input_names  # from `tower_input_names`
         self.argument = argument
 
     def inputs(self, inputs):
-        if isinstance(self.tower.input, dict):
-            return {key: inputs[self.prefix + key] for key in self.tower.input}
-        key = "images" if len(self.tower.inputs[0].shape) == 4 else "videos"
-        return inputs[self.prefix + key]
+        if isinstance(self.input_names, dict):
+            return {key: inputs[name] for key, name in self.input_names.items()}
+        return inputs[self.input_names]
 
 
 class ContrastiveEncoder(keras.Model):
@@ -349,27 +359,21 @@ class ContrastiveEncoder(keras.Model):
         self.feature_queue = None
         if self.momentum is None:
             return
-        copies, originals, plan = {}, [], []
-        tower_copies, projection_copies = [], []
+        copies, plan = {}, []  # id(trained layer) -> (trained layer, copy)
         for name, tower, projection, prefix, argument in views:
-            if id(tower) not in copies:
-                copies[id(tower)] = momentum_copy(tower)
-                originals.append(tower)
-                tower_copies.append(copies[id(tower)])
-            if id(projection) not in copies:
-                shape = pooled_features(tower, tower.output, argument).shape
-                copies[id(projection)] = momentum_copy(projection, shape)
-                originals.append(projection)
-                projection_copies.append(copies[id(projection)])
-            plan.append(
-                _MomentumView(name, copies[id(tower)], copies[id(projection)], prefix, argument)
-            )
+            for layer in (tower, projection):
+                if id(layer) not in copies:
+                    copies[id(layer)] = (layer, momentum_copy(layer))
+            plan.append(_MomentumView(
+                name, copies[id(tower)][1], copies[id(projection)][1],
+                tower_input_names(tower, prefix), argument,
+            ))
         # Tracked (saved with the model, in checkpoints) as lists of layers.
-        self.momentum_towers = tower_copies
-        self.momentum_projections = projection_copies
+        self.momentum_towers = _unique(view.tower for view in plan)
+        self.momentum_projections = _unique(view.projection for view in plan)
         self._momentum_views = plan
         self._moving_average_pairs = moving_average_pairs(
-            [copies[id(layer)] for layer in originals], originals
+            [copy for _, copy in copies.values()], [layer for layer, _ in copies.values()]
         )
         if self.queue_size:
             self.feature_queue = FeatureQueue(

@@ -95,7 +95,8 @@ class DualEncoder(ContrastiveEncoder):
             the global batch size. The queue and the copy are saved with the
             model and in checkpoints. Cached gradient accumulation
             (`Trainer(accumulation_steps>1)` with a contrastive loss) is
-            refused with a queue: the queue is what replaces large batches.
+            refused for a model with `momentum`: each forward pass moves the
+            copy and the queue.
         preprocessor: `DualEncoderPreprocessor` or None. Kept by the model
             and saved in its `.keras` file, so that `encode_text` takes
             strings and `encode_images` takes images of any size, image

@@ -50,17 +50,12 @@ def check_momentum(momentum, queue_size):
     return (None if momentum is None else float(momentum)), queue_size
 
 
-def momentum_copy(layer, input_shape=None):
-    """A frozen copy of `layer` with its weights, named `"momentum_" + name`.
-
-    `input_shape` builds a layer that is not built by its config (a
-    projection); towers (functional models) are.
-    """
+def momentum_copy(layer):
+    """A frozen copy of a built `layer` with its weights, named `"momentum_" +
+    name` (its serialized build config builds it)."""
     config = keras.saving.serialize_keras_object(layer)
     config["config"]["name"] = f"momentum_{layer.name}"
     copy = keras.saving.deserialize_keras_object(config)
-    if not copy.built and input_shape is not None:
-        copy.build(input_shape)
     copy.trainable = False
     pairs = list(zip(copy.weights, layer.weights))
     if len(copy.weights) != len(layer.weights) or any(

@@ -58,20 +58,12 @@ class TwoViewEncoder(ContrastiveEncoder):
         freeze_encoder: bool. Lock `encoder` (the shared tower, by default).
         freeze_second_encoder: bool. Lock `second_encoder` (only with one).
         dropout_rate: float. Dropout in an MLP projection.
-        momentum: None, or a float in [0, 1): keep a momentum encoder, a
-            copy of the tower(s) and projection(s) whose weights follow the
-            trained ones as `momentum * copy + (1 - momentum) * trained` at
-            every training forward pass (MoCo, ALBEF; e.g. 0.995). In
-            training mode the model then also outputs the copy's embeddings
-            of the batch, `*_keys`, which `mmzoo.losses.CLIPLoss` uses as
-            positives (MoCo v2 with its symmetric loss) and in-batch negatives.
-        queue_size: int >= 0. With `momentum`, a feature queue of the keys of
-            the last `queue_size` training examples (gathered across
-            replicas), used as extra negatives by `CLIPLoss`; a multiple of
-            the global batch size. The queue and the copy are saved with the
-            model and in checkpoints. Cached gradient accumulation
-            (`Trainer(accumulation_steps>1)` with a contrastive loss) is
-            refused with a queue: the queue is what replaces large batches.
+        momentum: None, or a float in [0, 1): a momentum encoder (a moving
+            average copy of the tower(s) and projection(s)), as for
+            `DualEncoder`; its `view_1_keys` and `view_2_keys` make
+            `mmzoo.losses.CLIPLoss` MoCo v2's symmetric loss.
+        queue_size: int >= 0. With `momentum`, a feature queue of past keys
+            (extra negatives), as for `DualEncoder`.
         preprocessor: `DualEncoderPreprocessor` without a tokenizer, or
             None. Kept by the model and saved in its `.keras` file; both
             views go through its one image (or video) converter, so that
