@@ -239,6 +239,10 @@ def build_parser():
                    help="stop at the first bad manifest record instead of skipping it")
     p.add_argument("--fold-answer-case", action="store_true", default=None,
                    help="video_qa: match answers to the answer vocabulary ignoring case")
+    p.add_argument("--init-from", metavar="RUN_DIR",
+                   help="start from this run's model.keras (fine-tuning) instead of a new model")
+    p.add_argument("--lora-rank", type=_positive_int,
+                   help="with --init-from: train LoRA adapters of this rank, the rest frozen")
     p.add_argument("--config", help="JSON or YAML file of option values")
 
     p = add("evaluate", "score a trained model")
@@ -270,6 +274,8 @@ def build_parser():
     p.add_argument("--max-image-pixels", type=_positive_int,
                    help="serving refuses larger images before decoding them (default: "
                    "50000000)")
+    p.add_argument("--quantize", choices=("int8", "int4"),
+                   help="quantize the weights before exporting (model.keras is not changed)")
 
     p = add("presets", "list the registered presets")
     p.add_argument("--family", default=None)

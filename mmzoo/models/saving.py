@@ -39,6 +39,8 @@ def model_config(model, **fields):
     }
     config.update({key: serialize(value) for key, value in fields.items()})
     config["preprocessor"] = serialize(model.preprocessor)
+    # A quantized model records which layers are quantized (`CompressionMixin`).
+    config.update(getattr(model, "_compression_config", dict)())
     return config
 
 
@@ -67,3 +69,20 @@ def deserialize_model_config(config):
         ):
             config[key] = {k: keras.saving.deserialize_keras_object(v) for k, v in value.items()}
     return config
+
+
+def model_from_config(cls, config):
+    """`cls(**deserialize_model_config(config))`, quantized as the config records.
+
+    Example (a model's `from_config`):
+
+    ```python
+    return model_from_config(cls, config)
+    ```
+    """
+    config = dict(config)
+    quantization = config.pop("quantization", None)
+    model = cls(**deserialize_model_config(config))
+    if quantization:
+        model._restore_quantization(quantization)
+    return model

@@ -8,6 +8,8 @@ import sys
 
 DATA_HELP = "synthetic | tfds:NAME | path/to/manifest.jsonl|csv"
 RUN_FILE = "run.json"
+# The LoRA adapters alone, written by a `--lora-rank` run beside its merged model.keras.
+ADAPTERS_FILE = "adapters.lora.h5"
 
 
 def write_json(path, value):
@@ -131,6 +133,39 @@ def read_run(run_dir):
     except (OSError, ValueError) as e:
         raise ValueError(f"Unreadable {path} ({e}). Received: --model-dir {run_dir!r}") from None
     return record if isinstance(record, dict) else {}
+
+
+def check_fine_tuning(model_dir, init_from, lora_rank):
+    """A run's starting point (`--init-from`, `--lora-rank`), checked before anything runs.
+
+    The run directory must not be the one it starts from (its model.keras
+    would be replaced), and a run is resumed from the starting point it was
+    started from.
+    """
+    if init_from is not None:
+        if not os.path.isdir(init_from):
+            raise ValueError(
+                f"`--init-from` must be a run directory (one `mmzoo train` wrote). "
+                f"Received: --init-from {init_from!r}"
+            )
+        if os.path.realpath(init_from) == os.path.realpath(model_dir):
+            raise ValueError(
+                "`--init-from` is the run directory itself; fine-tune into another "
+                "--model-dir so that the starting model.keras is kept. Received: "
+                f"--init-from {init_from!r}, --model-dir {model_dir!r}"
+            )
+    record = read_run(model_dir) if os.path.isdir(model_dir) else {}
+    if not record:
+        return
+    started = (record.get("init_from"), record.get("lora_rank"))
+    given = (None if init_from is None else os.path.abspath(init_from), lora_rank)
+    if started != given:
+        raise ValueError(
+            f"The run directory holds a run started with --init-from {started[0]} and "
+            f"--lora-rank {started[1]}; resume it with the same, or use another "
+            f"--model-dir. Received: --init-from {init_from}, --lora-rank {lora_rank}, "
+            f"--model-dir {model_dir!r}"
+        )
 
 
 def _other_family_error(run_dir, family, other):

@@ -38,6 +38,7 @@ recipes.RECIPES["video_qa"].defaults("train")["batch_size"]  # 32
 import dataclasses
 import inspect
 import os
+import sys
 from typing import Callable
 from typing import Optional
 
@@ -68,7 +69,7 @@ OPTIONS = {
             "deterministic": True,
             "strict": False,
         },
-        {},
+        {"init_from": None, "lora_rank": None},
     ),
     "evaluate": (
         {"model_dir": REQUIRED, "data_spec": "synthetic", "split": "test", "num_examples": 500},
@@ -76,7 +77,7 @@ OPTIONS = {
     ),
     "export": (
         {"model_dir": REQUIRED, "output": None},
-        {"overwrite": False, "max_image_pixels": None},
+        {"overwrite": False, "max_image_pixels": None, "quantize": None},
     ),
 }
 
@@ -232,6 +233,13 @@ def train(recipe, /, *args, **options):
             `mmzoo.training.Trainer`).
         strict: bool. Stop at the first bad record of a manifest instead of
             skipping it.
+        init_from: str or None. A run directory whose `model.keras` (and its
+            preprocessor) the run starts from, instead of a new model of
+            `preset`: fine-tuning.
+        lora_rank: int or None. With `init_from`: train LoRA adapters of this
+            rank on every part of the model (`model.enable_lora`), the rest
+            frozen; the run's `model.keras` holds the merged weights and
+            `adapters.lora.h5` the adapters alone.
         **family_options: the family's own options (`fold_answer_case` for
             video QA).
 
@@ -245,30 +253,57 @@ def train(recipe, /, *args, **options):
 def _train(
     recipe, preset, data_spec, steps, model_dir, strategy, batch_size, learning_rate,
     vocabulary_size, num_examples, seed, checkpoint_every, verbose, deterministic, strict,
-    **family_options,
+    init_from=None, lora_rank=None, **family_options,
 ):
     import keras
 
     from mmzoo import training
 
     config = _common.check_family(preset, recipe.family).config
-    tower_spec = recipe.tower(preset, config)  # refuses presets the recipe cannot train
+    if lora_rank is not None and init_from is None:
+        raise ValueError(
+            "LoRA adapts a trained model: pass --init-from RUN_DIR (the run to start from) "
+            f"with --lora-rank. Received: --lora-rank {lora_rank}"
+        )
+    _common.check_fine_tuning(model_dir, init_from, lora_rank)
+    if init_from is None:
+        tower_spec = recipe.tower(preset, config)  # refuses presets the recipe cannot train
     strategy = training.get_strategy(strategy)
     keras.utils.set_random_seed(seed)
-    with _common.run_directory(model_dir, recipe.family, preset, batch_size=batch_size, seed=seed):
-        # The tower takes no vocabulary, so it is built first: its input
-        # shape says how to read the examples, whose texts train the
-        # vocabulary that the rest of the model is built with.
-        with strategy.scope():
-            tower = _common.build_encoder(tower_spec, dtype=config.get("dtype"))
-        examples, report = recipe.load_examples(
-            data_spec, "train", _common.input_shape(tower), num_examples, seed, strict
-        )
-        tokenizer = _common.run_tokenizer(
-            model_dir, examples.map(lambda x: x[recipe.texts]), vocabulary_size
-        )
-        with strategy.scope():
-            model = recipe.build_model(preset, tower, tokenizer)
+    settings = {"batch_size": batch_size, "seed": seed}
+    if init_from is not None:
+        settings.update(init_from=os.path.abspath(init_from), lora_rank=lora_rank)
+    with _common.run_directory(model_dir, recipe.family, preset, **settings):
+        if init_from is not None:
+            with strategy.scope():
+                model = _common.load_run(init_from, recipe.family)
+                if lora_rank is not None:
+                    report = model.enable_lora(lora_rank)
+                    if verbose:
+                        print(
+                            f"LoRA rank {lora_rank} on {report['layers']} layers: "
+                            f"{report['trainable_parameters']:,} of "
+                            f"{report['total_parameters']:,} parameters trainable "
+                            f"({report['trainable_fraction']:.1%})",
+                            file=sys.stderr,
+                        )
+            examples, report = recipe.load_examples(
+                data_spec, "train", _common.example_shape(model), num_examples, seed, strict
+            )
+        else:
+            # The tower takes no vocabulary, so it is built first: its input
+            # shape says how to read the examples, whose texts train the
+            # vocabulary that the rest of the model is built with.
+            with strategy.scope():
+                tower = _common.build_encoder(tower_spec, dtype=config.get("dtype"))
+            examples, report = recipe.load_examples(
+                data_spec, "train", _common.input_shape(tower), num_examples, seed, strict
+            )
+            tokenizer = _common.run_tokenizer(
+                model_dir, examples.map(lambda x: x[recipe.texts]), vocabulary_size
+            )
+            with strategy.scope():
+                model = recipe.build_model(preset, tower, tokenizer)
         schedule = training.warmup_cosine_decay(
             learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
         )
@@ -285,7 +320,10 @@ def _train(
             examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
             report=report, **family_options,
         )
-        return _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir, report)
+        history = _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir, report)
+        if lora_rank is not None and training.is_chief(trainer.strategy):
+            model.save_lora_weights(os.path.join(model_dir, _common.ADAPTERS_FILE))
+        return history
 
 
 # --------------------------------------------------------------- evaluate
@@ -353,6 +391,9 @@ def export(recipe, /, *args, **options):
             run directory); see `mmzoo.training.writes`.
         max_image_pixels: int or None. Serving refuses larger encoded images
             before decoding them (None: the exporter's default).
+        quantize: None, `"int8"` or `"int4"`: quantize the weights
+            (`model.quantize`) before exporting; the run's `model.keras` is
+            not changed.
         **family_options: the family's own options (`method`, `num_beams`
             for captioning).
     """
@@ -363,8 +404,11 @@ def export(recipe, /, *args, **options):
     return _export(recipe, **recipe.bind("export", args, options))
 
 
-def _export(recipe, model_dir, output, overwrite, max_image_pixels, **family_options):
+def _export(recipe, model_dir, output, overwrite, max_image_pixels, quantize=None,
+            **family_options):
     model = _common.load_run(model_dir, recipe.family)
+    if quantize is not None:
+        model.quantize(quantize)
     output = output or os.path.join(model_dir, "saved_model")
     pixels = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
     recipe.export(model, output, overwrite=overwrite, **pixels, **family_options)

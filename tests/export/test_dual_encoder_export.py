@@ -78,6 +78,16 @@ class DualEncoderExportTest(TestCase):
         self.assertAllClose(scale["logit_scale"], 1 / 0.07, atol=1e-4)
         self.assertAllClose(scale["logit_bias"], -3.0)
 
+    def test_quantized_model_serves_its_own_embeddings(self):
+        self.model.quantize("int8")
+        texts = np.array(["a red circle", "a blue square"], dtype=object)
+        self.run_export_test(
+            input_data={"texts": texts},
+            export_fn=self.export,
+            endpoint="encode_text",
+            expected_output={"embeddings": self.model.encode_text(list(texts))},
+        )
+
     def test_two_views_need_no_preprocessor(self):
         encoder = build_vit_image_encoder(
             image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2,

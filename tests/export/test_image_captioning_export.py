@@ -39,26 +39,37 @@ class ImageCaptioningExportTest(TestCase):
         rng = np.random.RandomState(0)
         self.pixels = [rng.randint(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
 
-    def test_served_captions_equal_generate(self):
+    def check_served_captions(self, method):
+        """The served captions and ids, in a process without mmzoo, are `generate`'s."""
         images = np.array([encode(p, "PNG") for p in self.pixels], dtype=object)
         pixels = np.stack(self.pixels).astype("float32") / 255.0
+        self.model.preprocessor = None  # ids, not strings
+        token_ids = self.model.generate(pixels, method=method, num_beams=3)
+        self.model.preprocessor = self.preprocessor
+        captions = self.model.generate(pixels, method=method, num_beams=3)
+        self.run_export_test(
+            input_data={"images": images},
+            export_fn=lambda path: export_image_captioning_model(
+                self.model, path, method=method, num_beams=3
+            ),
+            endpoint="caption",
+            expected_output={
+                "captions": np.array([c.encode() for c in captions], dtype=object),
+                "token_ids": token_ids,
+                "status": np.array([b"ok"] * 3, dtype=object),
+            },
+        )
+
+    def test_served_captions_equal_generate(self):
         for method in ("greedy", "beam"):
-            self.model.preprocessor = None  # ids, not strings
-            token_ids = self.model.generate(pixels, method=method, num_beams=3)
-            self.model.preprocessor = self.preprocessor
-            captions = self.model.generate(pixels, method=method, num_beams=3)
-            self.run_export_test(
-                input_data={"images": images},
-                export_fn=lambda path: export_image_captioning_model(
-                    self.model, path, method=method, num_beams=3
-                ),
-                endpoint="caption",
-                expected_output={
-                    "captions": np.array([c.encode() for c in captions], dtype=object),
-                    "token_ids": token_ids,
-                    "status": np.array([b"ok"] * 3, dtype=object),
-                },
-            )
+            self.check_served_captions(method)
+
+    def test_quantized_models_serve_their_own_captions(self):
+        # int8 with greedy search, int4 with beam search.
+        for mode, method in (("int8", "greedy"), ("int4", "beam")):
+            self.setUp()
+            self.model.quantize(mode)
+            self.check_served_captions(method)
 
     def test_undecodable_bytes_do_not_fail_the_batch(self):
         good = encode(self.pixels[0], "PNG")

@@ -121,6 +121,11 @@ class VideoQAExportTest(TestCase):
                 frames=tf.constant(self.frames[:, :3]), questions=tf.constant(QUESTIONS)
             )
 
+    def test_quantized_classifier_serves_its_own_answers(self):
+        model = build(answer_vocabulary=ANSWERS)
+        model.quantize("int8")
+        self.export_and_check(model)
+
     @pytest.mark.slow
     def test_generate_answer_signature(self):
         model = build(

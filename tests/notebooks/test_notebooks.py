@@ -23,3 +23,14 @@ class NotebookTest(TestCase):
             if "image/png" in out.get("data", {})
         ]
         self.assertGreaterEqual(len(images), 3)  # loss curve, caption grid, attention
+
+    def test_lora_and_quantization(self):
+        notebook = run_notebook("05_lora_and_quantization.ipynb", steps=20)
+        text = outputs_text(notebook)
+        self.assertRegex(text, r"LoRA: [\d,]+ of [\d,]+ parameters trainable")
+        self.assertIn("full fine-tune BLEU-4", text)
+        self.assertRegex(text, r"merged model, same captions on 1[0-6] of 16 images")
+        self.assertIn("reloaded adapters, same captions on 16 of 16 images", text)
+        for mode in ("float32", "int8", "int4"):
+            self.assertRegex(text, rf"\n{mode} +\d\.\d{{3}} ")
+        self.assertIn("SavedModel (int8):", text)

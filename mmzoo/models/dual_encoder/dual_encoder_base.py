@@ -21,8 +21,9 @@ from mmzoo.models.dual_encoder.momentum import check_momentum
 from mmzoo.models.dual_encoder.momentum import momentum_copy
 from mmzoo.models.dual_encoder.momentum import moving_average_pairs
 from mmzoo.models.preprocessing import attach_preprocessor
-from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.compression import CompressionMixin
 from mmzoo.models.saving import model_config
+from mmzoo.models.saving import model_from_config
 
 # Constructor arguments of the projection and head, common to both classes.
 HEAD_ARGUMENTS = (
@@ -287,7 +288,7 @@ class _MomentumView:
         return inputs[self.input_names]
 
 
-class ContrastiveEncoder(keras.Model):
+class ContrastiveEncoder(CompressionMixin, keras.Model):
     """Base of `DualEncoder` and `TwoViewEncoder`: two towers, projections and a
     `DualEncoderHead`, wired by the subclass into a functional graph.
 
@@ -427,7 +428,7 @@ class ContrastiveEncoder(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_model_config(config))
+        return model_from_config(cls, config)
 
     # ------------------------------------------------------------- loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

@@ -26,14 +26,15 @@ from mmzoo.models.fusion_classifier.fusion_classifier_preprocessor import (
     FusionClassifierPreprocessor,
 )
 from mmzoo.models.preprocessing import attach_preprocessor
-from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.compression import CompressionMixin
 from mmzoo.models.saving import model_config
+from mmzoo.models.saving import model_from_config
 
 FUSION_TYPES = ("early", "late", "attention", "gated")
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class FusionClassifier(keras.Model):
+class FusionClassifier(CompressionMixin, keras.Model):
     """Classifies an example from several modalities (image + text, ...).
 
     A functional graph: every modality's encoder, then one of four ways of
@@ -479,7 +480,7 @@ class FusionClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_model_config(config))
+        return model_from_config(cls, config)
 
 
 # ------------------------------------------------------------------ wiring

@@ -12,8 +12,9 @@ from mmzoo.models.image_captioning.image_captioning_preprocessor import (
     ImageCaptioningPreprocessor,
 )
 from mmzoo.models.preprocessing import attach_preprocessor
-from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.compression import CompressionMixin
 from mmzoo.models.saving import model_config
+from mmzoo.models.saving import model_from_config
 from mmzoo.models.preprocessing import special_ids_from
 from mmzoo.data.inputs import check_padding_mask
 from mmzoo.data.inputs import check_token_ids
@@ -21,7 +22,7 @@ from mmzoo.data.inputs import prepare_pixels
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class ImageCaptioningModel(CachedTextGeneration, keras.Model):
+class ImageCaptioningModel(CompressionMixin, CachedTextGeneration, keras.Model):
     """Image encoder + Transformer decoder that writes captions.
 
     A functional graph: `images` -> `image_encoder` (its `sequence_output`) ->
@@ -187,7 +188,7 @@ class ImageCaptioningModel(CachedTextGeneration, keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_model_config(config))
+        return model_from_config(cls, config)
 
     # ------------------------------------------------------- inspection
     def cross_attention_scores(self, images, token_ids, padding_mask=None, block_index=-1):

@@ -25,8 +25,9 @@ from mmzoo.data.tokenizer import RESERVED_TOKENS
 from mmzoo.data.tokenizer import START_TOKEN
 from mmzoo.models._generation import CachedTextGeneration
 from mmzoo.models.preprocessing import attach_preprocessor
-from mmzoo.models.saving import deserialize_model_config
+from mmzoo.models.compression import CompressionMixin
 from mmzoo.models.saving import model_config
+from mmzoo.models.saving import model_from_config
 from mmzoo.models.video_qa.video_qa_layers import FUSIONS
 from mmzoo.models.video_qa.video_qa_layers import VideoQuestionFusion
 from mmzoo.models.video_qa.video_qa_preprocessor import ANSWER_MODES
@@ -38,7 +39,7 @@ _GENERATOR_ARGUMENTS = ("num_decoder_layers", "answer_sequence_length")
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
-class VideoQAModel(keras.Model):
+class VideoQAModel(CompressionMixin, keras.Model):
     """Base of the video QA models: answers questions about short videos.
 
     Two classes, one graph each, share this trunk: `videos` ->
@@ -196,7 +197,7 @@ class VideoQAModel(keras.Model):
         if cls is VideoQAClassifier:
             for key in _GENERATOR_ARGUMENTS:
                 config.pop(key, None)
-        return cls(**deserialize_model_config(config))
+        return model_from_config(cls, config)
 
     # ---------------------------------------------------------- encoding
     def _fuse(self, videos, question_token_ids, question_padding_mask, training=None):

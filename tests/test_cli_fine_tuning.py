@@ -1,0 +1,90 @@
+"""`mmzoo train --init-from RUN --lora-rank N` and `mmzoo export --quantize MODE`."""
+
+import hashlib
+import io
+import json
+import os
+from unittest import mock
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmzoo import cli
+from mmzoo.testing import TestCase
+from test_cli_families import metric_steps
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class FineTuningTest(TestCase):
+    def test_lora_run_from_a_trained_run_then_quantized_export(self):
+        root = self.get_temp_dir()
+        base_dir, tuned_dir = os.path.join(root, "base"), os.path.join(root, "tuned")
+        common = ["--num-examples", "64", "--batch-size", "16", "--checkpoint-every", "2"]
+        self.assertEqual(cli.main(["train", "dual_encoder", "--steps", "2", "--model-dir",
+                                   base_dir, *common]), 0)
+        base_file = os.path.join(base_dir, "model.keras")
+        base_digest = digest(base_file)
+
+        tune = ["train", "dual_encoder", "--model-dir", tuned_dir, "--init-from", base_dir,
+                "--lora-rank", "2", *common]
+        err = io.StringIO()
+        with mock.patch("sys.stderr", err):
+            self.assertEqual(cli.main([*tune, "--steps", "2"]), 0)
+        self.assertRegex(err.getvalue(), r"LoRA rank 2 on \d+ layers: [\d,]+ of [\d,]+ parameters")
+        self.assertEqual(cli.main([*tune, "--steps", "4"]), 0)  # resumed
+        self.assertEqual(metric_steps(tuned_dir)[-1], 4)
+        self.assertEqual(len(metric_steps(tuned_dir)), len(set(metric_steps(tuned_dir))))
+        with open(os.path.join(tuned_dir, "run.json")) as f:
+            run = json.load(f)
+        self.assertEqual((run["init_from"], run["lora_rank"]), (os.path.abspath(base_dir), 2))
+        self.assertEqual(digest(base_file), base_digest)  # the starting run is unchanged
+
+        # The run's model.keras is the merged model; its adapters file, on the
+        # base model, gives the same outputs.
+        tuned = keras.saving.load_model(os.path.join(tuned_dir, "model.keras"), safe_mode=True)
+        self.assertIsNone(tuned.lora_rank)
+        base = keras.saving.load_model(base_file, safe_mode=True)
+        base.load_lora_weights(os.path.join(tuned_dir, "adapters.lora.h5"))
+        texts = ["a red circle", "a blue square on the left"]
+        self.assertAllClose(base.encode_text(texts), tuned.encode_text(texts), atol=1e-5)
+        self.assertNotAllClose(
+            keras.saving.load_model(base_file).encode_text(texts), tuned.encode_text(texts)
+        )
+
+        output = os.path.join(root, "int8")
+        self.assertEqual(cli.main(["export", "dual_encoder", "--model-dir", tuned_dir,
+                                   "--output", output, "--quantize", "int8"]), 0)
+        served = tf.saved_model.load(output).signatures["encode_text"](texts=tf.constant(texts))
+        tuned.quantize("int8")
+        self.assertAllClose(served["embeddings"], tuned.encode_text(texts), atol=1e-5)
+        loaded = keras.saving.load_model(os.path.join(tuned_dir, "model.keras"))
+        self.assertIsNone(loaded.weight_quantization)  # model.keras is not changed
+
+        # Bad starts: nothing is written.
+        for args, message in (
+            (["--lora-rank", "2"], "LoRA adapts a trained model: pass --init-from"),
+            (["--init-from", os.path.join(root, "missing")], "must be a run directory"),
+        ):
+            other = os.path.join(root, "other")
+            with mock.patch("sys.stderr", io.StringIO()) as e:
+                self.assertEqual(cli.main(["train", "dual_encoder", "--model-dir", other,
+                                           "--steps", "2", *args]), 2)
+            self.assertIn(message, e.getvalue())
+            self.assertFalse(os.path.exists(other))
+        for args, message in (
+            (["--model-dir", base_dir, "--init-from", base_dir], "is the run directory itself"),
+            (["--model-dir", tuned_dir, "--init-from", base_dir, "--lora-rank", "4"],
+             "started with --init-from .* and --lora-rank 2"),
+            (["--model-dir", tuned_dir], "started with --init-from"),
+        ):
+            with mock.patch("sys.stderr", io.StringIO()) as e:
+                self.assertEqual(cli.main(["train", "dual_encoder", "--steps", "8", *args]), 2)
+            self.assertRegex(e.getvalue(), message)
+        self.assertEqual(digest(base_file), base_digest)
+        self.assertEqual(metric_steps(tuned_dir)[-1], 4)
+        np.testing.assert_array_equal(metric_steps(base_dir), [1, 2])
