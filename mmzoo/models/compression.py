@@ -145,11 +145,18 @@ class CompressionMixin:
         lora = getattr(self, "_lora", None)
         if not lora:
             return []
-        return [self._layer_at(name, index) for name, index in lora["layers"]]
+        return self._layers_at(lora["layers"])
 
-    def _layer_at(self, part, index):
-        """The `index`-th layer inside `part` (how adapted and quantized layers are named)."""
-        return _sublayers(self._parts()[part])[index]
+    def _layers_at(self, names):
+        """The layers named `(part, index inside the part)`, as adapted and quantized
+        layers are recorded; each part is walked once."""
+        parts, walked = self._parts(), {}
+        layers = []
+        for part, index in names:
+            if part not in walked:
+                walked[part] = _sublayers(parts[part])
+            layers.append(walked[part][index])
+        return layers
 
     def enable_lora(self, rank, parts=None, alpha=None):
         """Puts LoRA adapters on the model's projections and freezes the rest.
@@ -178,7 +185,7 @@ class CompressionMixin:
 
         ```python
         report = model.enable_lora(8, parts=["image_encoder", "text_decoder"])
-        report["trainable_fraction"]  # e.g. 0.03
+        report["trainable_fraction"]  # 0.2 on the tiny captioner at rank 8
         ```
         """
         if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
@@ -225,7 +232,8 @@ class CompressionMixin:
                             for name, _, layer in too_small),
                 stacklevel=2,
             )
-            candidates = [item for item in candidates if item not in too_small]
+            skipped = {id(layer) for _, _, layer in too_small}
+            candidates = [item for item in candidates if id(item[2]) not in skipped]
         fingerprint = _fingerprint([layer.kernel for _, _, layer in candidates])
         # What `merge_lora` gives back: each layer trainable or frozen as now.
         self._trainable_before_lora = [
@@ -362,7 +370,7 @@ class CompressionMixin:
                     f"({', '.join(self.lora_parts)}). Received: filepath={filepath!r}"
                 )
             try:
-                base = [self._layer_at(name, index).kernel for name, index in header["layers"]]
+                base = [layer.kernel for layer in self._layers_at(header["layers"])]
             except (IndexError, AttributeError):
                 base = None
             if base is None or _fingerprint(base) != header["base_fingerprint"]:
@@ -497,10 +505,9 @@ class CompressionMixin:
 
     def _restore_quantization(self, spec):
         """Quantizes the layers a saved config names (before its weights load)."""
-        parts = self._parts()
         config = spec.get("config")
         config = None if config is None else keras.saving.deserialize_keras_object(config)
-        layers = [_sublayers(parts[name])[index] for name, index in spec["layers"]]
+        layers = self._layers_at(spec["layers"])
         with _fast_collection():
             for layer in layers:
                 layer.quantize(spec["mode"], config=config)
