@@ -13,7 +13,8 @@ FAMILY is one of:
     video_qa           data: synthetic | video QA manifest (classify presets);
                        evaluate: exact match / VQA accuracy by question type;
                        export: `answer`
-    dual_encoder       data: as image_captioning (image-text presets);
+    dual_encoder       data: as image_captioning (image-text presets, or a
+                       keras-hub CLIP / SigLIP preset: --preset NAME_OR_DIR);
                        evaluate: retrieval recall@1/5/10 both ways;
                        export: `encode_images`, `encode_text`
     fusion_classifier  data: synthetic (shapes_classification);
@@ -217,7 +218,8 @@ def build_parser():
     # --config) is the recipe's default, read from `mmzoo.recipes.RECIPES`.
     p = add("train", "train a model family from a preset")
     p.add_argument("family", choices=FAMILIES)
-    p.add_argument("--preset", help="default: <family>_tiny")
+    p.add_argument("--preset", help="default: <family>_tiny; dual_encoder also takes a "
+                   "keras-hub CLIP / SigLIP preset name or directory (its weights and tokenizer)")
     p.add_argument("--data", dest="data_spec", help=f"{recipes.DATA_HELP}; "
                    + _default("train", "data_spec"))
     p.add_argument("--steps", type=_positive_int, help=_default("train", "steps"))
@@ -239,6 +241,8 @@ def build_parser():
                    help="stop at the first bad manifest record instead of skipping it")
     p.add_argument("--fold-answer-case", action="store_true", default=None,
                    help="video_qa: match answers to the answer vocabulary ignoring case")
+    p.add_argument("--freeze-image-encoder", action="store_true", default=None,
+                   help="dual_encoder with a keras-hub --preset: lock its image tower (LiT)")
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="start from this run's model.keras (fine-tuning) instead of a new model")
     p.add_argument("--lora-rank", type=_positive_int,

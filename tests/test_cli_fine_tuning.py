@@ -1,4 +1,5 @@
-"""`mmzoo train --init-from RUN --lora-rank N` and `mmzoo export --quantize MODE`."""
+"""`mmzoo train --init-from RUN --lora-rank N`, `mmzoo export --quantize MODE` and
+`mmzoo train dual_encoder --preset KERAS_HUB_PRESET [--freeze-image-encoder]`."""
 
 import hashlib
 import io
@@ -11,7 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo import cli
+from mmzoo.models import DualEncoder
 from mmzoo.testing import TestCase
+from mmzoo.testing.keras_hub_presets import save_contrastive_preset
 from test_cli_families import metric_steps
 
 
@@ -88,3 +91,48 @@ class FineTuningTest(TestCase):
         self.assertEqual(digest(base_file), base_digest)
         self.assertEqual(metric_steps(tuned_dir)[-1], 4)
         np.testing.assert_array_equal(metric_steps(base_dir), [1, 2])
+
+
+class KerasHubPresetRunTest(TestCase):
+    def test_lit_run_from_a_keras_hub_preset(self):
+        root = self.get_temp_dir()
+        preset = save_contrastive_preset(
+            os.path.join(root, "clip_preset"), "clip", texts=["a red circle", "a blue square"]
+        )
+        run_dir = os.path.join(root, "lit")
+        train = ["train", "dual_encoder", "--preset", preset, "--model-dir", run_dir,
+                 "--freeze-image-encoder", "--num-examples", "32", "--batch-size", "8",
+                 "--checkpoint-every", "2"]
+        self.assertEqual(cli.main([*train, "--steps", "2"]), 0)
+        self.assertEqual(cli.main([*train, "--steps", "4"]), 0)  # resumed
+        self.assertEqual(metric_steps(run_dir)[-1], 4)
+        with open(os.path.join(run_dir, "run.json")) as f:
+            self.assertEqual(json.load(f)["preset"], preset)
+        self.assertFalse(os.path.exists(os.path.join(run_dir, "tokenizer")))  # the preset's
+
+        # LiT: the image tower is the preset's, the text tower has moved.
+        trained = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+        start = DualEncoder.from_keras_hub(preset)
+        for tower, moved in (("image_encoder", False), ("text_encoder", True)):
+            before = [v.numpy() for v in getattr(start, tower).weights]
+            after = [v.numpy() for v in getattr(trained, tower).weights]
+            difference = max(np.abs(a - b).max() for a, b in zip(before, after))
+            self.assertEqual(difference > 1e-6, moved, tower)
+        with mock.patch("sys.stdout", io.StringIO()):
+            self.assertEqual(cli.main(["evaluate", "dual_encoder", "--model-dir", run_dir,
+                                       "--num-examples", "16"]), 0)
+        with open(os.path.join(run_dir, "eval_test.json")) as f:
+            self.assertIn("image_to_text/recall@1", json.load(f))
+
+        for args, message in (
+            (["--preset", "dual_encoder_tiny", "--freeze-image-encoder"],
+             r"\['freeze_image_encoder'\] apply to keras-hub presets only"),
+            (["--preset", preset, "--init-from", run_dir], "not both"),
+            (["--preset", os.path.join(root, "nowhere")], "must be a keras-hub CLIP or SigLIP"),
+        ):
+            other = os.path.join(root, "other")
+            with mock.patch("sys.stderr", io.StringIO()) as e:
+                self.assertEqual(cli.main(["train", "dual_encoder", "--model-dir", other,
+                                           "--steps", "2", *args]), 2)
+            self.assertRegex(e.getvalue(), message)
+            self.assertFalse(os.path.exists(other))

@@ -428,6 +428,31 @@ def _lowercases(tokenizer):
     return isinstance(tokenizer, keras_hub.tokenizers.CLIPTokenizer)
 
 
+# The punctuation KerasHub's `SigLIPPreprocessor` removes (big_vision's
+# prompt canonicalisation).
+_SIGLIP_PUNCTUATION = (
+    r"!|\"|#|\$|%|&|\\|'|\(|\)|\*|\+|,|-|\.|/|:|;|<|=|>|\?|@|\[|\\|"
+    r"\]|\^|_|`|{|\||}|~"
+)
+
+
+def _canonicalizes(tokenizer):
+    """Whether texts are canonicalised before `tokenizer` sees them.
+
+    KerasHub's `SigLIPPreprocessor` (`canonicalize_text=True`, its default)
+    lower-cases ASCII letters, removes punctuation and collapses and strips
+    whitespace, as big_vision does for SigLIP's prompts; done here the same
+    way, so that mmzoo's token ids are the ones SigLIP towers were trained on.
+    """
+    return isinstance(tokenizer, keras_hub.tokenizers.SigLIPTokenizer)
+
+
+def _canonicalize(texts):
+    texts = tf.strings.lower(texts)
+    texts = tf.strings.regex_replace(texts, _SIGLIP_PUNCTUATION, "")
+    return tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
+
+
 def _keeps_word_ends(tokenizer):
     """Whether `tokenizer` is a CLIP-style BPE tokenizer (`</w>` ends words)."""
     vocabulary = getattr(tokenizer, "vocabulary", None)
@@ -685,6 +710,8 @@ class Preprocessor(keras_hub.models.Preprocessor):
         )
         if _lowercases(self.tokenizer):
             flat = tf.strings.lower(flat, encoding="utf-8")
+        if _canonicalizes(self.tokenizer):
+            flat = _canonicalize(flat)
         _refresh_sentence_piece(self.tokenizer)
         pieces = _ragged_ids(self.tokenizer.tokenize(flat))
         packer = keras_hub.layers.StartEndPacker(

@@ -10,6 +10,8 @@ from mmzoo import lazy_attributes
 _EXPORTS = {
     "KERAS_APPLICATIONS": ".cnn_image_encoder",
     "build_cnn_image_encoder": ".cnn_image_encoder",
+    "build_keras_hub_image_tower": ".keras_hub_towers",
+    "build_keras_hub_text_tower": ".keras_hub_towers",
     "build_conv_image_encoder": ".cnn_image_encoder",
     "build_text_encoder": ".text_encoder",
     "FoldFrames": ".video_encoder",

@@ -2,6 +2,7 @@ import keras
 import keras_hub
 
 from mmzoo.encoders.common import check_image_shape
+from mmzoo.encoders.keras_hub_towers import converter_rescaling
 from mmzoo.layers.validation import check_bool
 from mmzoo.layers.validation import check_choice
 
@@ -153,19 +154,12 @@ def _resolve_backbone(backbone, image_shape, weights, dtype):
             converter = keras_hub.layers.ImageConverter.from_preset(backbone)
         except FileNotFoundError:  # the preset ships no converter
             return model, []
-        # The converter's scale and offset (per channel or global) as one
-        # Rescaling from [0, 1] images; the converter layer itself is not put in
-        # the graph: nested inside a functional model it made the backbone's
-        # batch norms run in training mode on `model(x)` (keras-hub 0.32).
-        # Resizing is the data pipeline's job: pass the preset's image size as
-        # `image_shape`.
-        scale = 1.0 if converter.scale is None else converter.scale
-        scale = [255.0 * s for s in scale] if isinstance(scale, (list, tuple)) else 255.0 * scale
-        offset = 0.0 if converter.offset is None else converter.offset
-        offset = list(offset) if isinstance(offset, (list, tuple)) else offset
-        rescale = keras.layers.Rescaling(
-            scale, offset=offset, dtype=dtype, name="backbone_preprocessing"
-        )
+        # The converter's scale and offset as one Rescaling from [0, 1]
+        # images; the converter layer itself is not put in the graph: nested
+        # inside a functional model it made the backbone's batch norms run in
+        # training mode on `model(x)` (keras-hub 0.32). Resizing is the data
+        # pipeline's job: pass the preset's image size as `image_shape`.
+        rescale = converter_rescaling(converter, dtype=dtype)
         return model, [rescale]
     raise ValueError(
         "`backbone` must be a keras.applications name "

@@ -12,6 +12,7 @@ from mmzoo.layers.factorised_attention_block import FactorisedAttentionBlock
 from mmzoo.layers.patch_embedding import PatchEmbedding
 from mmzoo.layers.projection_head import ProjectionHead
 from mmzoo.layers.text_decoder import TextDecoder
+from mmzoo.layers.token_pooling import TokenPooling
 from mmzoo.layers.tubelet_embedding import TubeletEmbedding
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "PatchEmbedding",
     "ProjectionHead",
     "TextDecoder",
+    "TokenPooling",
     "TubeletEmbedding",
 ]

@@ -32,6 +32,14 @@ def _build_model(preset, tower, tokenizer):
     )
 
 
+def _from_pretrained(preset, freeze_image_encoder):
+    from mmzoo import models
+
+    return models.DualEncoder.from_keras_hub(
+        preset, freeze_image_encoder=freeze_image_encoder
+    )
+
+
 def _pipeline(examples, model, batch_size, seed, deterministic, report):
     from mmzoo import data
 
@@ -91,8 +99,13 @@ RECIPE = recipe.Recipe(
     loss=_loss,
     score=_score,
     export=_export,
-    options={"evaluate": {"num_examples": 1000, "batch_size": 256}},
+    options={
+        "train": {"freeze_image_encoder": False},
+        "evaluate": {"num_examples": 1000, "batch_size": 256},
+    },
     cross_replica_loss=True,
+    from_pretrained=_from_pretrained,
+    model_options=("freeze_image_encoder",),
 )
 
 
@@ -101,7 +114,10 @@ def train_dual_encoder(*args, **options):
     """Trains an image-text dual encoder preset with `mmzoo.training.Trainer`.
 
     The options are those of `mmzoo.recipes.train` (`help()` shows their
-    defaults). The loss is `SigLIPLoss` for presets with a logit bias
+    defaults). `preset` may also be a keras-hub CLIP or SigLIP preset name
+    or directory (`mmzoo.models.DualEncoder.from_keras_hub`): the run
+    fine-tunes it with its own tokenizer; `freeze_image_encoder=True` locks
+    its image tower (LiT). The loss is `SigLIPLoss` for presets with a logit bias
     (`use_bias`) and `CLIPLoss` otherwise; both score each replica's rows
     against the whole global batch. With several replicas the step runs
     without XLA (the all-gather of the embeddings cannot be XLA-compiled on

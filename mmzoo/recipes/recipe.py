@@ -120,6 +120,14 @@ class Recipe:
         cross_replica_loss: bool. The loss gathers across replicas (an
             all-gather, which XLA on CPU cannot compile): with several
             replicas the step runs without XLA.
+        from_pretrained: `(preset, **model_options) -> model` or None: the
+            family's model from a preset mmzoo does not register (a
+            keras-hub preset name or directory), with the preset's weights
+            and preprocessor (called in the strategy scope); None for a
+            family without one.
+        model_options: names of the family's train options that
+            `from_pretrained` takes (e.g. `freeze_image_encoder`); they
+            apply to such presets only.
     """
 
     family: str
@@ -134,6 +142,8 @@ class Recipe:
     export: Optional[Callable] = None
     options: dict = dataclasses.field(default_factory=dict)
     cross_replica_loss: bool = False
+    from_pretrained: Optional[Callable] = None
+    model_options: tuple = ()
 
     def defaults(self, action):
         """`{option: default}` of `action` (`"train"`, `"evaluate"`, `"export"`).
@@ -214,7 +224,10 @@ def train(recipe, /, *args, **options):
 
     Args:
         recipe: `Recipe` or family name.
-        preset: str. A preset of the family (default `<family>_tiny`).
+        preset: str. A preset of the family (default `<family>_tiny`), or
+            for families that take one (dual encoders) a keras-hub preset
+            name or directory: the run starts from its weights, tokenizer
+            and image normalisation.
         data_spec: str. `synthetic`, `tfds:NAME` or a manifest path (what
             the family reads; see its recipe).
         steps: int. Train to this step (a run resumes from its checkpoints).
@@ -257,16 +270,32 @@ def _train(
 ):
     import keras
 
+    from mmzoo import presets
     from mmzoo import training
 
-    config = _common.check_family(preset, recipe.family).config
+    model_options = {name: family_options.pop(name) for name in recipe.model_options}
+    pretrained = recipe.from_pretrained is not None and preset not in presets.list_presets()
+    if pretrained and init_from is not None:
+        raise ValueError(
+            "Start from a keras-hub preset (--preset) or from a run (--init-from), not "
+            f"both. Received: --preset {preset!r} --init-from {init_from!r}"
+        )
+    if not pretrained:
+        config = _common.check_family(preset, recipe.family).config
+        given = {name: value for name, value in model_options.items()
+                 if value != recipe.defaults("train")[name]}
+        if given:
+            raise ValueError(
+                f"{sorted(given)} apply to keras-hub presets only (--preset NAME_OR_DIR). "
+                f"Received: --preset {preset!r}"
+            )
     if lora_rank is not None and init_from is None:
         raise ValueError(
             "LoRA adapts a trained model: pass --init-from RUN_DIR (the run to start from) "
             f"with --lora-rank. Received: --lora-rank {lora_rank}"
         )
     _common.check_fine_tuning(model_dir, init_from, lora_rank)
-    if init_from is None:
+    if init_from is None and not pretrained:
         tower_spec = recipe.tower(preset, config)  # refuses presets the recipe cannot train
     strategy = training.get_strategy(strategy)
     keras.utils.set_random_seed(seed)
@@ -274,7 +303,14 @@ def _train(
     if init_from is not None:
         settings.update(init_from=os.path.abspath(init_from), lora_rank=lora_rank)
     with _common.run_directory(model_dir, recipe.family, preset, **settings):
-        if init_from is not None:
+        if pretrained:
+            # The preset's weights, tokenizer and image normalisation.
+            with strategy.scope():
+                model = recipe.from_pretrained(preset, **model_options)
+            examples, report = recipe.load_examples(
+                data_spec, "train", _common.example_shape(model), num_examples, seed, strict
+            )
+        elif init_from is not None:
             with strategy.scope():
                 model = _common.load_run(init_from, recipe.family)
                 if lora_rank is not None:

@@ -29,6 +29,7 @@ from mmzoo.models.saving import model_from_config
 HEAD_ARGUMENTS = (
     "projection_dim",
     "projection_intermediate_dim",
+    "projection_use_bias",
     "initial_temperature",
     "max_logit_scale",
     "trainable_temperature",
@@ -170,7 +171,16 @@ def input_dict(inputs):
 
 def check_head_arguments(projection_dim, projection_intermediate_dim, dropout_rate):
     """The checked values, as plain Python numbers (NumPy scalars are
-    accepted) for a JSON-clean config."""
+    accepted) for a JSON-clean config. `projection_dim=None` (no projection)
+    takes no `projection_intermediate_dim`."""
+    if projection_dim is None:
+        if projection_intermediate_dim is not None:
+            raise ValueError(
+                "`projection_dim=None` means no projection (the towers' pooled outputs "
+                "are the embeddings), so it takes no `projection_intermediate_dim`. "
+                f"Received: projection_intermediate_dim={projection_intermediate_dim!r}"
+            )
+        return None, None, check_rate("dropout_rate", dropout_rate)
     projection_dim = check_positive_int("projection_dim", projection_dim)
     if projection_intermediate_dim is not None:
         projection_intermediate_dim = check_positive_int(
@@ -300,14 +310,32 @@ class ContrastiveEncoder(CompressionMixin, keras.Model):
     """
 
     def _make_projection(self, name, projection_dim, projection_intermediate_dim,
-                         dropout_rate, dtype):
+                         dropout_rate, use_bias, dtype):
+        if projection_dim is None:  # the towers' pooled outputs are the embeddings
+            return keras.layers.Identity(dtype=dtype, name=name)
         return ProjectionHead(
             projection_dim,
             intermediate_dim=projection_intermediate_dim,
             dropout_rate=dropout_rate,
+            use_bias=use_bias,
             dtype=dtype,
             name=name,
         )
+
+    def _embedding_dim(self, projection_dim, features, arguments):
+        """The embedding size: `projection_dim`, or without a projection the
+        towers' pooled width, which must then be the same for both."""
+        if projection_dim is not None:
+            return projection_dim
+        widths = [int(f.shape[-1]) for f in features]
+        if widths[0] != widths[1]:
+            raise ValueError(
+                "Without a projection (`projection_dim=None`) both towers' pooled "
+                "outputs are the embeddings and must have the same size. Received: "
+                f"{arguments[0]} pooled size {widths[0]}, {arguments[1]} pooled size "
+                f"{widths[1]}"
+            )
+        return widths[0]
 
     def _make_head(self, initial_temperature, max_logit_scale, use_bias, initial_bias,
                    trainable_temperature):
@@ -338,9 +366,12 @@ class ContrastiveEncoder(CompressionMixin, keras.Model):
         self._encode_functions = {}
 
     def _model_config(self, **fields):
+        head = {name: getattr(self, name) for name in HEAD_ARGUMENTS}
+        if isinstance(self.image_projection, keras.layers.Identity):
+            head["projection_dim"] = None  # no projection
         return model_config(
             self,
-            **{name: getattr(self, name) for name in HEAD_ARGUMENTS},
+            **head,
             momentum=self.momentum,
             queue_size=self.queue_size,
             **fields,

@@ -20,6 +20,7 @@ from mmzoo.models.dual_encoder.dual_encoder_base import input_dict
 from mmzoo.models.dual_encoder.dual_encoder_base import pooled_features
 from mmzoo.models.dual_encoder.dual_encoder_base import tower_inputs
 from mmzoo.models.dual_encoder.dual_encoder_base import tower_modality
+from mmzoo.models.dual_encoder.keras_hub_dual_encoder import dual_encoder_from_keras_hub
 from mmzoo.models.dual_encoder.momentum import check_momentum
 from mmzoo.models.dual_encoder.two_view_encoder_model import TwoViewEncoder
 
@@ -68,9 +69,13 @@ class DualEncoder(ContrastiveEncoder):
             `pooled_output` (or one `(batch, dim)` tensor).
         text_encoder: `keras.Model` text tower (an mmzoo text encoder or a
             KerasHub backbone) taking `token_ids` and `padding_mask`.
-        projection_dim: int. Size of the shared embedding space.
+        projection_dim: int. Size of the shared embedding space. None for
+            no projection: the towers' pooled outputs (of one size) are the
+            embeddings (SigLIP's towers end in their own heads).
         projection_intermediate_dim: int or None. Hidden size of a two-layer
             MLP projection; None for CLIP's linear projection.
+        projection_use_bias: bool. Whether the projection has biases (CLIP's
+            has none).
         initial_temperature: float. The logit scale starts at its inverse
             (CLIP 0.07, SigLIP 0.1).
         max_logit_scale: float. Upper clamp of the logit scale (CLIP: 100).
@@ -129,6 +134,7 @@ class DualEncoder(ContrastiveEncoder):
         text_encoder,
         projection_dim,
         projection_intermediate_dim=None,
+        projection_use_bias=True,
         initial_temperature=0.07,
         max_logit_scale=100.0,
         trainable_temperature=True,
@@ -177,10 +183,12 @@ class DualEncoder(ContrastiveEncoder):
         image_encoder.trainable = not freeze_image_encoder
         text_encoder.trainable = not freeze_text_encoder
         self.image_projection = self._make_projection(
-            "image_projection", projection_dim, projection_intermediate_dim, dropout_rate, dtype
+            "image_projection", projection_dim, projection_intermediate_dim, dropout_rate,
+            projection_use_bias, dtype,
         )
         self.text_projection = self._make_projection(
-            "text_projection", projection_dim, projection_intermediate_dim, dropout_rate, dtype
+            "text_projection", projection_dim, projection_intermediate_dim, dropout_rate,
+            projection_use_bias, dtype,
         )
         self.head = self._make_head(
             initial_temperature, max_logit_scale, use_bias, initial_bias, trainable_temperature
@@ -190,20 +198,22 @@ class DualEncoder(ContrastiveEncoder):
         embedding_keys = (f"{image_modality}_embeddings", "text_embeddings")
         image_inputs = tower_inputs(image_encoder, "")
         text_inputs = tower_inputs(text_encoder, "")
-        image_features = self.image_projection(
-            pooled_features(image_encoder, image_encoder(image_inputs), "image_encoder")
+        image_pooled = pooled_features(image_encoder, image_encoder(image_inputs), "image_encoder")
+        text_pooled = pooled_features(text_encoder, text_encoder(text_inputs), "text_encoder")
+        embedding_dim = self._embedding_dim(
+            projection_dim, (image_pooled, text_pooled), ("image_encoder", "text_encoder")
         )
-        text_features = self.text_projection(
-            pooled_features(text_encoder, text_encoder(text_inputs), "text_encoder")
-        )
+        image_features = self.image_projection(image_pooled)
+        text_features = self.text_projection(text_pooled)
         outputs = self._head_outputs(image_features, text_features, embedding_keys)
         inputs = {**input_dict(image_inputs), **input_dict(text_inputs)}
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
         self._set_head_config(
-            projection_dim=projection_dim,
+            projection_dim=embedding_dim,
             projection_intermediate_dim=projection_intermediate_dim,
+            projection_use_bias=projection_use_bias,
             initial_temperature=initial_temperature,
             max_logit_scale=max_logit_scale,
             trainable_temperature=trainable_temperature,
@@ -223,6 +233,28 @@ class DualEncoder(ContrastiveEncoder):
             (image_modality, image_encoder, self.image_projection, "", "image_encoder"),
             ("text", text_encoder, self.text_projection, "", "text_encoder"),
         ])
+
+    @classmethod
+    def from_keras_hub(cls, preset, **kwargs):
+        """A `DualEncoder` from a keras-hub CLIP or SigLIP preset or backbone.
+
+        For the same images and token ids, `pair_logits` equals keras-hub's
+        `vision_logits`; the preset's tokenizer and image normalisation
+        become the model's preprocessor. See
+        `mmzoo.models.dual_encoder.keras_hub_dual_encoder.dual_encoder_from_keras_hub`
+        for the arguments (`preprocessor`, `load_weights`,
+        `freeze_image_encoder`, `freeze_text_encoder`, `max_logit_scale`,
+        `dtype`, `name`, ...).
+
+        Example:
+
+        ```python
+        model = mmzoo.models.DualEncoder.from_keras_hub("clip_vit_base_patch16")
+        lit = mmzoo.models.DualEncoder.from_keras_hub(
+            "siglip_base_patch16_224", freeze_image_encoder=True)
+        ```
+        """
+        return dual_encoder_from_keras_hub(preset, **kwargs)
 
     def get_config(self):
         return self._model_config(
@@ -402,7 +434,8 @@ def build_dual_encoder(image_encoder, text_encoder, projection_dim, **kwargs):
         image_encoder: any mmzoo image or video encoder.
         text_encoder: an mmzoo text encoder (or a KerasHub text backbone).
         projection_dim: int. Embedding size.
-        **kwargs: `projection_intermediate_dim`, `initial_temperature`,
+        **kwargs: `projection_intermediate_dim`, `projection_use_bias`,
+            `initial_temperature`,
             `max_logit_scale`, `trainable_temperature`, `use_bias`,
             `initial_bias`, `freeze_image_encoder`, `freeze_text_encoder`,
             `dropout_rate`, `preprocessor`, `name`, `dtype`.

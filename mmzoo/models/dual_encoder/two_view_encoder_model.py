@@ -42,12 +42,14 @@ class TwoViewEncoder(ContrastiveEncoder):
     Args:
         encoder: `keras.Model` image or video tower (any mmzoo image or video
             encoder), shared by both views unless `second_encoder` is given.
-        projection_dim: int. Size of the embedding space.
+        projection_dim: int. Size of the embedding space; None for no
+            projection (the towers' pooled outputs are the embeddings).
         second_encoder: `keras.Model` or None. A tower of the same modality
             for the second view (with its own projection); None to share
             `encoder` and its projection.
         projection_intermediate_dim: int or None. Hidden size of a two-layer
             MLP projection (SimCLR's); None for a linear projection.
+        projection_use_bias: bool. Whether the projection has biases.
         initial_temperature: float. The logit scale starts at its inverse
             (SimCLR: 0.1, or 0.5 for small batches).
         max_logit_scale: float. Upper clamp of the logit scale.
@@ -93,6 +95,7 @@ class TwoViewEncoder(ContrastiveEncoder):
         projection_dim,
         second_encoder=None,
         projection_intermediate_dim=None,
+        projection_use_bias=True,
         initial_temperature=0.07,
         max_logit_scale=100.0,
         trainable_temperature=True,
@@ -148,13 +151,14 @@ class TwoViewEncoder(ContrastiveEncoder):
         # image (or video) tower: two-view `DualEncoder` files saved before
         # this class existed load into it.
         self.image_projection = self._make_projection(
-            "image_projection", projection_dim, projection_intermediate_dim, dropout_rate, dtype
+            "image_projection", projection_dim, projection_intermediate_dim, dropout_rate,
+            projection_use_bias, dtype,
         )
         self.second_projection = (
             self.image_projection if second_encoder is None
             else self._make_projection(
                 "second_projection", projection_dim, projection_intermediate_dim,
-                dropout_rate, dtype,
+                dropout_rate, projection_use_bias, dtype,
             )
         )
         self.head = self._make_head(
@@ -165,20 +169,23 @@ class TwoViewEncoder(ContrastiveEncoder):
         embedding_keys = ("view_1_embeddings", "view_2_embeddings")
         towers = (encoder, second_encoder or encoder)
         projections = (self.image_projection, self.second_projection)
-        inputs, features = {}, []
-        for view, tower, projection in zip(_VIEWS, towers, projections):
+        inputs, pooled = {}, []
+        for view, tower in zip(_VIEWS, towers):
             view_inputs = tower_inputs(tower, f"view_{view}_")
             inputs.update(input_dict(view_inputs))
-            features.append(
-                projection(pooled_features(tower, tower(view_inputs), _argument(view)))
-            )
+            pooled.append(pooled_features(tower, tower(view_inputs), _argument(view)))
+        embedding_dim = self._embedding_dim(
+            projection_dim, pooled, (_argument(1), _argument(2))
+        )
+        features = [projection(x) for projection, x in zip(projections, pooled)]
         outputs = self._head_outputs(*features, embedding_keys)
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
         self._set_head_config(
-            projection_dim=projection_dim,
+            projection_dim=embedding_dim,
             projection_intermediate_dim=projection_intermediate_dim,
+            projection_use_bias=projection_use_bias,
             initial_temperature=initial_temperature,
             max_logit_scale=max_logit_scale,
             trainable_temperature=trainable_temperature,
