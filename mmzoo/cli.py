@@ -4,7 +4,8 @@
     mmzoo train FAMILY                train a preset (any tf.distribute strategy)
     mmzoo evaluate FAMILY             score a trained run
     mmzoo export FAMILY               write a serving SavedModel
-    mmzoo presets [--family F]        list the registered presets
+    mmzoo presets [--family F] [--keras-hub]
+                                      list the registered (and keras-hub) presets
 
 FAMILY is one of:
 
@@ -154,12 +155,19 @@ def _claim_demo_directory(output_dir):
     recipes.write_json(os.path.join(output_dir, DEMO_MARKER), {"written_by": "mmzoo demo"})
 
 
-def _list_presets(family, out=sys.stdout):
+def _list_presets(family, keras_hub=False, out=sys.stdout):
     from mmzoo import presets
 
     for name in presets.list_presets(family=family):
         preset = presets.get_preset(name)
         print(f"{name:<40}{preset.family:<18}{preset.description}", file=out)
+    if keras_hub and family in (None, "dual_encoder"):
+        # Imports keras-hub (and TensorFlow): only when asked.
+        from mmzoo.encoders.keras_hub_towers import keras_hub_presets
+
+        for name, class_name in keras_hub_presets().items():
+            print(f"{name:<40}{'dual_encoder':<18}keras-hub {class_name} "
+                  "(--preset NAME: its weights and tokenizer; needs a download)", file=out)
 
 
 # ----------------------------------------------------------------- parser
@@ -283,6 +291,8 @@ def build_parser():
 
     p = add("presets", "list the registered presets")
     p.add_argument("--family", default=None)
+    p.add_argument("--keras-hub", action="store_true",
+                   help="also list the keras-hub presets a family starts from")
     return parser
 
 
@@ -574,7 +584,7 @@ def _main(argv):
     args = _apply_config(parser, argv, args)
     try:
         if args.command == "presets":
-            _list_presets(args.family)
+            _list_presets(args.family, keras_hub=args.keras_hub)
         elif args.command == "demo":
             run_demo(args.output_dir, steps=args.steps, num_test=args.num_test)
         elif args.command == "train":

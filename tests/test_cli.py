@@ -27,6 +27,15 @@ class CLIArgumentsTest(TestCase):
         out = io.StringIO()
         cli._list_presets("image_captioning", out=out)
         self.assertIn("image_captioning_tiny", out.getvalue())
+        out = io.StringIO()
+        cli._list_presets("dual_encoder", keras_hub=True, out=out)
+        self.assertRegex(out.getvalue(), r"dual_encoder_tiny .*\n(.*\n)*clip_vit_base_patch16 +"
+                         r"dual_encoder +keras-hub CLIPBackbone")
+        self.assertRegex(out.getvalue(), r"siglip_base_patch16_224 +dual_encoder +keras-hub "
+                         r"SigLIPBackbone")
+        out = io.StringIO()
+        cli._list_presets("image_captioning", keras_hub=True, out=out)
+        self.assertNotIn("keras-hub", out.getvalue())
 
     def test_bad_family_is_a_clear_error(self):
         proc = run_cli("presets", "--family", "nope")

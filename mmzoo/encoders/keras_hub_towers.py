@@ -21,6 +21,17 @@ CONTRASTIVE_BACKBONES = {
 }
 
 
+def keras_hub_presets():
+    """`{preset name: backbone class name}` of the keras-hub presets whose
+    backbones these towers take (the presets keras-hub registers; loading
+    one downloads it)."""
+    return {
+        name: class_name
+        for class_name in CONTRASTIVE_BACKBONES
+        for name in getattr(keras_hub.models, class_name).presets
+    }
+
+
 def check_contrastive_backbone(backbone, argument="backbone"):
     """`backbone` must be a keras-hub CLIP or SigLIP backbone."""
     name = type(backbone).__name__

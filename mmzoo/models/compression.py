@@ -108,6 +108,15 @@ class CompressionMixin:
                         names.setdefault(id(item), f"{key}_{_singular(attribute)}")
         return {names.get(id(layer), layer.name): layer for layer in graph}
 
+    def parts(self, names=None):
+        """`{name: layer}` of the model's parts (all, or those `names` lists).
+
+        The parts are those of `lora_parts`; unknown names are refused with
+        the list of known ones. `mmzoo.training.optimizer_by_part` uses them
+        to give parts their own optimizers.
+        """
+        return self._selected_parts(names, "names")
+
     def _selected_parts(self, parts, argument):
         available = self._parts()
         if parts is None:

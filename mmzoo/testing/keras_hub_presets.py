@@ -103,3 +103,34 @@ def save_contrastive_preset(
     backbone.save_to_preset(directory)
     preprocessor.save_to_preset(directory)
     return directory
+
+
+def save_trained_preset(model, backbone, preprocessor, directory):
+    """Saves a `DualEncoder` made by `from_keras_hub(backbone)` as a keras-hub preset.
+
+    The model's towers are the backbone's own encoder layers (trained in
+    place); CLIP's projections, the logit scale and SigLIP's bias are copied
+    back into `backbone`, which is then saved with `preprocessor` (the
+    keras-hub `CLIPPreprocessor` / `SigLIPPreprocessor` the model was made
+    with). Loading the directory with `DualEncoder.from_keras_hub` gives the
+    trained model back: a stand-in, offline, for a downloaded pretrained
+    preset.
+
+    Returns:
+        `directory`.
+    """
+    if model.image_encoder.get_layer(backbone.vision_encoder.name) is not backbone.vision_encoder:
+        raise ValueError(
+            "`model` must be made by `DualEncoder.from_keras_hub(backbone)` with this "
+            "`backbone` (its towers hold the backbone's encoder layers)."
+        )
+    if isinstance(backbone, keras_hub.models.CLIPBackbone):
+        backbone.vision_projection.kernel.assign(model.image_projection.output_dense.kernel)
+        backbone.text_projection.kernel.assign(model.text_projection.output_dense.kernel)
+        backbone.clip_head.logit_scale.assign(model.head.log_logit_scale)
+    else:
+        backbone.siglip_head.logit_scale.assign(model.head.log_logit_scale)
+        backbone.siglip_head.logit_bias.assign(model.head.logit_bias)
+    backbone.save_to_preset(directory)
+    preprocessor.save_to_preset(directory)
+    return directory

@@ -2,6 +2,7 @@
 
     Trainer               fit / evaluate / checkpoints / EMA / atomic saving
     get_strategy          a tf.distribute.Strategy by name
+    optimizer_by_part     an optimizer per model part (lower rates for pretrained towers)
     warmup_cosine_decay   linear warm-up + cosine decay (a Keras CosineDecay)
     save_model            atomic `.keras` saving
     read_metrics          the rows of a run's `metrics.jsonl`
@@ -9,6 +10,7 @@
 
 from mmzoo.training.checkpoints import latest_checkpoint
 from mmzoo.training.checkpoints import save_model
+from mmzoo.training.optimizers import optimizer_by_part
 from mmzoo.training.schedules import warmup_cosine_decay
 from mmzoo.training.strategies import STRATEGIES
 from mmzoo.training.strategies import get_strategy
@@ -22,6 +24,7 @@ __all__ = [
     "get_strategy",
     "is_chief",
     "latest_checkpoint",
+    "optimizer_by_part",
     "read_metrics",
     "save_model",
     "warmup_cosine_decay",

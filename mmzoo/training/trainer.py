@@ -580,7 +580,7 @@ class Trainer:
             loss, grads = context.all_reduce(tf.distribute.ReduceOp.SUM, (loss, grads))
         scale = self.optimizer.scale_loss(tf.constant(1.0))
         grad_norm = tf.linalg.global_norm(grads) / scale
-        learning_rate = tf.cast(self.optimizer.learning_rate, "float32")
+        learning_rate = tf.cast(_learning_rate(self.optimizer), "float32")
         self.optimizer.apply(grads, self.model.trainable_variables)
         return loss, grad_norm, learning_rate
 
@@ -721,6 +721,10 @@ class Trainer:
             "optimizer": self.optimizer,
             "step": self._step,
         }
+        if isinstance(self.optimizer, keras.optimizers.MultiOptimizer):
+            # Its sub-optimizers' states (moments, iterations) are not among
+            # its checkpoint dependencies (Keras 3.15).
+            objects["sub_optimizers"] = list(self.optimizer.optimizers)
         if iterator is not None:
             objects["iterator"] = iterator
             if input_shape:
@@ -1060,3 +1064,10 @@ def _to_float32(x):
         return None
     x = tf.convert_to_tensor(x) if not isinstance(x, tf.Tensor) else x
     return tf.cast(x, "float32") if x.dtype.is_floating else x
+
+
+def _learning_rate(optimizer):
+    """The optimizer's current rate; a `MultiOptimizer`'s first optimizer's."""
+    if isinstance(optimizer, keras.optimizers.MultiOptimizer):
+        return optimizer.optimizers[0].learning_rate
+    return optimizer.learning_rate

@@ -24,6 +24,17 @@ class NotebookTest(TestCase):
         ]
         self.assertGreaterEqual(len(images), 3)  # loss curve, caption grid, attention
 
+    def test_finetune_pretrained(self):
+        notebook = run_notebook("04_finetune_pretrained.ipynb", steps=20)
+        text = outputs_text(notebook)
+        self.assertIn("config.json", text)  # the notebook's preset, saved by keras-hub
+        self.assertRegex(text, r"LiT trains [\d,]+ of [\d,]+ parameters")
+        for row in ("new task text->image R@1", "pretraining task text->image R@1",
+                    "zero-shot shape accuracy"):
+            self.assertRegex(text, rf"{row} +\d\.\d{{3}} +\d\.\d{{3}} +\d\.\d{{3}}")
+        self.assertIn("SavedModel:", text)
+        self.assertRegex(text, r"bleu_4 \d\.\d{3}, cider_d")
+
     def test_lora_and_quantization(self):
         notebook = run_notebook("05_lora_and_quantization.ipynb", steps=20)
         text = outputs_text(notebook)

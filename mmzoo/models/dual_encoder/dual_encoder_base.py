@@ -312,7 +312,7 @@ class ContrastiveEncoder(CompressionMixin, keras.Model):
     def _make_projection(self, name, projection_dim, projection_intermediate_dim,
                          dropout_rate, use_bias, dtype):
         if projection_dim is None:  # the towers' pooled outputs are the embeddings
-            return keras.layers.Identity(dtype=dtype, name=name)
+            return keras.layers.Identity(name=name)
         return ProjectionHead(
             projection_dim,
             intermediate_dim=projection_intermediate_dim,

@@ -13,6 +13,7 @@ from mmzoo.encoders.keras_hub_towers import CONTRASTIVE_BACKBONES
 from mmzoo.encoders.keras_hub_towers import build_keras_hub_image_tower
 from mmzoo.encoders.keras_hub_towers import build_keras_hub_text_tower
 from mmzoo.encoders.keras_hub_towers import check_contrastive_backbone
+from mmzoo.encoders.keras_hub_towers import keras_hub_presets
 from mmzoo.models.dual_encoder.dual_encoder_preprocessor import DualEncoderPreprocessor
 
 
@@ -104,6 +105,13 @@ def dual_encoder_from_keras_hub(
         kind = backbone_cls.__name__
         preprocessor = getattr(keras_hub.models, CONTRASTIVE_BACKBONES[kind]).from_preset(preset)
 
+    if preprocessor is not None and not getattr(preprocessor, "canonicalize_text", True):
+        # mmzoo's preprocessor canonicalises every SigLIP tokenizer's texts.
+        raise ValueError(
+            "mmzoo canonicalises SigLIP texts (lower case, no punctuation) as "
+            "keras-hub's SigLIPPreprocessor does by default; a preprocessor without "
+            "it is not supported. Received: preprocessor with canonicalize_text=False"
+        )
     image_converter = None if preprocessor is None else preprocessor.image_converter
     image_tower = build_keras_hub_image_tower(backbone, image_converter, name="image_encoder")
     sequence_length = (
@@ -163,9 +171,9 @@ def _preset_backbone_class(preset):
             f"backbone. Received: preset={preset!r:.100}"
         )
     preset = os.fspath(preset)
-    for class_name in CONTRASTIVE_BACKBONES:
-        if preset in getattr(keras_hub.models, class_name).presets:
-            return getattr(keras_hub.models, class_name)
+    known = keras_hub_presets()
+    if preset in known:
+        return getattr(keras_hub.models, known[preset])
     if os.path.isdir(preset):
         config_path = os.path.join(preset, "config.json")
         if not os.path.isfile(config_path):
@@ -186,13 +194,10 @@ def _preset_backbone_class(preset):
         backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=False)
         check_contrastive_backbone(backbone, "preset")
         return type(backbone)
-    known = sorted(
-        name for class_name in CONTRASTIVE_BACKBONES
-        for name in getattr(keras_hub.models, class_name).presets
-    )
     raise ValueError(
         "`preset` must be a keras-hub CLIP or SigLIP preset name, a preset directory "
-        f"or a kaggle:// / hf:// handle. Known names: {known}. Received: preset={preset!r}"
+        f"or a kaggle:// / hf:// handle. Known names: {sorted(known)}. Received: "
+        f"preset={preset!r}"
     )
 
 

@@ -112,6 +112,29 @@ class DualEncoderTest(TestCase):
         restored = self.run_model_saving_test(siglip, self.input_data)
         self.assertAllClose(restored(self.input_data)["logit_bias"], np.full(4, -10.0))
 
+    def test_projection_choices(self):
+        # Without biases (CLIP's projections).
+        model = clip_builder(projection_dim=8, projection_use_bias=False)
+        self.assertIsNone(model.image_projection.output_dense.bias)
+        self.run_model_saving_test(model, self.input_data)
+        # No projection: the towers' pooled outputs (both 16 wide) are the
+        # embeddings, here with a momentum copy and a queue, saved and loaded.
+        model = clip_builder(projection_dim=None, momentum=0.9, queue_size=8)
+        self.assertEqual(model.projection_dim, 16)
+        self.assertIsNone(model.get_config()["projection_dim"])
+        pooled = model.text_encoder(self.text)["pooled_output"]
+        self.assertAllClose(model.encode_text(self.text),
+                            pooled / np.linalg.norm(pooled, axis=-1, keepdims=True), atol=1e-6)
+        restored = self.run_model_saving_test(model, self.input_data)
+        self.assertEqual(restored.projection_dim, 16)
+        with self.assertRaisesRegex(ValueError, "image_encoder pooled size 16, text_encoder "
+                                                "pooled size 8"):
+            build_dual_encoder(image_tower(), build_text_encoder(
+                vocabulary_size=20, sequence_length=6, num_layers=1, num_heads=2,
+                hidden_dim=8, intermediate_dim=16), projection_dim=None)
+        with self.assertRaisesRegex(ValueError, "projection_intermediate_dim=32"):
+            clip_builder(projection_dim=None, projection_intermediate_dim=32)
+
     def test_two_views_are_refused_with_a_pointer_to_two_view_encoder(self):
         with self.assertRaisesRegex(
             ValueError, r"build_two_view_encoder\(encoder, projection_dim\).*Received: text_encoder=None"

@@ -19,6 +19,7 @@ import mmzoo
 from mmzoo.export import export_dual_encoder
 from mmzoo.testing import TestCase
 from mmzoo.testing.keras_hub_presets import save_contrastive_preset
+from mmzoo.testing.keras_hub_presets import save_trained_preset
 from mmzoo.training import Trainer
 
 TEXTS = ["a red circle", "a blue square", "a green triangle", "a small red square"]
@@ -84,6 +85,28 @@ class KerasHubDualEncoderTest(TestCase, parameterized.TestCase):
         # The towers hold the backbone's layers: its weights, not copies.
         self.assertIs(model.image_encoder.get_layer(backbone.vision_encoder.name),
                       backbone.vision_encoder)
+
+    @parameterized.named_parameters(*KINDS)
+    def test_trained_weights_saved_back_as_a_preset(self, kind):
+        backbone = keras_hub.models.Backbone.from_preset(self.presets[kind])
+        preprocessor = getattr(keras_hub.models, PREPROCESSORS[kind]).from_preset(
+            self.presets[kind]
+        )
+        model = mmzoo.models.DualEncoder.from_keras_hub(backbone, preprocessor=preprocessor)
+        rng = np.random.default_rng(1)
+        for variable in model.trainable_variables:  # a stand-in for training
+            variable.assign(variable + rng.normal(0.0, 0.02, variable.shape))
+        path = save_trained_preset(
+            model, backbone, preprocessor, os.path.join(self.get_temp_dir(), kind)
+        )
+        reloaded = mmzoo.models.DualEncoder.from_keras_hub(path)
+        for name in ("encode_text", "encode_images"):
+            inputs = TEXTS if name == "encode_text" else images()
+            self.assertAllClose(getattr(reloaded, name)(inputs), getattr(model, name)(inputs),
+                                atol=1e-5)
+        self.assertAllClose(reloaded.head.log_logit_scale, model.head.log_logit_scale)
+        with self.assertRaisesRegex(ValueError, "made by `DualEncoder.from_keras_hub"):
+            save_trained_preset(reloaded, backbone, preprocessor, self.get_temp_dir())
 
     def test_a_backbone_without_preprocessor_takes_token_ids(self):
         backbone = keras_hub.models.Backbone.from_preset(self.presets["clip"])
@@ -215,6 +238,20 @@ class KerasHubDualEncoderBadInputTest(TestCase):
             mmzoo.models.DualEncoder.from_keras_hub(
                 clip, preprocessor=keras_hub.models.SigLIPPreprocessor.from_preset(siglip_path)
             )
+        bigger = save_contrastive_preset(
+            os.path.join(self.get_temp_dir(), "bigger"), "clip",
+            texts=["a red circle", "a blue square", "zebras jump over foxes"],
+        )
+        with self.assertRaisesRegex(ValueError, r"the tokenizer has \d+ tokens, the model "
+                                                r"vocabulary_size=\d+"):
+            mmzoo.models.DualEncoder.from_keras_hub(
+                clip, preprocessor=keras_hub.models.CLIPPreprocessor.from_preset(bigger)
+            )
+        siglip = keras_hub.models.Backbone.from_preset(siglip_path)
+        preprocessor = keras_hub.models.SigLIPPreprocessor.from_preset(siglip_path)
+        preprocessor.canonicalize_text = False
+        with self.assertRaisesRegex(ValueError, "canonicalize_text=False"):
+            mmzoo.models.DualEncoder.from_keras_hub(siglip, preprocessor=preprocessor)
         with self.assertRaisesRegex(ValueError, "BertBackbone"):
             mmzoo.models.DualEncoder.from_keras_hub(keras_hub.models.BertBackbone(
                 vocabulary_size=10, num_layers=1, num_heads=1, hidden_dim=4,
