@@ -155,19 +155,44 @@ def _claim_demo_directory(output_dir):
     recipes.write_json(os.path.join(output_dir, DEMO_MARKER), {"written_by": "mmzoo demo"})
 
 
+def _families_taking(option):
+    return tuple(
+        family for family, recipe in recipes.RECIPES.items()
+        if option in recipe.signature("train").parameters
+    )
+
+
+# The families whose `train` takes `--image-encoder` / `--text-encoder` (a
+# keras-hub image / text preset).
+IMAGE_ENCODER_FAMILIES = _families_taking("image_encoder")
+TEXT_ENCODER_FAMILIES = _families_taking("text_encoder")
+
+
 def _list_presets(family, keras_hub=False, out=sys.stdout):
     from mmzoo import presets
 
     for name in presets.list_presets(family=family):
         preset = presets.get_preset(name)
         print(f"{name:<40}{preset.family:<18}{preset.description}", file=out)
-    if keras_hub and family in (None, "dual_encoder"):
-        # Imports keras-hub (and TensorFlow): only when asked.
-        from mmzoo.encoders.keras_hub_towers import keras_hub_presets
+    if not keras_hub:
+        return
+    # Imports keras-hub (and TensorFlow): only when asked.
+    from mmzoo.encoders.keras_hub_towers import keras_hub_image_presets
+    from mmzoo.encoders.keras_hub_towers import keras_hub_presets
+    from mmzoo.encoders.keras_hub_towers import keras_hub_text_presets
 
+    if family in (None, "dual_encoder"):
         for name, class_name in keras_hub_presets().items():
             print(f"{name:<40}{'dual_encoder':<18}keras-hub {class_name} "
                   "(--preset NAME: its weights and tokenizer; needs a download)", file=out)
+    if family in (None,) + IMAGE_ENCODER_FAMILIES:
+        for name, class_name in keras_hub_image_presets().items():
+            print(f"{name:<40}{'image tower':<18}keras-hub {class_name} (--image-encoder "
+                  f"NAME: {', '.join(IMAGE_ENCODER_FAMILIES)}; needs a download)", file=out)
+    if family in (None,) + TEXT_ENCODER_FAMILIES:
+        for name, class_name in keras_hub_text_presets().items():
+            print(f"{name:<40}{'text tower':<18}keras-hub {class_name} (--text-encoder "
+                  f"NAME: {', '.join(TEXT_ENCODER_FAMILIES)}; needs a download)", file=out)
 
 
 # ----------------------------------------------------------------- parser
@@ -249,8 +274,17 @@ def build_parser():
                    help="stop at the first bad manifest record instead of skipping it")
     p.add_argument("--fold-answer-case", action="store_true", default=None,
                    help="video_qa: match answers to the answer vocabulary ignoring case")
+    p.add_argument("--image-encoder", metavar="KERAS_HUB_PRESET",
+                   help="image_captioning, fusion_classifier, dual_encoder: a keras-hub image "
+                   "preset name or directory (ViT, DINOv2, ResNet, EfficientNet, CLIP / "
+                   "SigLIP) as the image tower, with its weights and normalisation")
+    p.add_argument("--text-encoder", metavar="KERAS_HUB_PRESET",
+                   help="fusion_classifier, video_qa, dual_encoder: a keras-hub text preset "
+                   "name or directory (BERT, DistilBERT, RoBERTa) as the text / question "
+                   "tower, with its weights and tokenizer")
     p.add_argument("--freeze-image-encoder", action="store_true", default=None,
-                   help="dual_encoder with a keras-hub --preset: lock its image tower (LiT)")
+                   help="dual_encoder with a keras-hub --preset or --image-encoder: lock its "
+                   "image tower (LiT)")
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="start from this run's model.keras (fine-tuning) instead of a new model")
     p.add_argument("--lora-rank", type=_positive_int,

@@ -33,9 +33,24 @@ class CLIArgumentsTest(TestCase):
                          r"dual_encoder +keras-hub CLIPBackbone")
         self.assertRegex(out.getvalue(), r"siglip_base_patch16_224 +dual_encoder +keras-hub "
                          r"SigLIPBackbone")
+        self.assertRegex(out.getvalue(), r"vit_base_patch16_224_imagenet +image tower +"
+                         r"keras-hub ViTBackbone \(--image-encoder NAME: "
+                         r"image_captioning, dual_encoder, fusion_classifier;")
         out = io.StringIO()
         cli._list_presets("image_captioning", keras_hub=True, out=out)
-        self.assertNotIn("keras-hub", out.getvalue())
+        self.assertNotIn("CLIPBackbone (--preset", out.getvalue())
+        for class_name in ("DINOV2Backbone", "ResNetBackbone", "EfficientNetBackbone"):
+            self.assertRegex(out.getvalue(), rf"image tower +keras-hub {class_name} ")
+        out = io.StringIO()
+        cli._list_presets("video_qa", keras_hub=True, out=out)
+        self.assertNotIn("image tower", out.getvalue())
+        self.assertNotIn("CLIPBackbone", out.getvalue())
+        for class_name in ("BertBackbone", "DistilBertBackbone", "RobertaBackbone"):
+            self.assertRegex(out.getvalue(), rf"text tower +keras-hub {class_name} \(--text-encoder "
+                             r"NAME: video_qa, dual_encoder, fusion_classifier;")
+        out = io.StringIO()
+        cli._list_presets("image_captioning", keras_hub=True, out=out)
+        self.assertNotIn("text tower", out.getvalue())
 
     def test_bad_family_is_a_clear_error(self):
         proc = run_cli("presets", "--family", "nope")

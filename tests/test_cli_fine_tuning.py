@@ -8,13 +8,17 @@ import os
 from unittest import mock
 
 import keras
+import keras_hub
 import numpy as np
 import tensorflow as tf
 
 from mmzoo import cli
+from mmzoo.encoders import load_keras_hub_backbone
 from mmzoo.models import DualEncoder
 from mmzoo.testing import TestCase
 from mmzoo.testing.keras_hub_presets import save_contrastive_preset
+from mmzoo.testing.keras_hub_presets import save_image_preset
+from mmzoo.testing.keras_hub_presets import save_text_preset
 from test_cli_families import metric_steps
 
 
@@ -136,3 +140,134 @@ class KerasHubPresetRunTest(TestCase):
                                            "--steps", "2", *args]), 2)
             self.assertRegex(e.getvalue(), message)
             self.assertFalse(os.path.exists(other))
+
+
+def backbone_of(model, cls):
+    """The one layer of class `cls` in `model`, however Keras numbered its name."""
+    (layer,) = [layer for layer in model._flatten_layers() if isinstance(layer, cls)]
+    return layer
+
+
+class KerasHubImageEncoderRunTest(TestCase):
+    """`--image-encoder`: a keras-hub image preset under a new model of every image family."""
+
+    def test_captioner_on_a_vit_preset(self):
+        root = self.get_temp_dir()
+        preset = save_image_preset(os.path.join(root, "vit"), "vit")
+        run_dir = os.path.join(root, "captioner")
+        self.assertEqual(cli.main([
+            "train", "image_captioning", "--image-encoder", preset, "--model-dir", run_dir,
+            "--steps", "2", "--num-examples", "32", "--batch-size", "8",
+        ]), 0)
+        with open(os.path.join(run_dir, "run.json")) as f:
+            self.assertEqual(json.load(f)["image_encoder"], os.path.abspath(preset))
+        # model.keras alone holds the ViT and the preset's normalisation.
+        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+        vit = backbone_of(model.image_encoder, keras_hub.models.ViTBackbone)
+        pixels = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+        backbone, _ = load_keras_hub_backbone(preset)
+        self.assertEqual(vit.count_params(), backbone.count_params())
+        with mock.patch("sys.stdout", io.StringIO()):
+            self.assertEqual(cli.main(["evaluate", "image_captioning", "--model-dir", run_dir,
+                                       "--num-examples", "8"]), 0)
+            self.assertEqual(cli.main(["export", "image_captioning", "--model-dir", run_dir]), 0)
+        served = tf.saved_model.load(os.path.join(run_dir, "saved_model"))
+        image = tf.io.encode_png(tf.cast(pixels[0] * 255, tf.uint8))
+        caption = served.signatures["serving_default"](images=tf.reshape(image, [1]))
+        self.assertEqual(
+            [c.decode() for c in caption["captions"].numpy()],
+            model.generate(tf.image.decode_png(image)[None].numpy().astype("float32") / 255.0),
+        )
+
+    def test_fusion_on_a_resnet_preset_and_lit_on_a_vit_preset(self):
+        root = self.get_temp_dir()
+        resnet = save_image_preset(os.path.join(root, "resnet"), "resnet")
+        run_dir = os.path.join(root, "fusion")
+        with mock.patch("sys.stderr", io.StringIO()) as err:
+            self.assertEqual(cli.main([
+                "train", "fusion_classifier", "--image-encoder", resnet, "--model-dir", run_dir,
+                "--steps", "2", "--num-examples", "32", "--batch-size", "8",
+            ]), 0)
+        # ResNet max-pools: deterministic training runs it without XLA.
+        self.assertIn("runs without XLA", err.getvalue())
+        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+        backbone_of(model, keras_hub.models.ResNetBackbone)
+
+        vit = save_image_preset(os.path.join(root, "vit"), "vit")
+        run_dir = os.path.join(root, "lit")
+        self.assertEqual(cli.main([
+            "train", "dual_encoder", "--image-encoder", vit, "--freeze-image-encoder",
+            "--model-dir", run_dir, "--steps", "2", "--num-examples", "32", "--batch-size", "8",
+        ]), 0)
+        trained = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+        self.assertTrue(trained.freeze_image_encoder)
+        self.assertEqual(trained.image_encoder.trainable_weights, [])
+        backbone, _ = load_keras_hub_backbone(vit)
+        after = backbone_of(trained.image_encoder, keras_hub.models.ViTBackbone).get_weights()
+        for a, b in zip(backbone.get_weights(), after):
+            self.assertAllEqual(a, b)  # locked: the preset's weights
+
+    def test_fusion_with_bert_and_video_qa_with_roberta(self):
+        root = self.get_temp_dir()
+        texts = ["is the shape a circle", "is there a red square", "what color is the circle"]
+        for family, kind, tower_attribute in (
+            ("fusion_classifier", "bert", None),
+            ("video_qa", "roberta", "question_encoder"),
+        ):
+            with self.subTest(family=family):
+                preset = save_text_preset(os.path.join(root, kind), kind, texts=texts)
+                run_dir = os.path.join(root, family)
+                self.assertEqual(cli.main([
+                    "train", family, "--text-encoder", preset, "--model-dir", run_dir,
+                    "--steps", "2", "--num-examples", "32", "--batch-size", "8",
+                ]), 0)
+                with open(os.path.join(run_dir, "run.json")) as f:
+                    self.assertEqual(json.load(f)["text_encoder"], os.path.abspath(preset))
+                # The preset's tokenizer, not one trained on the run's texts.
+                self.assertFalse(os.path.exists(os.path.join(run_dir, "tokenizer")))
+                model = keras.saving.load_model(
+                    os.path.join(run_dir, "model.keras"), safe_mode=True
+                )
+                tokenizer = model.preprocessor.tokenizer
+                self.assertIsInstance(
+                    tokenizer, (keras_hub.models.BertTokenizer, keras_hub.models.RobertaTokenizer)
+                )
+                backbone, _ = load_keras_hub_backbone(preset)
+                self.assertEqual(tokenizer.vocabulary_size(), backbone.vocabulary_size)
+                backbone_of(model, type(backbone))  # the keras-hub backbone is in the model
+                towers = ([getattr(model, tower_attribute)] if tower_attribute
+                          else list(model.encoders.values()))
+                takes_segments = any(
+                    isinstance(tower.input, dict) and "segment_ids" in tower.input
+                    for tower in towers
+                )
+                self.assertEqual(takes_segments, kind == "bert")
+                with mock.patch("sys.stdout", io.StringIO()):
+                    self.assertEqual(cli.main(["evaluate", family, "--model-dir", run_dir,
+                                               "--num-examples", "8"]), 0)
+
+    def test_bad_image_encoders(self):
+        root = self.get_temp_dir()
+        gemma = os.path.join(root, "gemma")
+        keras_hub.models.GemmaBackbone(
+            vocabulary_size=50, num_layers=1, num_query_heads=2, num_key_value_heads=1,
+            hidden_dim=16, intermediate_dim=32, head_dim=8,
+        ).save_to_preset(gemma)
+        run = os.path.join(root, "run")
+        for family, args, message in (
+            ("image_captioning", ["--image-encoder", gemma], "must take images.*GemmaBackbone"),
+            ("image_captioning", ["--image-encoder", root], "without `config.json`"),
+            ("video_qa", ["--image-encoder", gemma],
+             "--image-encoder` applies to image_captioning, dual_encoder, fusion_classifier"),
+            ("dual_encoder", ["--image-encoder", gemma, "--init-from", root],
+             "brings its own towers"),
+            ("image_captioning", ["--text-encoder", gemma],
+             "--text-encoder` applies to video_qa, dual_encoder, fusion_classifier"),
+            ("fusion_classifier", ["--text-encoder", save_image_preset(
+                os.path.join(root, "vit"), "vit")], "Tokenizer that is compatible with ViTBackbone"),
+        ):
+            with mock.patch("sys.stderr", io.StringIO()) as e:
+                self.assertEqual(cli.main(["train", family, "--model-dir", run, "--steps", "2",
+                                           *args]), 2)
+            self.assertRegex(e.getvalue(), message)
+            self.assertFalse(os.path.exists(run))

@@ -3,6 +3,7 @@ import keras_hub
 
 from mmzoo.encoders.common import check_image_shape
 from mmzoo.encoders.keras_hub_towers import converter_rescaling
+from mmzoo.encoders.keras_hub_towers import load_keras_hub_backbone
 from mmzoo.layers.validation import check_bool
 from mmzoo.layers.validation import check_choice
 
@@ -147,20 +148,17 @@ def _resolve_backbone(backbone, image_shape, weights, dtype):
         )
         return model, [to_pixels]
     if isinstance(backbone, str):
-        model = keras_hub.models.Backbone.from_preset(
+        model, converter = load_keras_hub_backbone(
             backbone, load_weights=weights is not None, dtype=dtype
         )
-        try:
-            converter = keras_hub.layers.ImageConverter.from_preset(backbone)
-        except FileNotFoundError:  # the preset ships no converter
+        if converter is None:
             return model, []
         # The converter's scale and offset as one Rescaling from [0, 1]
         # images; the converter layer itself is not put in the graph: nested
         # inside a functional model it made the backbone's batch norms run in
         # training mode on `model(x)` (keras-hub 0.32). Resizing is the data
         # pipeline's job: pass the preset's image size as `image_shape`.
-        rescale = converter_rescaling(converter, dtype=dtype)
-        return model, [rescale]
+        return model, [converter_rescaling(converter, dtype=dtype)]
     raise ValueError(
         "`backbone` must be a keras.applications name "
         f"({sorted(KERAS_APPLICATIONS)}), a keras-hub preset, a "

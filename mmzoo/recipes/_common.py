@@ -51,6 +51,12 @@ def build_encoder(value, dtype=None):
     return presets.build_from_preset(name, **overrides)
 
 
+def preset_reference(preset):
+    """A keras-hub preset as `run.json` records it: a directory by absolute path."""
+    preset = os.fspath(preset)
+    return os.path.abspath(preset) if os.path.isdir(preset) else preset
+
+
 def input_shape(encoder):
     """The input shape (no batch axis) of a built image or video tower."""
     return tuple(encoder.inputs[0].shape[1:])
@@ -89,6 +95,26 @@ def text_encoder_for(value, vocabulary_size):
         return value
     name, overrides = spec
     return presets.build_from_preset(name, **{**overrides, "vocabulary_size": vocabulary_size})
+
+
+def keras_hub_text_tower(text_encoder, replaces):
+    """A keras-hub text preset as the text tower of a recipe's model.
+
+    Args:
+        text_encoder: a keras-hub preset name or directory (BERT, ...).
+        replaces: the mmzoo preset's text tower (preset name or spec); its
+            `sequence_length` is the length texts are packed to.
+    """
+    from mmzoo import encoders
+    from mmzoo import presets
+
+    length = (presets.encoder_config(replaces) or {}).get("sequence_length")
+    if length is None:
+        raise ValueError(
+            f"The preset's text tower has no `sequence_length` to give the keras-hub "
+            f"text tower. Received: text tower {replaces!r}"
+        )
+    return encoders.build_keras_hub_text_tower(text_encoder, sequence_length=length)
 
 
 def run_tokenizer(run_dir, texts, vocabulary_size):

@@ -18,17 +18,23 @@ def _tower(preset, config):
     return config["image_encoder"]
 
 
-def _build_model(preset, tower, tokenizer):
+def _build_model(preset, tower, tokenizer, freeze_image_encoder=False, text_encoder=None):
     from mmzoo import models
     from mmzoo import presets
 
-    # The preset's text tower with the run's vocabulary; the model sets its
-    # preprocessor's text length and image converter (and saves them).
+    # The preset's text tower with the run's vocabulary (or a keras-hub text
+    # preset at its length); the model sets its preprocessor's text length
+    # and image converter (and saves them).
     preprocessor = models.DualEncoderPreprocessor(tokenizer)
+    text_tower = (
+        {"vocabulary_size": preprocessor.vocabulary_size} if text_encoder is None
+        else _common.keras_hub_text_tower(
+            text_encoder, presets.get_preset_config(preset)["text_encoder"]
+        )
+    )
     return presets.build_from_preset(
-        preset, image_encoder=tower,
-        text_encoder={"vocabulary_size": preprocessor.vocabulary_size},
-        preprocessor=preprocessor,
+        preset, image_encoder=tower, text_encoder=text_tower,
+        preprocessor=preprocessor, freeze_image_encoder=freeze_image_encoder,
     )
 
 
@@ -100,7 +106,7 @@ RECIPE = recipe.Recipe(
     score=_score,
     export=_export,
     options={
-        "train": {"freeze_image_encoder": False},
+        "train": {"freeze_image_encoder": False, "image_encoder": None, "text_encoder": None},
         "evaluate": {"num_examples": 1000, "batch_size": 256},
     },
     cross_replica_loss=True,
@@ -117,7 +123,9 @@ def train_dual_encoder(*args, **options):
     defaults). `preset` may also be a keras-hub CLIP or SigLIP preset name
     or directory (`mmzoo.models.DualEncoder.from_keras_hub`): the run
     fine-tunes it with its own tokenizer; `freeze_image_encoder=True` locks
-    its image tower (LiT). The loss is `SigLIPLoss` for presets with a logit bias
+    its image tower (LiT). `image_encoder` (a keras-hub image preset name
+    or directory) puts a pretrained image tower beside the preset's new text
+    tower; with `freeze_image_encoder=True` that is LiT as published. The loss is `SigLIPLoss` for presets with a logit bias
     (`use_bias`) and `CLIPLoss` otherwise; both score each replica's rows
     against the whole global batch. With several replicas the step runs
     without XLA (the all-gather of the embeddings cannot be XLA-compiled on

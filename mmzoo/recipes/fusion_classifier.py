@@ -50,7 +50,7 @@ def load_classification_examples(data_spec, split, image_shape, num_examples=Non
     ), None
 
 
-def _build_model(preset, tower, tokenizer):
+def _build_model(preset, tower, tokenizer, text_encoder=None):
     from mmzoo import data
     from mmzoo import models
     from mmzoo import presets
@@ -65,8 +65,10 @@ def _build_model(preset, tower, tokenizer):
     # The image tower (built first) and the text tower with the run's
     # vocabulary, in the preset's order.
     encoders = {
-        modality: _common.text_encoder_for(encoder, preprocessor.vocabulary_size)
-        if _common.is_text_encoder(encoder) else tower
+        modality: (
+            _common.text_encoder_for(encoder, preprocessor.vocabulary_size)
+            if text_encoder is None else _common.keras_hub_text_tower(text_encoder, encoder)
+        ) if _common.is_text_encoder(encoder) else tower
         for modality, encoder in presets.get_preset_config(preset)["encoders"].items()
     }
     return presets.build_from_preset(preset, encoders=encoders, preprocessor=preprocessor)
@@ -123,7 +125,7 @@ RECIPE = recipe.Recipe(
         # Attention fusion learns only at a Transformer's rate: at 1e-3 it
         # stays at chance on the shape questions of shapes_classification
         # (benchmarks/README.md).
-        "train": {"learning_rate": 3e-4},
+        "train": {"learning_rate": 3e-4, "image_encoder": None, "text_encoder": None},
         "evaluate": {"num_examples": 1000, "batch_size": 128},
     },
 )
@@ -135,7 +137,9 @@ def train_fusion_classifier(*args, **options):
 
     The options are those of `mmzoo.recipes.train` (`help()` shows their
     defaults); `strict` is accepted for the one signature (this recipe
-    reads only built-in data).
+    reads only built-in data). `image_encoder` (a keras-hub image preset
+    name or directory) replaces the preset's image tower with a pretrained
+    one (`mmzoo.encoders.build_keras_hub_image_tower`).
 
     Returns:
         the `Trainer.fit` history.

@@ -73,7 +73,7 @@ RECIPE = recipe.Recipe(
     score=_score,
     export=_export,
     options={
-        "train": {"learning_rate": 2e-3},
+        "train": {"learning_rate": 2e-3, "image_encoder": None},
         "evaluate": {"batch_size": 100, "method": "greedy", "num_beams": 4},
         "export": {"method": "greedy", "num_beams": 4},
     },
@@ -89,6 +89,9 @@ def train_image_captioning(*args, **options):
     same seed and data give bit-identical weights (TensorFlow's op
     determinism; see `mmzoo.training.Trainer`). `strict=True` stops at the
     first bad record of a manifest instead of skipping it.
+    `image_encoder="vit_base_patch16_224_imagenet"` (a keras-hub image
+    preset name or directory) puts a pretrained image tower under the
+    preset's decoder (`mmzoo.encoders.build_keras_hub_image_tower`).
     """
     return recipe.train(RECIPE, *args, **options)
 

@@ -100,9 +100,11 @@ class Recipe:
             strict) -> (examples, report)`: unbatched examples of a `--data`
             value, read at `input_shape` (`(height, width, 3)` or `(frames,
             height, width, 3)`), and the manifest's `LoadReport` or None.
-        build_model: `(preset, tower, tokenizer) -> model`: the preset with
-            the built tower passed in, the run's vocabulary and a
-            preprocessor holding `tokenizer` (called in the strategy scope).
+        build_model: `(preset, tower, tokenizer, **model_options) -> model`:
+            the preset with the built tower passed in, the run's vocabulary
+            and a preprocessor holding `tokenizer` (called in the strategy
+            scope); with a `text_encoder` train option (a keras-hub text
+            preset), `text_encoder=` too, and `tokenizer` is the preset's.
         pipeline: `(examples, model, batch_size, seed, deterministic, report,
             **train_options) -> dataset` of the Trainer's `(x, y)` batches.
         loss: `(model) -> loss` for `mmzoo.training.Trainer`.
@@ -127,7 +129,8 @@ class Recipe:
             family without one.
         model_options: names of the family's train options that
             `from_pretrained` takes (e.g. `freeze_image_encoder`); they
-            apply to such presets only.
+            apply to such presets only (`freeze_image_encoder` also to an
+            `image_encoder` tower).
     """
 
     family: str
@@ -253,8 +256,16 @@ def train(recipe, /, *args, **options):
             rank on every part of the model (`model.enable_lora`), the rest
             frozen; the run's `model.keras` holds the merged weights and
             `adapters.lora.h5` the adapters alone.
-        **family_options: the family's own options (`fold_answer_case` for
-            video QA).
+        **family_options: the family's own options: `fold_answer_case` for
+            video QA; `image_encoder` (a keras-hub image preset name or
+            directory: ViT, DINOv2, ResNet, EfficientNet, CLIP / SigLIP
+            vision) for captioning, fusion and dual encoders, the image
+            tower of the new model, with its weights and normalisation
+            (`mmzoo.encoders.build_keras_hub_image_tower`); the examples are
+            read at its image size; `text_encoder` (a keras-hub text preset:
+            BERT, DistilBERT, RoBERTa, ...) for fusion, video QA and dual
+            encoders, the text (question) tower with its tokenizer, at the
+            length of the preset's tower it replaces.
 
     Returns:
         The `Trainer.fit` history (list of logged rows).
@@ -274,20 +285,29 @@ def _train(
     from mmzoo import training
 
     model_options = {name: family_options.pop(name) for name in recipe.model_options}
+    image_encoder = family_options.pop("image_encoder", None)
+    text_encoder = family_options.pop("text_encoder", None)
     pretrained = recipe.from_pretrained is not None and preset not in presets.list_presets()
     if pretrained and init_from is not None:
         raise ValueError(
             "Start from a keras-hub preset (--preset) or from a run (--init-from), not "
             f"both. Received: --preset {preset!r} --init-from {init_from!r}"
         )
+    for flag, value in (("--image-encoder", image_encoder), ("--text-encoder", text_encoder)):
+        if value is not None and (pretrained or init_from is not None):
+            raise ValueError(
+                f"{flag} puts a keras-hub preset in a new model of an mmzoo --preset; a "
+                "keras-hub --preset or --init-from brings its own towers. Received: "
+                f"--preset {preset!r} --init-from {init_from!r} {flag} {value!r}"
+            )
     if not pretrained:
         config = _common.check_family(preset, recipe.family).config
         given = {name: value for name, value in model_options.items()
                  if value != recipe.defaults("train")[name]}
-        if given:
+        if given and image_encoder is None:
             raise ValueError(
-                f"{sorted(given)} apply to keras-hub presets only (--preset NAME_OR_DIR). "
-                f"Received: --preset {preset!r}"
+                f"{sorted(given)} apply to keras-hub presets only (--preset NAME_OR_DIR "
+                f"or --image-encoder NAME_OR_DIR). Received: --preset {preset!r}"
             )
     if lora_rank is not None and init_from is None:
         raise ValueError(
@@ -302,6 +322,10 @@ def _train(
     settings = {"batch_size": batch_size, "seed": seed}
     if init_from is not None:
         settings.update(init_from=os.path.abspath(init_from), lora_rank=lora_rank)
+    if image_encoder is not None:
+        settings.update(image_encoder=_common.preset_reference(image_encoder))
+    if text_encoder is not None:
+        settings.update(text_encoder=_common.preset_reference(text_encoder))
     with _common.run_directory(model_dir, recipe.family, preset, **settings):
         if pretrained:
             # The preset's weights, tokenizer and image normalisation.
@@ -331,15 +355,28 @@ def _train(
             # shape says how to read the examples, whose texts train the
             # vocabulary that the rest of the model is built with.
             with strategy.scope():
-                tower = _common.build_encoder(tower_spec, dtype=config.get("dtype"))
+                if image_encoder is not None:  # a keras-hub preset and its normalisation
+                    from mmzoo import encoders
+
+                    tower = encoders.build_keras_hub_image_tower(
+                        image_encoder, dtype=config.get("dtype")
+                    )
+                else:
+                    tower = _common.build_encoder(tower_spec, dtype=config.get("dtype"))
             examples, report = recipe.load_examples(
                 data_spec, "train", _common.input_shape(tower), num_examples, seed, strict
             )
-            tokenizer = _common.run_tokenizer(
-                model_dir, examples.map(lambda x: x[recipe.texts]), vocabulary_size
-            )
+            if text_encoder is not None:  # the preset's own tokenizer
+                import keras_hub
+
+                tokenizer = keras_hub.models.Tokenizer.from_preset(text_encoder)
+                model_options["text_encoder"] = text_encoder
+            else:
+                tokenizer = _common.run_tokenizer(
+                    model_dir, examples.map(lambda x: x[recipe.texts]), vocabulary_size
+                )
             with strategy.scope():
-                model = recipe.build_model(preset, tower, tokenizer)
+                model = recipe.build_model(preset, tower, tokenizer, **model_options)
         schedule = training.warmup_cosine_decay(
             learning_rate, total_steps=steps, warmup_steps=min(200, steps // 10)
         )

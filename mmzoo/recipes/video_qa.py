@@ -62,16 +62,22 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
     return (examples.take(num_examples) if num_examples else examples), report
 
 
-def _build_model(preset, tower, tokenizer):
+def _build_model(preset, tower, tokenizer, text_encoder=None):
     from mmzoo import models
     from mmzoo import presets
 
-    # The preset's question tower with the run's vocabulary; the model sets
-    # its preprocessor's question length and video converter.
+    # The preset's question tower with the run's vocabulary (or a keras-hub
+    # text preset at its length); the model sets its preprocessor's question
+    # length and video converter.
     preprocessor = models.VideoQAPreprocessor(tokenizer)
+    question_encoder = (
+        {"vocabulary_size": preprocessor.vocabulary_size} if text_encoder is None
+        else _common.keras_hub_text_tower(
+            text_encoder, presets.get_preset_config(preset)["question_encoder"]
+        )
+    )
     return presets.build_from_preset(
-        preset, video_encoder=tower,
-        question_encoder={"vocabulary_size": preprocessor.vocabulary_size},
+        preset, video_encoder=tower, question_encoder=question_encoder,
         preprocessor=preprocessor,
     )
 
@@ -132,7 +138,7 @@ RECIPE = recipe.Recipe(
     score=_score,
     export=_export,
     options={
-        "train": {"batch_size": 32, "fold_answer_case": False},
+        "train": {"batch_size": 32, "fold_answer_case": False, "text_encoder": None},
         "evaluate": {"batch_size": 64},
     },
 )

@@ -1,4 +1,5 @@
-"""Small keras-hub CLIP and SigLIP presets with random weights, saved locally.
+"""Small keras-hub presets (CLIP, SigLIP, ViT, DINOv2, ResNet, EfficientNet,
+BERT, DistilBERT, RoBERTa) with random weights, saved locally.
 
 They go through the same loading path as a downloaded preset
 (`from_preset` on a directory), so code that starts from keras-hub presets
@@ -133,4 +134,139 @@ def save_trained_preset(model, backbone, preprocessor, directory):
         backbone.siglip_head.logit_bias.assign(model.head.logit_bias)
     backbone.save_to_preset(directory)
     preprocessor.save_to_preset(directory)
+    return directory
+
+
+# ImageNet's mean and standard deviation, as keras-hub's ImageNet presets
+# normalise [0, 255] pixels.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+IMAGE_PRESET_KINDS = ("vit", "dinov2", "resnet", "efficientnet")
+
+
+def save_image_preset(directory, kind="vit", image_size=32, hidden_dim=32):
+    """Saves a small keras-hub image backbone preset with random weights.
+
+    The backbone and an image converter of its class (ImageNet
+    normalisation, `image_size` square) are written with `save_to_preset`,
+    as a downloaded ViT, DINOv2, ResNet or EfficientNet preset holds them.
+
+    Args:
+        directory: str. Where to save (created if missing).
+        kind: one of `IMAGE_PRESET_KINDS`: `"vit"` (patch 8, class token),
+            `"dinov2"` (patch 8), `"resnet"` (two basic blocks) or
+            `"efficientnet"` (two MBConv stacks).
+        image_size: int. The converter's size (and the ViT / DINOv2 input).
+        hidden_dim: int. The token size of ViT and DINOv2 (the ResNet has
+            64 output features; the EfficientNet 1280, keras-hub's default,
+            the one its saved config gives back).
+
+    Returns:
+        `directory`.
+
+    Example:
+
+    ```python
+    path = mmzoo.testing.keras_hub_presets.save_image_preset(tmp_dir, "vit")
+    tower = mmzoo.encoders.build_keras_hub_image_tower(path)
+    ```
+    """
+    image_shape = (image_size, image_size, 3)
+    transformer = dict(num_layers=2, num_heads=2, hidden_dim=hidden_dim)
+    if kind == "vit":
+        backbone = keras_hub.models.ViTBackbone(
+            image_shape=image_shape, patch_size=8, mlp_dim=2 * hidden_dim, **transformer
+        )
+        converter_cls = keras_hub.layers.ViTImageConverter
+    elif kind == "dinov2":
+        backbone = keras_hub.models.DINOV2Backbone(
+            image_shape=image_shape, position_embedding_shape=image_shape, patch_size=8,
+            intermediate_dim=2 * hidden_dim, **transformer,
+        )
+        converter_cls = keras_hub.layers.DINOV2ImageConverter
+    elif kind == "resnet":
+        backbone = keras_hub.models.ResNetBackbone(
+            # keras-hub's ResNet starts at 64 filters.
+            input_conv_filters=[64], input_conv_kernel_sizes=[3],
+            stackwise_num_filters=[64, 64], stackwise_num_blocks=[1, 1],
+            stackwise_num_strides=[1, 2], block_type="basic_block",
+            image_shape=(None, None, 3),
+        )
+        converter_cls = keras_hub.layers.ResNetImageConverter
+    elif kind == "efficientnet":
+        two = [1.0, 1.0]
+        backbone = keras_hub.models.EfficientNetBackbone(
+            stackwise_width_coefficients=two, stackwise_depth_coefficients=two,
+            stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 1],
+            stackwise_input_filters=[8, 8], stackwise_output_filters=[8, 16],
+            stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.25, 0.25],
+            stackwise_strides=[1, 2], stackwise_block_types=["v1", "v1"],
+            stackwise_force_input_filters=[0, 0], stackwise_nores_option=[False, False],
+            input_shape=(None, None, 3),
+        )
+        converter_cls = keras_hub.layers.EfficientNetImageConverter
+    else:
+        raise ValueError(
+            f"`kind` must be one of {IMAGE_PRESET_KINDS}. Received: kind={kind!r}"
+        )
+    converter = converter_cls(
+        image_size=(image_size, image_size),
+        scale=[1.0 / (255.0 * s) for s in _IMAGENET_STD],
+        offset=[-m / s for m, s in zip(_IMAGENET_MEAN, _IMAGENET_STD)],
+    )
+    backbone.save_to_preset(directory)
+    converter.save_to_preset(directory)
+    return directory
+
+
+TEXT_PRESET_KINDS = ("bert", "distil_bert", "roberta")
+
+
+def save_text_preset(
+    directory, kind="bert", texts=("a red circle", "a blue square"), hidden_dim=16,
+    max_sequence_length=24,
+):
+    """Saves a small keras-hub BERT, DistilBERT or RoBERTa preset with random weights.
+
+    The backbone (one layer) and its tokenizer, a vocabulary made from the
+    words of `texts` (BERT's WordPiece with `[CLS]` / `[SEP]` for BERT and
+    DistilBERT, byte-level BPE with `<s>` / `</s>` for RoBERTa), are
+    written with `save_to_preset`.
+
+    Args:
+        directory: str. Where to save (created if missing).
+        kind: one of `TEXT_PRESET_KINDS`.
+        texts: strings whose words make the vocabulary.
+        hidden_dim: int.
+        max_sequence_length: int. The backbone's position embeddings.
+
+    Returns:
+        `directory`.
+
+    Example:
+
+    ```python
+    path = mmzoo.testing.keras_hub_presets.save_text_preset(tmp_dir, "bert")
+    tower = mmzoo.encoders.build_keras_hub_text_tower(path, sequence_length=16)
+    tokenizer = keras_hub.models.Tokenizer.from_preset(path)
+    ```
+    """
+    kinds = {
+        "bert": (keras_hub.models.BertBackbone, tokenizers.bert_tokenizer),
+        "distil_bert": (keras_hub.models.DistilBertBackbone, tokenizers.bert_tokenizer),
+        "roberta": (keras_hub.models.RobertaBackbone, tokenizers.roberta_tokenizer),
+    }
+    if kind not in kinds:
+        raise ValueError(f"`kind` must be one of {TEXT_PRESET_KINDS}. Received: kind={kind!r}")
+    backbone_cls, make_tokenizer = kinds[kind]
+    tokenizer = make_tokenizer(list(texts))
+    if kind == "distil_bert":  # its own tokenizer class, the same WordPiece
+        tokenizer = keras_hub.models.DistilBertTokenizer(vocabulary=tokenizer.vocabulary)
+    backbone_cls(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=1, num_heads=2,
+        hidden_dim=hidden_dim, intermediate_dim=2 * hidden_dim,
+        max_sequence_length=max_sequence_length,
+    ).save_to_preset(directory)
+    tokenizer.save_to_preset(directory)
     return directory

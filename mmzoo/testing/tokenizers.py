@@ -1,8 +1,9 @@
 """Small keras-hub tokenizers made from a few texts, for tests and demos.
 
-BERT's WordPiece (`[CLS]` / `[SEP]`), CLIP's byte-pair encoding (`</w>`
-word ends) and SentencePiece with Gemma's or SigLIP's special tokens, each
-with a vocabulary built from the words of `texts`: nothing is downloaded.
+BERT's WordPiece (`[CLS]` / `[SEP]`), CLIP's (`</w>` word ends) and
+RoBERTa's (`Ġ` for a space) byte-pair encodings, and SentencePiece with
+Gemma's or SigLIP's special tokens, each with a vocabulary built from the
+words of `texts`: nothing is downloaded.
 SentencePiece models need the `sentencepiece` package (a test dependency).
 """
 
@@ -99,3 +100,23 @@ def siglip_tokenizer(texts):
         texts, pad_id=-1, unk_id=1, bos_id=-1, eos_id=0, unk_piece="<unk>", eos_piece="</s>",
     )
     return keras_hub.models.SigLIPTokenizer(proto=proto)
+
+
+def roberta_tokenizer(texts):
+    """A `RobertaTokenizer` (GPT-2's byte-level BPE, `Ġ` marking a space)
+    with one token per word of `texts`, with or without its leading space;
+    `<s>`, `<pad>`, `</s>`, `<unk>` and `<mask>` as in RoBERTa's vocabulary."""
+    characters = _bytes_to_unicode()
+    tokens = ["<s>", "<pad>", "</s>", "<unk>"] + characters
+    ranks = {}
+    for word in _words(texts):
+        for form in (word, "\u0120" + word):  # GPT-2's byte for a space
+            parts = _byte_pair_merge(list(form), ranks)
+            while len(parts) > 1:
+                ranks[(parts[0], parts[1])] = len(ranks)
+                parts = [parts[0] + parts[1]] + parts[2:]
+                tokens.append(parts[0])
+    tokens.append("<mask>")
+    merges = [f"{a} {b}" for a, b in sorted(ranks, key=ranks.get)]
+    vocabulary = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    return keras_hub.models.RobertaTokenizer(vocabulary=vocabulary, merges=merges)

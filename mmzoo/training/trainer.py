@@ -249,7 +249,9 @@ class Trainer:
             (with one replica outside a mirrored strategy, the optimizer
             update too). False is needed when the loss does cross-replica
             work inside the step (e.g. an all-gather, which XLA on CPU cannot
-            compile).
+            compile). With `deterministic=True`, a model with a max-pooling
+            layer (keras-hub's ResNet) runs without XLA, which has no
+            deterministic max-pool gradient; a line on stderr says so.
         deterministic: bool. Turn on op determinism (see above).
 
     Example:
@@ -341,6 +343,18 @@ class Trainer:
                     "build the model without `momentum`. Received: accumulation_steps="
                     f"{accumulation_steps}, a model with momentum={model.momentum}"
                 )
+            if self.jit_compile and deterministic and _has_max_pooling(model):
+                # Under op determinism TensorFlow refuses to XLA-compile a
+                # max-pool gradient ("GPU MaxPool gradient ops do not yet
+                # have a deterministic XLA implementation", on CPU too), as
+                # in keras-hub's ResNet stem.
+                self.jit_compile = False
+                if self.chief:
+                    print(
+                        "deterministic=True: the model max-pools, whose gradient XLA cannot "
+                        "compute deterministically; the step runs without XLA.",
+                        file=sys.stderr,
+                    )
             self.model = model
             self.optimizer = self._prepare_optimizer(optimizer, model)
             # One per optimizer update; checkpointed. (`optimizer.iterations`
@@ -1071,3 +1085,11 @@ def _learning_rate(optimizer):
     if isinstance(optimizer, keras.optimizers.MultiOptimizer):
         return optimizer.optimizers[0].learning_rate
     return optimizer.learning_rate
+
+
+def _has_max_pooling(model):
+    """Whether `model` (or a layer nested in it) is a Keras max-pooling layer."""
+    pooling = (
+        keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.MaxPooling3D
+    )
+    return any(isinstance(layer, pooling) for layer in model._flatten_layers())

@@ -1,4 +1,5 @@
-"""keras-hub CLIP / SigLIP towers as mmzoo encoders: a CLIP vision tower under a captioner."""
+"""keras-hub backbones as mmzoo towers: ViT, DINOv2, ResNet and EfficientNet
+presets (saved here with random weights) and CLIP / SigLIP towers."""
 
 import os
 
@@ -8,7 +9,10 @@ import numpy as np
 
 import mmzoo
 from mmzoo.testing import TestCase
+from mmzoo.testing import keras_hub_presets
+from mmzoo.testing.keras_hub_presets import IMAGE_PRESET_KINDS
 from mmzoo.testing.keras_hub_presets import save_contrastive_preset
+from mmzoo.testing.keras_hub_presets import save_image_preset
 
 VOCABULARY = ["[PAD]", "[UNK]", "[START]", "[END]", "a", "red", "circle"]
 
@@ -55,11 +59,218 @@ class KerasHubTowersTest(TestCase):
         )
 
     def test_bad_backbones(self):
-        with self.assertRaisesRegex(ValueError, "CLIPBackbone.*Received: backbone of type str"):
-            mmzoo.encoders.build_keras_hub_image_tower("clip_vit_base_patch16")
+        with self.assertRaisesRegex(ValueError, "Received: backbone of type Dense"):
+            mmzoo.encoders.build_keras_hub_image_tower(keras.layers.Dense(2))
         with self.assertRaisesRegex(ValueError, "sequence_length"):
             mmzoo.encoders.build_keras_hub_text_tower(
                 keras_hub.models.Backbone.from_preset(
                     save_contrastive_preset(os.path.join(self.get_temp_dir(), "c"), "clip")
                 ), 17,
             )
+
+
+def _pixels(size=32, seed=0):
+    return np.random.default_rng(seed).uniform(size=(2, size, size, 3)).astype("float32")
+
+
+class KerasHubImagePresetTowerTest(TestCase):
+    """Every image backbone kind, loaded from a local preset as a download would be."""
+
+    def _preset(self, kind):
+        return save_image_preset(os.path.join(self.get_temp_dir(), kind), kind)
+
+    def test_towers_equal_keras_hub_converter_and_backbone(self):
+        # (tokens, width, pooled is the class token)
+        expected = {
+            "vit": (17, 32, True), "dinov2": (17, 32, True),
+            "resnet": (16, 64, False), "efficientnet": (64, 1280, False),
+        }
+        self.assertEqual(sorted(expected), sorted(IMAGE_PRESET_KINDS))
+        pixels = _pixels()
+        for kind, (tokens, width, class_token) in expected.items():
+            with self.subTest(kind=kind):
+                preset = self._preset(kind)
+                tower = mmzoo.encoders.build_keras_hub_image_tower(preset)
+                # The preset's image size, read from the backbone or its converter.
+                self.assertEqual(tuple(tower.input_shape), (None, 32, 32, 3))
+                outputs = tower(pixels)
+                self.assertEqual(tuple(outputs["sequence_output"].shape), (2, tokens, width))
+                # The preset's normalisation is in the graph: the tower on
+                # [0, 1] images equals keras-hub's converter then backbone on
+                # [0, 255] pixels.
+                backbone, converter = mmzoo.encoders.load_keras_hub_backbone(preset)
+                features = keras.ops.convert_to_numpy(
+                    backbone(keras.tree.pack_sequence_as(backbone.input, [converter(pixels * 255.0)]))
+                )
+                features = features.reshape(2, -1, features.shape[-1])
+                self.assertAllClose(outputs["sequence_output"], features, atol=1e-5)
+                pooled = features[:, 0] if class_token else features.mean(axis=1)
+                self.assertAllClose(outputs["pooled_output"], pooled, atol=1e-5)
+
+                path = os.path.join(self.get_temp_dir(), f"{kind}.keras")
+                tower.save(path)
+                self.assertAllClose(
+                    keras.saving.load_model(path, safe_mode=True)(pixels)["pooled_output"],
+                    outputs["pooled_output"],
+                )
+
+    def test_load_weights_false_gives_other_weights(self):
+        preset = self._preset("vit")
+        loaded = mmzoo.encoders.build_keras_hub_image_tower(preset)
+        fresh = mmzoo.encoders.build_keras_hub_image_tower(preset, load_weights=False)
+        self.assertNotAllClose(loaded(_pixels())["pooled_output"], fresh(_pixels())["pooled_output"])
+
+    def test_frozen_tower(self):
+        tower = mmzoo.encoders.build_keras_hub_image_tower(self._preset("resnet"), trainable=False)
+        self.assertEqual(tower.trainable_weights, [])
+        self.assertGreater(len(tower.non_trainable_weights), 0)
+
+    def test_a_cnn_takes_another_size_a_vit_does_not(self):
+        tower = mmzoo.encoders.build_keras_hub_image_tower(
+            self._preset("resnet"), image_shape=(48, 40, 3)
+        )
+        self.assertEqual(tuple(tower(np.zeros((1, 48, 40, 3)))["sequence_output"].shape),
+                         (1, 12 * 10 // 4, 64))
+        with self.assertRaisesRegex(
+            ValueError, r"ViTBackbone is built for images of shape \(32, 32, 3\).*"
+            r"image_shape=\(64, 64, 3\)"
+        ):
+            mmzoo.encoders.build_keras_hub_image_tower(self._preset("vit"), image_shape=(64, 64, 3))
+
+    def test_a_converter_of_another_size_is_refused(self):
+        backbone, _ = mmzoo.encoders.load_keras_hub_backbone(self._preset("vit"))
+        converter = keras_hub.layers.ViTImageConverter(image_size=(64, 64))
+        with self.assertRaisesRegex(ValueError, r"image_size \(64, 64\).*\(32, 32, 3\)"):
+            mmzoo.encoders.build_keras_hub_image_tower(backbone, converter)
+
+    def test_a_cnn_without_a_size_needs_image_shape(self):
+        backbone, _ = mmzoo.encoders.load_keras_hub_backbone(self._preset("resnet"))
+        with self.assertRaisesRegex(ValueError, "ResNetBackbone.*pass `image_shape`"):
+            mmzoo.encoders.build_keras_hub_image_tower(backbone)
+
+    def test_presets_a_family_cannot_use(self):
+        gemma = os.path.join(self.get_temp_dir(), "gemma")
+        keras_hub.models.GemmaBackbone(
+            vocabulary_size=50, num_layers=1, num_query_heads=2, num_key_value_heads=1,
+            hidden_dim=16, intermediate_dim=32, head_dim=8,
+        ).save_to_preset(gemma)
+        with self.assertRaisesRegex(ValueError, "must take images.*GemmaBackbone"):
+            mmzoo.encoders.build_keras_hub_image_tower(gemma)
+        with self.assertRaisesRegex(ValueError, "without `config.json`"):
+            mmzoo.encoders.build_keras_hub_image_tower(self.get_temp_dir())
+        with self.assertRaisesRegex(ValueError, "preset name or a preset directory"):
+            mmzoo.encoders.load_keras_hub_backbone(3)
+
+    def test_per_frame_video_tower(self):
+        tower = mmzoo.encoders.build_keras_hub_image_tower(self._preset("dinov2"))
+        video = mmzoo.encoders.build_frame_video_encoder(
+            tower, num_frames=3, num_layers=1, num_heads=2, intermediate_dim=32
+        )
+        clips = np.random.default_rng(0).uniform(size=(2, 3, 32, 32, 3)).astype("float32")
+        outputs = video(clips)
+        self.assertEqual(tuple(outputs["pooled_output"].shape), (2, 32))
+        # Each frame went through the preset's tower (class token, normalised).
+        self.assertEqual(tuple(outputs["sequence_output"].shape), (2, 3, 32))
+
+
+TEXTS = ["a red circle", "a blue square above a green circle", "is there a circle"]
+
+
+def save_text_preset(directory, kind):
+    return keras_hub_presets.save_text_preset(directory, kind, texts=TEXTS)
+
+
+class KerasHubTextPresetTowerTest(TestCase):
+    """BERT, DistilBERT and RoBERTa presets, with their own tokenizers, as mmzoo towers."""
+
+    def test_towers_equal_the_backbones(self):
+        for kind in keras_hub_presets.TEXT_PRESET_KINDS:
+            with self.subTest(kind=kind):
+                preset = save_text_preset(os.path.join(self.get_temp_dir(), kind), kind)
+                tower = mmzoo.encoders.build_keras_hub_text_tower(preset, sequence_length=12)
+                backbone, _ = mmzoo.encoders.load_keras_hub_backbone(preset)
+                tokenizer = keras_hub.models.Tokenizer.from_preset(preset)
+                # The family preprocessor packs with the tokenizer's own
+                # special tokens: [CLS] ... [SEP] or <s> ... </s>, then padding.
+                preprocessor = mmzoo.models.FusionClassifierPreprocessor(
+                    tokenizer, image_converter=(32, 32), sequence_length=12,
+                    class_names=["no", "yes"],
+                )
+                x = dict(preprocessor({"texts": TEXTS[:2]}))
+                # A model whose tower takes them makes its preprocessor give
+                # `segment_ids` (zeros); alone, it does not.
+                x["segment_ids"] = keras.ops.zeros_like(x["token_ids"])
+                self.assertEqual(int(x["token_ids"][0, 0]), tokenizer.start_token_id
+                                 if kind == "roberta" else tokenizer.cls_token_id)
+                self.assertEqual(sorted(tower.input), sorted(
+                    ["token_ids", "padding_mask"] + (["segment_ids"] if kind == "bert" else [])
+                ))
+                inputs = {key: x[key] for key in tower.input}
+                outputs = tower(inputs)
+                expected = backbone({key: x[key] for key in backbone.input})
+                if kind == "bert":
+                    self.assertAllClose(outputs["pooled_output"], expected["pooled_output"])
+                    expected = expected["sequence_output"]
+                else:  # the first token, <s> / [CLS]
+                    self.assertAllClose(outputs["pooled_output"], expected[:, 0])
+                self.assertAllClose(outputs["sequence_output"], expected)
+
+    def test_fusion_classifier_with_a_bert_preset_saves_and_loads(self):
+        preset = save_text_preset(os.path.join(self.get_temp_dir(), "bert"), "bert")
+        model = mmzoo.models.build_fusion_classifier(
+            {
+                "image": mmzoo.encoders.build_keras_hub_image_tower(
+                    save_image_preset(os.path.join(self.get_temp_dir(), "vit"), "vit")
+                ),
+                "text": mmzoo.encoders.build_keras_hub_text_tower(preset, 12),
+            },
+            num_classes=2, hidden_dim=16, num_heads=2, intermediate_dim=32,
+            preprocessor=mmzoo.models.FusionClassifierPreprocessor(
+                keras_hub.models.Tokenizer.from_preset(preset), image_converter=(32, 32),
+                class_names=["no", "yes"],
+            ),
+        )
+        examples = {"images": _pixels(), "texts": np.array(TEXTS[:2])}
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True),
+                      run_eagerly=True)
+        model.fit(model.preprocessor(examples), np.array([0, 1]), epochs=1, verbose=0)
+        predictions = model.predict_classes(examples["images"], TEXTS[:2])
+        path = os.path.join(self.get_temp_dir(), "fusion.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        self.assertEqual(loaded.predict_classes(examples["images"], TEXTS[:2]), predictions)
+
+    def test_video_qa_question_tower_from_a_roberta_preset(self):
+        preset = save_text_preset(os.path.join(self.get_temp_dir(), "roberta"), "roberta")
+        frames = mmzoo.encoders.build_frame_video_encoder(
+            mmzoo.encoders.build_keras_hub_image_tower(
+                save_image_preset(os.path.join(self.get_temp_dir(), "dinov2"), "dinov2")
+            ),
+            num_frames=2, num_layers=1, num_heads=2, intermediate_dim=32,
+        )
+        model = mmzoo.models.build_video_qa_model(
+            frames, mmzoo.encoders.build_keras_hub_text_tower(preset, 12),
+            answer_vocabulary=["yes", "no"], num_fusion_layers=1, num_heads=2,
+            hidden_dim=16, intermediate_dim=32,
+            preprocessor=mmzoo.models.VideoQAPreprocessor(
+                keras_hub.models.Tokenizer.from_preset(preset)
+            ),
+        )
+        videos = np.random.default_rng(0).uniform(size=(2, 2, 32, 32, 3)).astype("float32")
+        answers = model.answer(videos, ["is there a circle", "is there a red square"])
+        path = os.path.join(self.get_temp_dir(), "video_qa.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        self.assertEqual(loaded.answer(videos, ["is there a circle", "is there a red square"]),
+                         answers)
+        self.assertEqual(loaded.preprocessor.question_length, 12)
+
+    def test_bad_text_backbones(self):
+        vit = save_image_preset(os.path.join(self.get_temp_dir(), "vit"), "vit")
+        with self.assertRaisesRegex(ValueError, "taking `token_ids`.*a ViTBackbone"):
+            mmzoo.encoders.build_keras_hub_text_tower(vit, 12)
+        bert = save_text_preset(os.path.join(self.get_temp_dir(), "bert"), "bert")
+        with self.assertRaisesRegex(ValueError, r"position embeddings \(24\).*=25"):
+            mmzoo.encoders.build_keras_hub_text_tower(bert, 25)
+        tower = mmzoo.encoders.build_keras_hub_text_tower(bert, 12, trainable=False)
+        self.assertEqual(tower.trainable_weights, [])
