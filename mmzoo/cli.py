@@ -165,6 +165,7 @@ def _families_taking(option):
 # The families whose `train` takes `--image-encoder` / `--text-encoder` (a
 # keras-hub image / text preset).
 IMAGE_ENCODER_FAMILIES = _families_taking("image_encoder")
+VIDEO_ENCODER_FAMILIES = _families_taking("video_encoder")
 TEXT_ENCODER_FAMILIES = _families_taking("text_encoder")
 
 
@@ -180,6 +181,7 @@ def _list_presets(family, keras_hub=False, out=sys.stdout):
     from mmzoo.encoders.keras_hub_towers import keras_hub_image_presets
     from mmzoo.encoders.keras_hub_towers import keras_hub_presets
     from mmzoo.encoders.keras_hub_towers import keras_hub_text_presets
+    from mmzoo.encoders.keras_hub_towers import keras_hub_video_presets
 
     if family in (None, "dual_encoder"):
         for name, class_name in keras_hub_presets().items():
@@ -189,6 +191,10 @@ def _list_presets(family, keras_hub=False, out=sys.stdout):
         for name, class_name in keras_hub_image_presets().items():
             print(f"{name:<40}{'image tower':<18}keras-hub {class_name} (--image-encoder "
                   f"NAME: {', '.join(IMAGE_ENCODER_FAMILIES)}; needs a download)", file=out)
+    if family in (None,) + VIDEO_ENCODER_FAMILIES:
+        for name, class_name in keras_hub_video_presets().items():
+            print(f"{name:<40}{'video tower':<18}keras-hub {class_name} (--video-encoder "
+                  f"NAME: {', '.join(VIDEO_ENCODER_FAMILIES)}; needs a download)", file=out)
     if family in (None,) + TEXT_ENCODER_FAMILIES:
         for name, class_name in keras_hub_text_presets().items():
             print(f"{name:<40}{'text tower':<18}keras-hub {class_name} (--text-encoder "
@@ -278,6 +284,9 @@ def build_parser():
                    help="image_captioning, fusion_classifier, dual_encoder: a keras-hub image "
                    "preset name or directory (ViT, DINOv2, ResNet, EfficientNet, CLIP / "
                    "SigLIP) as the image tower, with its weights and normalisation")
+    p.add_argument("--video-encoder", metavar="KERAS_HUB_PRESET",
+                   help="video_qa: a keras-hub VideoPrism preset name or directory as the "
+                   "video tower, with its weights and normalisation")
     p.add_argument("--text-encoder", metavar="KERAS_HUB_PRESET",
                    help="fusion_classifier, video_qa, dual_encoder: a keras-hub text preset "
                    "name or directory (BERT, DistilBERT, RoBERTa) as the text / question "

@@ -45,6 +45,8 @@ class CLIArgumentsTest(TestCase):
         cli._list_presets("video_qa", keras_hub=True, out=out)
         self.assertNotIn("image tower", out.getvalue())
         self.assertNotIn("CLIPBackbone", out.getvalue())
+        self.assertRegex(out.getvalue(), r"videoprism_public_v1_base +video tower +keras-hub "
+                         r"VideoPrismBackbone \(--video-encoder NAME: video_qa;")
         for class_name in ("BertBackbone", "DistilBertBackbone", "RobertaBackbone"):
             self.assertRegex(out.getvalue(), rf"text tower +keras-hub {class_name} \(--text-encoder "
                              r"NAME: video_qa, dual_encoder, fusion_classifier;")

@@ -19,6 +19,7 @@ from mmzoo.testing import TestCase
 from mmzoo.testing.keras_hub_presets import save_contrastive_preset
 from mmzoo.testing.keras_hub_presets import save_image_preset
 from mmzoo.testing.keras_hub_presets import save_text_preset
+from mmzoo.testing.keras_hub_presets import save_video_preset
 from test_cli_families import metric_steps
 
 
@@ -245,6 +246,33 @@ class KerasHubImageEncoderRunTest(TestCase):
                 with mock.patch("sys.stdout", io.StringIO()):
                     self.assertEqual(cli.main(["evaluate", family, "--model-dir", run_dir,
                                                "--num-examples", "8"]), 0)
+
+    def test_video_qa_on_video_prism_with_a_bert_question_tower(self):
+        root = self.get_temp_dir()
+        video = save_video_preset(os.path.join(root, "videoprism"), num_frames=8, image_size=32)
+        question = save_text_preset(
+            os.path.join(root, "bert"), "bert",
+            texts=["is there a red circle", "which way does the square move"],
+        )
+        run_dir = os.path.join(root, "video_qa")
+        self.assertEqual(cli.main([
+            "train", "video_qa", "--video-encoder", video, "--text-encoder", question,
+            "--model-dir", run_dir, "--steps", "2", "--num-examples", "32", "--batch-size", "8",
+        ]), 0)
+        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+        # The preset's spatial and temporal encoders are the video tower's.
+        self.assertEqual(
+            [layer.name for layer in model.video_encoder.layers
+             if type(layer).__name__ == "VideoPrismEncoder"],
+            ["spatial_encoder", "temporal_encoder"],
+        )
+        self.assertIn("segment_ids", model.question_encoder.input)  # given zeros
+        # The clips are read at the preset's frames and size.
+        self.assertEqual(model.preprocessor.video_converter.num_frames, 8)
+        self.assertEqual(tuple(model.preprocessor.video_converter.image_shape), (32, 32, 3))
+        with mock.patch("sys.stdout", io.StringIO()):
+            self.assertEqual(cli.main(["evaluate", "video_qa", "--model-dir", run_dir,
+                                       "--num-examples", "8"]), 0)
 
     def test_bad_image_encoders(self):
         root = self.get_temp_dir()

@@ -64,6 +64,12 @@ def keras_hub_image_presets():
     return _registered_presets(IMAGE_BACKBONES)
 
 
+def keras_hub_video_presets():
+    """`{preset name: backbone class name}` of the keras-hub VideoPrism presets
+    `build_keras_hub_video_tower` takes."""
+    return _registered_presets(("VideoPrismBackbone",))
+
+
 def keras_hub_text_presets():
     """`{preset name: backbone class name}` of the keras-hub BERT, DistilBERT
     and RoBERTa presets `build_keras_hub_text_tower` takes (CLIP's and
@@ -378,6 +384,8 @@ def build_keras_hub_text_tower(
     kind = type(backbone).__name__
     if kind in CONTRASTIVE_BACKBONES:
         tower = _contrastive_text_tower(backbone, kind, sequence_length, name)
+    elif kind == "VideoPrismBackbone":
+        tower = _video_prism_text_tower(backbone, sequence_length, name)
     else:
         tower = _text_backbone_tower(backbone, kind, sequence_length, name)
     tower.trainable = trainable
@@ -456,4 +464,121 @@ def _contrastive_text_tower(backbone, kind, sequence_length, name):
         outputs = {"sequence_output": features, "pooled_output": pooled}
     return keras.Model(
         {"token_ids": token_ids, "padding_mask": padding_mask}, outputs, name=name
+    )
+
+
+def build_keras_hub_video_tower(
+    backbone,
+    image_converter=None,
+    load_weights=True,
+    trainable=True,
+    dtype=None,
+    name="video_encoder",
+):
+    """keras-hub's VideoPrism as an mmzoo video encoder.
+
+    Both kinds of VideoPrism preset work: the video-only ones
+    (`"videoprism_public_v1_base"`) and the video-text ones
+    (`"videoprism_lvt_public_v1_base"`), whose video half (and its
+    auxiliary encoder and attention pooling) becomes the tower; their text
+    half is `build_keras_hub_text_tower`'s. Clips enter in mmzoo's
+    convention, `(batch, frames, height, width, 3)` floats in [0, 1],
+    scaled as the preset's image converter does inside the graph.
+
+    Args:
+        backbone: a `keras_hub.models.VideoPrismBackbone`, or a keras-hub
+            preset name or local preset directory. The tower holds the
+            backbone's layers (shared weights).
+        image_converter: the preset's `keras_hub.layers.ImageConverter`, or
+            None: with a backbone, no rescaling; with a preset, its own.
+        load_weights: bool. With a preset, False builds it with random
+            weights.
+        trainable: bool. False locks the backbone.
+        dtype: dtype or policy name for a preset's layers, or None.
+        name: str.
+
+    Returns:
+        A functional `keras.Model` with input `videos` `(batch, num_frames,
+        height, width, 3)` (the backbone's frames and size) and outputs
+        `sequence_output` `(batch, num_frames * patches, dim)` (the
+        factorised encoder's tokens; for video-text presets after the
+        auxiliary encoder) and `pooled_output` `(batch, dim)`: the mean of
+        the tokens, or a video-text preset's attention pooling.
+
+    Example:
+
+    ```python
+    tower = mmzoo.encoders.build_keras_hub_video_tower("videoprism_public_v1_base")
+    model = mmzoo.models.build_video_qa_model(
+        tower, question_tower, answer_vocabulary=answers,
+        preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
+    ```
+    """
+    check_bool("trainable", trainable)
+    check_bool("load_weights", load_weights)
+    if isinstance(backbone, (str, os.PathLike)):
+        backbone, preset_converter = load_keras_hub_backbone(backbone, load_weights, dtype)
+        if image_converter is None:
+            image_converter = preset_converter
+    kind = type(backbone).__name__
+    if not isinstance(backbone, keras_hub.models.VideoPrismBackbone):
+        raise ValueError(
+            "`backbone` must be a keras-hub VideoPrismBackbone or preset. Received: "
+            f"backbone of type {kind}"
+        )
+    image_shape = tuple(backbone.image_shape)
+    size = getattr(image_converter, "image_size", None)
+    if size is not None and tuple(int(s) for s in size) != image_shape[:2]:
+        raise ValueError(
+            "The image converter must resize to the backbone's frame size. Received: "
+            f"converter image_size {tuple(size)}, a {kind} built for {image_shape}"
+        )
+    dtype = backbone.dtype_policy
+    videos = keras.Input(shape=(backbone.num_frames,) + image_shape, name="videos")
+    x = videos
+    rescaling = converter_rescaling(image_converter, dtype=dtype)
+    if rescaling is not None:
+        x = rescaling(x)
+    # The backbone's own layers, in `get_vision_embeddings`' order.
+    x = backbone.spatial_reshape(x)
+    x = backbone.spatial_embedding(x)
+    x = backbone.spatial_encoder(x)
+    x = backbone.temporal_embedding(x)
+    x = backbone.temporal_encoder(x)
+    x = backbone.factorized_decoding(x)  # (batch, frames, patches, dim)
+    _, frames, patches, dim = x.shape
+    sequence = keras.layers.Reshape((frames * patches, dim), dtype=dtype, name="tokens")(x)
+    if hasattr(backbone, "video_pooler"):  # a video-text preset
+        if hasattr(backbone, "auxiliary_encoder"):
+            sequence = backbone.auxiliary_encoder(sequence)
+        pooled = keras.layers.Reshape((dim,), dtype=dtype, name="pooled")(
+            backbone.video_pooler(sequence)
+        )
+    else:
+        pooled = keras.layers.GlobalAveragePooling1D(dtype=dtype, name="pooling")(sequence)
+    tower = keras.Model(
+        videos, {"sequence_output": sequence, "pooled_output": pooled}, name=name
+    )
+    tower.trainable = trainable
+    return tower
+
+
+def _video_prism_text_tower(backbone, sequence_length, name):
+    """The text half of a video-text VideoPrism backbone (its last, class token pooled)."""
+    if not hasattr(backbone, "text_encoder"):
+        raise ValueError(
+            "A video-only VideoPrism backbone has no text encoder; use a video-text "
+            "preset (`videoprism_lvt_*`). Received: a VideoPrismBackbone with "
+            "num_text_layers=0"
+        )
+    dtype = backbone.dtype_policy
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    padding_mask = keras.Input(shape=(sequence_length,), dtype="bool", name="padding_mask")
+    features, attention_mask = backbone.text_embedding(token_ids, padding_mask)
+    features = backbone.text_encoder(features, attention_mask=attention_mask)
+    features = backbone.text_layer_normalization(features)
+    pooled = TokenPooling("last", dtype=dtype, name="class_token")(features)
+    return keras.Model(
+        {"token_ids": token_ids, "padding_mask": padding_mask},
+        {"sequence_output": features, "pooled_output": pooled}, name=name,
     )

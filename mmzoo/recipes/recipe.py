@@ -265,7 +265,8 @@ def train(recipe, /, *args, **options):
             read at its image size; `text_encoder` (a keras-hub text preset:
             BERT, DistilBERT, RoBERTa, ...) for fusion, video QA and dual
             encoders, the text (question) tower with its tokenizer, at the
-            length of the preset's tower it replaces.
+            length of the preset's tower it replaces; `video_encoder` (a
+            keras-hub VideoPrism preset) for video QA, the video tower.
 
     Returns:
         The `Trainer.fit` history (list of logged rows).
@@ -285,7 +286,10 @@ def _train(
     from mmzoo import training
 
     model_options = {name: family_options.pop(name) for name in recipe.model_options}
+    # A keras-hub preset as the image or video tower (at most one of the two:
+    # each family takes one) and as the text tower.
     image_encoder = family_options.pop("image_encoder", None)
+    video_encoder = family_options.pop("video_encoder", None)
     text_encoder = family_options.pop("text_encoder", None)
     pretrained = recipe.from_pretrained is not None and preset not in presets.list_presets()
     if pretrained and init_from is not None:
@@ -293,7 +297,8 @@ def _train(
             "Start from a keras-hub preset (--preset) or from a run (--init-from), not "
             f"both. Received: --preset {preset!r} --init-from {init_from!r}"
         )
-    for flag, value in (("--image-encoder", image_encoder), ("--text-encoder", text_encoder)):
+    for flag, value in (("--image-encoder", image_encoder), ("--video-encoder", video_encoder),
+                        ("--text-encoder", text_encoder)):
         if value is not None and (pretrained or init_from is not None):
             raise ValueError(
                 f"{flag} puts a keras-hub preset in a new model of an mmzoo --preset; a "
@@ -304,7 +309,7 @@ def _train(
         config = _common.check_family(preset, recipe.family).config
         given = {name: value for name, value in model_options.items()
                  if value != recipe.defaults("train")[name]}
-        if given and image_encoder is None:
+        if given and image_encoder is None and video_encoder is None:
             raise ValueError(
                 f"{sorted(given)} apply to keras-hub presets only (--preset NAME_OR_DIR "
                 f"or --image-encoder NAME_OR_DIR). Received: --preset {preset!r}"
@@ -324,6 +329,8 @@ def _train(
         settings.update(init_from=os.path.abspath(init_from), lora_rank=lora_rank)
     if image_encoder is not None:
         settings.update(image_encoder=_common.preset_reference(image_encoder))
+    if video_encoder is not None:
+        settings.update(video_encoder=_common.preset_reference(video_encoder))
     if text_encoder is not None:
         settings.update(text_encoder=_common.preset_reference(text_encoder))
     with _common.run_directory(model_dir, recipe.family, preset, **settings):
@@ -360,6 +367,12 @@ def _train(
 
                     tower = encoders.build_keras_hub_image_tower(
                         image_encoder, dtype=config.get("dtype")
+                    )
+                elif video_encoder is not None:
+                    from mmzoo import encoders
+
+                    tower = encoders.build_keras_hub_video_tower(
+                        video_encoder, dtype=config.get("dtype")
                     )
                 else:
                     tower = _common.build_encoder(tower_spec, dtype=config.get("dtype"))

@@ -138,7 +138,10 @@ RECIPE = recipe.Recipe(
     score=_score,
     export=_export,
     options={
-        "train": {"batch_size": 32, "fold_answer_case": False, "text_encoder": None},
+        "train": {
+            "batch_size": 32, "fold_answer_case": False, "text_encoder": None,
+            "video_encoder": None,
+        },
         "evaluate": {"batch_size": 64},
     },
 )

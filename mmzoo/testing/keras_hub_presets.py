@@ -1,5 +1,5 @@
 """Small keras-hub presets (CLIP, SigLIP, ViT, DINOv2, ResNet, EfficientNet,
-BERT, DistilBERT, RoBERTa) with random weights, saved locally.
+BERT, DistilBERT, RoBERTa, VideoPrism) with random weights, saved locally.
 
 They go through the same loading path as a downloaded preset
 (`from_preset` on a directory), so code that starts from keras-hub presets
@@ -269,4 +269,54 @@ def save_text_preset(
         max_sequence_length=max_sequence_length,
     ).save_to_preset(directory)
     tokenizer.save_to_preset(directory)
+    return directory
+
+
+def save_video_preset(
+    directory, with_text=False, texts=("a red circle", "a blue square"), num_frames=2,
+    image_size=16, hidden_dim=16,
+):
+    """Saves a small keras-hub VideoPrism preset with random weights.
+
+    A video-only backbone, or with `with_text=True` a video-text one (an
+    auxiliary layer, attention pooling and a text encoder, as the
+    `videoprism_lvt_*` presets) with its SentencePiece tokenizer made from
+    `texts` (needs the `sentencepiece` package); a `VideoPrismImageConverter`
+    scaling to [0, 1] as VideoPrism's does.
+
+    Args:
+        directory: str. Where to save (created if missing).
+        with_text: bool.
+        texts: strings the tokenizer is trained on.
+        num_frames, image_size, hidden_dim: the backbone's sizes (patch 8,
+            one spatial and one temporal layer).
+
+    Returns:
+        `directory`.
+
+    Example:
+
+    ```python
+    path = mmzoo.testing.keras_hub_presets.save_video_preset(tmp_dir)
+    tower = mmzoo.encoders.build_keras_hub_video_tower(path)
+    ```
+    """
+    tokenizer = None
+    if with_text:
+        tokenizer = keras_hub.models.VideoPrismTokenizer(
+            proto=tokenizers.sentencepiece_proto(list(texts), pad_id=0, unk_id=1, bos_id=-1,
+                                                 eos_id=-1)
+        )
+    keras_hub.models.VideoPrismBackbone(
+        num_frames=num_frames, patch_size=8, hidden_dim=hidden_dim,
+        intermediate_dim=2 * hidden_dim, num_heads=2, num_spatial_layers=1,
+        num_temporal_layers=1, num_auxiliary_layers=1 if with_text else 0,
+        vocabulary_size=tokenizer.vocabulary_size() if with_text else 0,
+        num_text_layers=1 if with_text else 0, image_shape=(image_size, image_size, 3),
+    ).save_to_preset(directory)
+    keras_hub.layers.VideoPrismImageConverter(
+        image_size=(image_size, image_size), scale=1.0 / 255.0
+    ).save_to_preset(directory)
+    if tokenizer is not None:
+        tokenizer.save_to_preset(directory)
     return directory

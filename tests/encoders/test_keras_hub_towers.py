@@ -274,3 +274,102 @@ class KerasHubTextPresetTowerTest(TestCase):
             mmzoo.encoders.build_keras_hub_text_tower(bert, 25)
         tower = mmzoo.encoders.build_keras_hub_text_tower(bert, 12, trainable=False)
         self.assertEqual(tower.trainable_weights, [])
+
+
+def _clips(seed=0):
+    return np.random.default_rng(seed).uniform(size=(2, 2, 16, 16, 3)).astype("float32")
+
+
+def _converted(converter, clips):
+    """keras-hub's converter (images only) on every frame of [0, 1] clips."""
+    frames = converter(clips.reshape((-1,) + clips.shape[2:]) * 255.0)
+    return keras.ops.reshape(frames, clips.shape)
+
+
+class KerasHubVideoPrismTowerTest(TestCase):
+    """VideoPrism presets (video-only and video-text) as video and text towers."""
+
+    def test_video_only_tower_equals_the_backbone(self):
+        preset = keras_hub_presets.save_video_preset(os.path.join(self.get_temp_dir(), "v"))
+        tower = mmzoo.encoders.build_keras_hub_video_tower(preset)
+        self.assertEqual(tuple(tower.input_shape), (None, 2, 16, 16, 3))
+        outputs = tower(_clips())
+        backbone, converter = mmzoo.encoders.load_keras_hub_backbone(preset)
+        features = keras.ops.convert_to_numpy(backbone(_converted(converter, _clips())))
+        self.assertEqual(features.shape, (2, 2, 4, 16))  # (batch, frames, patches, dim)
+        self.assertAllClose(outputs["sequence_output"], features.reshape(2, 8, 16), atol=1e-5)
+        self.assertAllClose(outputs["pooled_output"], features.reshape(2, 8, 16).mean(1),
+                            atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "no text encoder"):
+            mmzoo.encoders.build_keras_hub_text_tower(backbone, 8)
+
+    def test_video_text_towers_equal_the_backbone(self):
+        texts = ["a red circle moves left", "a blue square moves up"]
+        preset = keras_hub_presets.save_video_preset(
+            os.path.join(self.get_temp_dir(), "lvt"), with_text=True, texts=texts
+        )
+        video_tower = mmzoo.encoders.build_keras_hub_video_tower(preset)
+        text_tower = mmzoo.encoders.build_keras_hub_text_tower(preset, 32)
+        tokenizer = keras_hub.models.Tokenizer.from_preset(preset)
+        # VideoPrism's tokenizer declares no end or padding token (its texts
+        # are padded with 0 and end in the model's class token), so mmzoo's
+        # preprocessors cannot pack it: token ids are given here.
+        with self.assertRaisesRegex(ValueError, "VideoPrismTokenizer with start=None"):
+            mmzoo.models.DualEncoderPreprocessor(tokenizer)
+        pieces = [list(map(int, ids)) for ids in tokenizer(texts)]
+        self.assertLess(max(map(len, pieces)), 32)
+        token_ids = np.array([ids + [0] * (32 - len(ids)) for ids in pieces], "int32")
+        padding_mask = np.array([[i < len(ids) for i in range(32)] for ids in pieces])
+        backbone, converter = mmzoo.encoders.load_keras_hub_backbone(preset)
+        expected = backbone({
+            "pixel_values": _converted(converter, _clips()),
+            "token_ids": keras.ops.convert_to_tensor(token_ids),
+            "padding_mask": keras.ops.convert_to_tensor(padding_mask.astype("int32")),
+        })
+        self.assertAllClose(video_tower(_clips())["pooled_output"],
+                            expected["vision_embeddings"], atol=1e-5)
+        texts_out = text_tower({"token_ids": token_ids, "padding_mask": padding_mask})
+        self.assertAllClose(texts_out["pooled_output"], expected["text_embeddings"], atol=1e-5)
+        path = os.path.join(self.get_temp_dir(), "text_tower.keras")
+        text_tower.save(path)
+        self.assertAllClose(
+            keras.saving.load_model(path, safe_mode=True)(
+                {"token_ids": token_ids, "padding_mask": padding_mask})["pooled_output"],
+            texts_out["pooled_output"],
+        )
+
+    def test_video_qa_on_a_video_prism_tower(self):
+        preset = keras_hub_presets.save_video_preset(os.path.join(self.get_temp_dir(), "v"))
+        question = save_text_preset(os.path.join(self.get_temp_dir(), "bert"), "bert")
+        model = mmzoo.models.build_video_qa_model(
+            mmzoo.encoders.build_keras_hub_video_tower(preset),
+            mmzoo.encoders.build_keras_hub_text_tower(question, 12),
+            answer_vocabulary=["yes", "no"], num_fusion_layers=1, num_heads=2,
+            hidden_dim=16, intermediate_dim=32,
+            preprocessor=mmzoo.models.VideoQAPreprocessor(
+                keras_hub.models.Tokenizer.from_preset(question)
+            ),
+        )
+        answers = model.answer(_clips(), ["is there a circle", "is there a red square"])
+        path = os.path.join(self.get_temp_dir(), "video_qa.keras")
+        model.save(path)
+        self.assertEqual(
+            keras.saving.load_model(path, safe_mode=True).answer(
+                _clips(), ["is there a circle", "is there a red square"]),
+            answers,
+        )
+
+    def test_bad_video_backbones(self):
+        with self.assertRaisesRegex(ValueError, "VideoPrismBackbone or preset.*ViTBackbone"):
+            mmzoo.encoders.build_keras_hub_video_tower(
+                save_image_preset(os.path.join(self.get_temp_dir(), "vit"), "vit")
+            )
+        backbone, _ = mmzoo.encoders.load_keras_hub_backbone(
+            keras_hub_presets.save_video_preset(os.path.join(self.get_temp_dir(), "v"))
+        )
+        with self.assertRaisesRegex(ValueError, r"image_size \(32, 32\).*\(16, 16, 3\)"):
+            mmzoo.encoders.build_keras_hub_video_tower(
+                backbone, keras_hub.layers.VideoPrismImageConverter(image_size=(32, 32))
+            )
+        frozen = mmzoo.encoders.build_keras_hub_video_tower(backbone, trainable=False)
+        self.assertEqual(frozen.trainable_weights, [])

@@ -207,10 +207,10 @@ class VideoQAModel(CompressionMixin, keras.Model):
             videos = self.fold_frames(videos)
         video_tokens = self.video_encoder(videos, training=training)["sequence_output"]
         question_padding_mask = ops.cast(question_padding_mask, "bool")
-        question = self.question_encoder(
-            {"token_ids": question_token_ids, "padding_mask": question_padding_mask},
-            training=training,
-        )
+        inputs = {"token_ids": question_token_ids, "padding_mask": question_padding_mask}
+        if "segment_ids" in self.question_encoder.input:  # a BERT-style tower: one segment
+            inputs["segment_ids"] = ops.zeros_like(question_token_ids)
+        question = self.question_encoder(inputs, training=training)
         return self.video_question_fusion(
             video_tokens, question["sequence_output"], question_padding_mask,
             training=training,
@@ -844,11 +844,14 @@ def _check_arguments(
             f"Received: input shape {video_encoder.inputs[0].shape}"
         )
     question_input = question_encoder.input
-    if not isinstance(question_input, dict) or set(question_input) != {"token_ids", "padding_mask"}:
+    if not isinstance(question_input, dict) or set(question_input) not in (
+        {"token_ids", "padding_mask"}, {"token_ids", "padding_mask", "segment_ids"}
+    ):
         keys = sorted(question_input) if isinstance(question_input, dict) else question_input
         raise ValueError(
-            "`question_encoder` must take {'token_ids', 'padding_mask'} "
-            f"(mmzoo.encoders.build_text_encoder). Received: inputs {keys}"
+            "`question_encoder` must take {'token_ids', 'padding_mask'} (and BERT's "
+            "'segment_ids', given zeros) (mmzoo.encoders.build_text_encoder, "
+            f"build_keras_hub_text_tower). Received: inputs {keys}"
         )
     check_choice("answer_mode", answer_mode, ANSWER_MODES)
     check_choice("fusion", fusion, FUSIONS)
