@@ -15,7 +15,8 @@ FAMILY is one of:
                        evaluate: exact match / VQA accuracy by question type;
                        export: `answer`
     dual_encoder       data: as image_captioning (image-text presets, or a
-                       keras-hub CLIP / SigLIP preset: --preset NAME_OR_DIR);
+                       keras-hub CLIP / SigLIP / MetaCLIP 2 preset: --preset
+                       NAME_OR_DIR);
                        evaluate: retrieval recall@1/5/10 both ways;
                        export: `encode_images`, `encode_text`
     fusion_classifier  data: synthetic (shapes_classification);
@@ -258,7 +259,8 @@ def build_parser():
     p = add("train", "train a model family from a preset")
     p.add_argument("family", choices=FAMILIES)
     p.add_argument("--preset", help="default: <family>_tiny; dual_encoder also takes a "
-                   "keras-hub CLIP / SigLIP preset name or directory (its weights and tokenizer)")
+                   "keras-hub CLIP / SigLIP / MetaCLIP 2 preset name or directory (its "
+                   "weights and tokenizer)")
     p.add_argument("--data", dest="data_spec", help=f"{recipes.DATA_HELP}; "
                    + _default("train", "data_spec"))
     p.add_argument("--steps", type=_positive_int, help=_default("train", "steps"))

@@ -133,7 +133,7 @@ class KerasHubPresetRunTest(TestCase):
             (["--preset", "dual_encoder_tiny", "--freeze-image-encoder"],
              r"\['freeze_image_encoder'\] apply to keras-hub presets only"),
             (["--preset", preset, "--init-from", run_dir], "not both"),
-            (["--preset", os.path.join(root, "nowhere")], "must be a keras-hub CLIP or SigLIP"),
+            (["--preset", os.path.join(root, "nowhere")], "must be a keras-hub CLIP, SigLIP or MetaCLIP 2"),
         ):
             other = os.path.join(root, "other")
             with mock.patch("sys.stderr", io.StringIO()) as e:

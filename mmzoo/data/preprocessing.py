@@ -423,9 +423,12 @@ def _lowercases(tokenizer):
     KerasHub's `CLIPPreprocessor` lower-cases (`to_lower=True`), and so does
     `CLIPTokenizer`'s pure-Python path, but not its TensorFlow path (the
     one `tf.data` and SavedModels run): done here, both paths agree with
-    the preprocessor CLIP vocabularies are made for.
+    the preprocessor CLIP vocabularies are made for. MetaCLIP 2's
+    preprocessor lower-cases too (`to_lower=True`).
     """
-    return isinstance(tokenizer, keras_hub.tokenizers.CLIPTokenizer)
+    return isinstance(
+        tokenizer, (keras_hub.tokenizers.CLIPTokenizer, keras_hub.models.MetaCLIP2Tokenizer)
+    )
 
 
 # The punctuation KerasHub's `SigLIPPreprocessor` removes (big_vision's

@@ -25,6 +25,8 @@ from mmzoo.layers.validation import check_positive_int
 CONTRASTIVE_BACKBONES = {
     "CLIPBackbone": "CLIPPreprocessor",
     "SigLIPBackbone": "SigLIPPreprocessor",
+    # keras-hub names MetaCLIP 2's image and text preprocessor so.
+    "MetaCLIP2Backbone": "MetaCLIP2CausalLMPreprocessor",
 }
 
 
@@ -41,7 +43,7 @@ CLASS_TOKEN_BACKBONES = {
 # lists as image towers (any backbone with one image input is taken).
 IMAGE_BACKBONES = (
     "ViTBackbone", "DINOV2Backbone", "ResNetBackbone", "EfficientNetBackbone",
-    "CLIPBackbone", "SigLIPBackbone",
+    "CLIPBackbone", "SigLIPBackbone", "MetaCLIP2Backbone",
 )
 
 
@@ -131,7 +133,7 @@ def keras_hub_presets():
 
 
 def check_contrastive_backbone(backbone, argument="backbone"):
-    """`backbone` must be a keras-hub CLIP or SigLIP backbone."""
+    """`backbone` must be a keras-hub CLIP, SigLIP or MetaCLIP 2 backbone."""
     name = type(backbone).__name__
     if not isinstance(backbone, keras_hub.models.Backbone) or name not in CONTRASTIVE_BACKBONES:
         raise ValueError(
@@ -173,8 +175,8 @@ def build_keras_hub_image_tower(
     """A keras-hub image backbone, or CLIP's / SigLIP's vision tower, as an mmzoo image encoder.
 
     Any keras-hub backbone with one image input works: ViT, DINOv2, ResNet,
-    EfficientNet, and others of the kind. A CLIP or SigLIP backbone gives its
-    vision tower. Images enter in mmzoo's convention, floats in [0, 1], and
+    EfficientNet, and others of the kind. A CLIP, SigLIP or MetaCLIP 2
+    backbone gives its vision tower. Images enter in mmzoo's convention, floats in [0, 1], and
     are scaled as the preset's image converter does inside the graph, so a
     model built on the tower (and its SavedModel) takes raw images. Resizing
     is the family preprocessor's job: it reads the tower's input size.
@@ -267,6 +269,11 @@ def build_keras_hub_image_tower(
         features = features["sequence_output"]
     if kind == "SigLIPBackbone":  # pooled by the encoder's own head
         return keras.Model(images, {"pooled_output": features}, name=name)
+    if kind == "MetaCLIP2Backbone":  # the class token, then its own layer norm
+        pooled = backbone.vision_post_layer_norm(backbone.vision_pooler(features))
+        return keras.Model(
+            images, {"sequence_output": features, "pooled_output": pooled}, name=name
+        )
     if len(features.shape) == 4:  # a CNN's feature map: its positions are the tokens
         _, height, width, channels = features.shape
         features = keras.layers.Reshape(
@@ -459,6 +466,11 @@ def _contrastive_text_tower(backbone, kind, sequence_length, name):
         features = features["sequence_output"]
     if kind == "SigLIPBackbone":
         outputs = {"pooled_output": features}
+    elif kind == "MetaCLIP2Backbone":  # its own pooler: the first end token
+        outputs = {
+            "sequence_output": features,
+            "pooled_output": backbone.text_pooler(features, token_ids),
+        }
     else:
         pooled = TokenPooling("max_token_id", dtype=dtype, name="end_token")(features, token_ids)
         outputs = {"sequence_output": features, "pooled_output": pooled}

@@ -120,8 +120,8 @@ def train_dual_encoder(*args, **options):
     """Trains an image-text dual encoder preset with `mmzoo.training.Trainer`.
 
     The options are those of `mmzoo.recipes.train` (`help()` shows their
-    defaults). `preset` may also be a keras-hub CLIP or SigLIP preset name
-    or directory (`mmzoo.models.DualEncoder.from_keras_hub`): the run
+    defaults). `preset` may also be a keras-hub CLIP, SigLIP or MetaCLIP 2
+    preset name or directory (`mmzoo.models.DualEncoder.from_keras_hub`): the run
     fine-tunes it with its own tokenizer; `freeze_image_encoder=True` locks
     its image tower (LiT). `image_encoder` (a keras-hub image preset name
     or directory) puts a pretrained image tower beside the preset's new text

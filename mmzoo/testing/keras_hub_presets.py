@@ -29,20 +29,22 @@ def save_contrastive_preset(
     projection_dim=24,
     sequence_length=16,
 ):
-    """Saves a small keras-hub CLIP or SigLIP preset with random weights.
+    """Saves a small keras-hub CLIP, SigLIP or MetaCLIP 2 preset with random weights.
 
     The backbone, its preprocessor (a tokenizer made from the words of
-    `texts`, the sequence length and an image converter with CLIP's
-    normalisation, or SigLIP's scaling to [-1, 1]) are written with
-    `save_to_preset`.
+    `texts`, or for SigLIP and MetaCLIP 2 a SentencePiece model trained on
+    them, which needs the `sentencepiece` package; the sequence length and
+    an image converter with CLIP's normalisation, or SigLIP's scaling to
+    [-1, 1]) are written with `save_to_preset`.
 
     Args:
         directory: str. Where to save (created if missing).
-        kind: `"clip"` or `"siglip"`.
+        kind: `"clip"`, `"siglip"` or `"metaclip2"`.
         texts: strings whose words make the vocabulary.
         image_size, patch_size, hidden_dim, num_layers, num_heads,
             intermediate_dim: the towers' sizes.
-        projection_dim: CLIP's projection size (SigLIP has none).
+        projection_dim: CLIP's and MetaCLIP 2's projection size (SigLIP
+            has none).
         sequence_length: the preprocessor's text length.
 
     Returns:
@@ -99,8 +101,37 @@ def save_contrastive_preset(
         preprocessor = keras_hub.models.SigLIPPreprocessor(
             tokenizer, converter, sequence_length=sequence_length
         )
+    elif kind == "metaclip2":
+        # XLM-V's SentencePiece layout: <unk>, <s>, </s> first (keras-hub
+        # moves them and adds <pad>).
+        tokenizer = keras_hub.models.MetaCLIP2Tokenizer(
+            proto=tokenizers.sentencepiece_proto(
+                texts, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+            )
+        )
+        backbone = keras_hub.models.MetaCLIP2Backbone(
+            keras_hub.models.MetaCLIP2VisionEncoder(
+                patch_size=patch_size, image_shape=(image_size, image_size, 3), **towers
+            ),
+            keras_hub.models.MetaCLIP2TextEncoder(
+                vocabulary_size=tokenizer.vocabulary_size(), embedding_dim=hidden_dim,
+                max_sequence_length=sequence_length, **towers,
+            ),
+            projection_dim=projection_dim,
+        )
+        converter = keras_hub.layers.MetaCLIP2ImageConverter(
+            image_size=(image_size, image_size),
+            scale=[1.0 / (255.0 * s) for s in _CLIP_STD],
+            offset=[-m / s for m, s in zip(_CLIP_MEAN, _CLIP_STD)],
+            interpolation="bicubic",
+        )
+        preprocessor = keras_hub.models.MetaCLIP2CausalLMPreprocessor(
+            tokenizer, converter, sequence_length=sequence_length
+        )
     else:
-        raise ValueError(f"`kind` must be 'clip' or 'siglip'. Received: kind={kind!r}")
+        raise ValueError(
+            f"`kind` must be 'clip', 'siglip' or 'metaclip2'. Received: kind={kind!r}"
+        )
     backbone.save_to_preset(directory)
     preprocessor.save_to_preset(directory)
     return directory
@@ -125,10 +156,11 @@ def save_trained_preset(model, backbone, preprocessor, directory):
             "`model` must be made by `DualEncoder.from_keras_hub(backbone)` with this "
             "`backbone` (its towers hold the backbone's encoder layers)."
         )
-    if isinstance(backbone, keras_hub.models.CLIPBackbone):
+    if isinstance(backbone, (keras_hub.models.CLIPBackbone, keras_hub.models.MetaCLIP2Backbone)):
         backbone.vision_projection.kernel.assign(model.image_projection.output_dense.kernel)
         backbone.text_projection.kernel.assign(model.text_projection.output_dense.kernel)
-        backbone.clip_head.logit_scale.assign(model.head.log_logit_scale)
+        head = getattr(backbone, "clip_head", None) or backbone.metaclip_2_head
+        head.logit_scale.assign(model.head.log_logit_scale)
     else:
         backbone.siglip_head.logit_scale.assign(model.head.log_logit_scale)
         backbone.siglip_head.logit_bias.assign(model.head.logit_bias)

@@ -236,7 +236,7 @@ class DualEncoder(ContrastiveEncoder):
 
     @classmethod
     def from_keras_hub(cls, preset, **kwargs):
-        """A `DualEncoder` from a keras-hub CLIP or SigLIP preset or backbone.
+        """A `DualEncoder` from a keras-hub CLIP, SigLIP or MetaCLIP 2 preset or backbone.
 
         For the same images and token ids, `pair_logits` equals keras-hub's
         `vision_logits`; the preset's tokenizer and image normalisation

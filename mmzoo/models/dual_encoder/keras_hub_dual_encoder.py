@@ -1,5 +1,5 @@
-"""A keras-hub CLIP or SigLIP backbone (a preset name, a preset directory or
-the model itself) as an mmzoo `DualEncoder`, with the same logits."""
+"""A keras-hub CLIP, SigLIP or MetaCLIP 2 backbone (a preset name, a preset
+directory or the model itself) as an mmzoo `DualEncoder`, with the same logits."""
 
 import json
 import math
@@ -28,7 +28,7 @@ def dual_encoder_from_keras_hub(
     name="dual_encoder",
     **kwargs,
 ):
-    """A `DualEncoder` from a keras-hub CLIP or SigLIP preset or backbone.
+    """A `DualEncoder` from a keras-hub CLIP, SigLIP or MetaCLIP 2 preset or backbone.
 
     Both towers, the projections (CLIP's), the learned temperature (and
     SigLIP's bias) and the preset's tokenizer, sequence length and image
@@ -105,6 +105,13 @@ def dual_encoder_from_keras_hub(
         kind = backbone_cls.__name__
         preprocessor = getattr(keras_hub.models, CONTRASTIVE_BACKBONES[kind]).from_preset(preset)
 
+    if preprocessor is not None and not getattr(preprocessor, "to_lower", True):
+        # mmzoo's preprocessor lower-cases every CLIP and MetaCLIP 2 text.
+        raise ValueError(
+            "mmzoo lower-cases CLIP and MetaCLIP 2 texts as keras-hub's preprocessors "
+            "do by default; a preprocessor without it is not supported. Received: "
+            "preprocessor with to_lower=False"
+        )
     if preprocessor is not None and not getattr(preprocessor, "canonicalize_text", True):
         # mmzoo's preprocessor canonicalises every SigLIP tokenizer's texts.
         raise ValueError(
@@ -120,8 +127,9 @@ def dual_encoder_from_keras_hub(
     )
     text_tower = build_keras_hub_text_tower(backbone, sequence_length, name="text_encoder")
 
-    if kind == "CLIPBackbone":
-        head, projections = backbone.clip_head, {
+    if kind in ("CLIPBackbone", "MetaCLIP2Backbone"):
+        head = backbone.clip_head if kind == "CLIPBackbone" else backbone.metaclip_2_head
+        projections = {
             "image_projection": backbone.vision_projection,
             "text_projection": backbone.text_projection,
         }
@@ -167,7 +175,8 @@ def _preset_backbone_class(preset):
     """The backbone class of a preset, found without building it."""
     if not isinstance(preset, (str, os.PathLike)):
         raise ValueError(
-            "`preset` must be a keras-hub preset name or directory, or a CLIP / SigLIP "
+            "`preset` must be a keras-hub preset name or directory, or a CLIP / SigLIP / "
+            "MetaCLIP 2 "
             f"backbone. Received: preset={preset!r:.100}"
         )
     preset = os.fspath(preset)
@@ -195,7 +204,8 @@ def _preset_backbone_class(preset):
         check_contrastive_backbone(backbone, "preset")
         return type(backbone)
     raise ValueError(
-        "`preset` must be a keras-hub CLIP or SigLIP preset name, a preset directory "
+        "`preset` must be a keras-hub CLIP, SigLIP or MetaCLIP 2 preset name, a preset "
+        "directory "
         f"or a kaggle:// / hf:// handle. Known names: {sorted(known)}. Received: "
         f"preset={preset!r}"
     )

@@ -26,8 +26,11 @@ TEXTS = ["a red circle", "a blue square", "a green triangle", "a small red squar
 # Upper case, punctuation and runs of spaces: CLIP lower-cases, SigLIP also
 # removes punctuation and collapses spaces.
 PROMPTS = ["A red circle.", "a blue  square", "a green, triangle!", "a SMALL red square"]
-PREPROCESSORS = {"clip": "CLIPPreprocessor", "siglip": "SigLIPPreprocessor"}
-KINDS = [("clip", "clip"), ("siglip", "siglip")]
+PREPROCESSORS = {
+    "clip": "CLIPPreprocessor", "siglip": "SigLIPPreprocessor",
+    "metaclip2": "MetaCLIP2CausalLMPreprocessor",
+}
+KINDS = [(kind, kind) for kind in PREPROCESSORS]
 
 
 def images(seed=0, n=4):
@@ -56,6 +59,8 @@ class KerasHubDualEncoderTest(TestCase, parameterized.TestCase):
             self.presets[kind]
         )
         inputs = preprocessor({"images": pixels * 255.0, "prompts": texts})
+        if isinstance(inputs, tuple):  # MetaCLIP 2's gives (x, y, sample_weight)
+            inputs = inputs[0]
         outputs = backbone({"images": inputs["images"], "token_ids": inputs["token_ids"]})
         return np.asarray(outputs["vision_logits"]), np.asarray(inputs["token_ids"])
 
@@ -180,13 +185,16 @@ class KerasHubDualEncoderTest(TestCase, parameterized.TestCase):
                             atol=1e-6)
         self.assertEqual(loaded.head.max_logit_scale, model.head.max_logit_scale)
 
-    def test_export_canonicalizes_texts_in_the_graph(self):
-        # SigLIP's canonicalisation (lower case, no punctuation) runs inside
-        # the SavedModel, in a process without mmzoo; CLIP's tokenizer is
-        # exported in tests/data/test_keras_hub_tokenizers.py.
-        model = mmzoo.models.DualEncoder.from_keras_hub(self.presets["siglip"])
+    @parameterized.named_parameters(("siglip", "siglip"), ("metaclip2", "metaclip2"))
+    def test_export_canonicalizes_texts_in_the_graph(self, kind):
+        # SigLIP's canonicalisation (lower case, no punctuation) and MetaCLIP
+        # 2's lower-casing and tokenizer run inside the SavedModel, in a
+        # process without mmzoo; CLIP's tokenizer is exported in
+        # tests/data/test_keras_hub_tokenizers.py.
+        model = mmzoo.models.DualEncoder.from_keras_hub(self.presets[kind])
         expected = model.encode_text(PROMPTS)
-        self.assertAllClose(model.encode_text(TEXTS), expected)  # their canonical forms
+        if kind == "siglip":  # their canonical forms
+            self.assertAllClose(model.encode_text(TEXTS), expected)
         self.run_export_test(
             input_data={"texts": np.array(PROMPTS, dtype=object)},
             export_fn=lambda p: export_dual_encoder(model, p),
