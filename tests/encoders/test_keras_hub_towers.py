@@ -161,6 +161,24 @@ class KerasHubImagePresetTowerTest(TestCase):
         with self.assertRaisesRegex(ValueError, "preset name or a preset directory"):
             mmzoo.encoders.load_keras_hub_backbone(3)
 
+    def test_image_vqa_on_a_resnet_preset(self):
+        # Image VQA: a video QA model whose video tower is an image tower.
+        preset = self._preset("resnet")
+        question = ["is there a circle", "is there a red square"]
+        model = mmzoo.models.build_video_qa_model(
+            mmzoo.encoders.build_keras_hub_image_tower(preset),
+            mmzoo.presets.build_from_preset("text_encoder_tiny", vocabulary_size=len(VOCABULARY)),
+            answer_vocabulary=["yes", "no"], num_fusion_layers=1, num_heads=2,
+            hidden_dim=16, intermediate_dim=32,
+            preprocessor=mmzoo.models.VideoQAPreprocessor(mmzoo.data.TextTokenizer(VOCABULARY)),
+        )
+        answers = model.answer(_pixels(), question)
+        self.assertEqual(len(answers), 2)
+        path = os.path.join(self.get_temp_dir(), "image_vqa.keras")
+        model.save(path)
+        self.assertEqual(keras.saving.load_model(path, safe_mode=True).answer(_pixels(), question),
+                         answers)
+
     def test_per_frame_video_tower(self):
         tower = mmzoo.encoders.build_keras_hub_image_tower(self._preset("dinov2"))
         video = mmzoo.encoders.build_frame_video_encoder(
@@ -337,6 +355,23 @@ class KerasHubVideoPrismTowerTest(TestCase):
                 {"token_ids": token_ids, "padding_mask": padding_mask})["pooled_output"],
             texts_out["pooled_output"],
         )
+
+    def test_video_text_dual_encoder_on_a_video_prism_tower(self):
+        preset = keras_hub_presets.save_video_preset(os.path.join(self.get_temp_dir(), "v"))
+        model = mmzoo.models.build_dual_encoder(
+            mmzoo.encoders.build_keras_hub_video_tower(preset),
+            mmzoo.presets.build_from_preset("text_encoder_tiny", vocabulary_size=len(VOCABULARY)),
+            projection_dim=8,
+            preprocessor=mmzoo.models.DualEncoderPreprocessor(mmzoo.data.TextTokenizer(VOCABULARY)),
+        )
+        self.assertEqual(tuple(model.preprocessor.video_converter.image_shape), (16, 16, 3))
+        videos = model.encode_images(_clips())
+        texts = model.encode_text(["a red circle", "a circle"])
+        self.assertEqual(tuple(model.pair_logits(videos, texts).shape), (2, 2))
+        path = os.path.join(self.get_temp_dir(), "video_text.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        self.assertAllClose(loaded.encode_images(_clips()), videos)
 
     def test_video_qa_on_a_video_prism_tower(self):
         preset = keras_hub_presets.save_video_preset(os.path.join(self.get_temp_dir(), "v"))
