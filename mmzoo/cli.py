@@ -163,8 +163,8 @@ def _families_taking(option):
     )
 
 
-# The families whose `train` takes `--image-encoder` / `--text-encoder` (a
-# keras-hub image / text preset).
+# The families whose `train` takes `--image-encoder` / `--video-encoder` /
+# `--text-encoder` (a keras-hub preset as that tower).
 IMAGE_ENCODER_FAMILIES = _families_taking("image_encoder")
 VIDEO_ENCODER_FAMILIES = _families_taking("video_encoder")
 TEXT_ENCODER_FAMILIES = _families_taking("text_encoder")
@@ -179,27 +179,26 @@ def _list_presets(family, keras_hub=False, out=sys.stdout):
     if not keras_hub:
         return
     # Imports keras-hub (and TensorFlow): only when asked.
-    from mmzoo.encoders.keras_hub_towers import keras_hub_image_presets
-    from mmzoo.encoders.keras_hub_towers import keras_hub_presets
-    from mmzoo.encoders.keras_hub_towers import keras_hub_text_presets
-    from mmzoo.encoders.keras_hub_towers import keras_hub_video_presets
+    from mmzoo.encoders import keras_hub_towers as towers
 
-    if family in (None, "dual_encoder"):
-        for name, class_name in keras_hub_presets().items():
-            print(f"{name:<40}{'dual_encoder':<18}keras-hub {class_name} "
-                  "(--preset NAME: its weights and tokenizer; needs a download)", file=out)
-    if family in (None,) + IMAGE_ENCODER_FAMILIES:
-        for name, class_name in keras_hub_image_presets().items():
-            print(f"{name:<40}{'image tower':<18}keras-hub {class_name} (--image-encoder "
-                  f"NAME: {', '.join(IMAGE_ENCODER_FAMILIES)}; needs a download)", file=out)
-    if family in (None,) + VIDEO_ENCODER_FAMILIES:
-        for name, class_name in keras_hub_video_presets().items():
-            print(f"{name:<40}{'video tower':<18}keras-hub {class_name} (--video-encoder "
-                  f"NAME: {', '.join(VIDEO_ENCODER_FAMILIES)}; needs a download)", file=out)
-    if family in (None,) + TEXT_ENCODER_FAMILIES:
-        for name, class_name in keras_hub_text_presets().items():
-            print(f"{name:<40}{'text tower':<18}keras-hub {class_name} (--text-encoder "
-                  f"NAME: {', '.join(TEXT_ENCODER_FAMILIES)}; needs a download)", file=out)
+    listings = (  # (presets, column, how a run takes one, families)
+        (towers.keras_hub_presets, "dual_encoder",
+         "--preset NAME: its weights and tokenizer", ("dual_encoder",)),
+        (towers.keras_hub_image_presets, "image tower", "--image-encoder NAME",
+         IMAGE_ENCODER_FAMILIES),
+        (towers.keras_hub_video_presets, "video tower", "--video-encoder NAME",
+         VIDEO_ENCODER_FAMILIES),
+        (towers.keras_hub_text_presets, "text tower", "--text-encoder NAME",
+         TEXT_ENCODER_FAMILIES),
+    )
+    for listed, column, usage, families in listings:
+        if family is not None and family not in families:
+            continue
+        if column.endswith("tower"):
+            usage = f"{usage}: {', '.join(families)}"
+        for name, class_name in listed().items():
+            print(f"{name:<40}{column:<18}keras-hub {class_name} ({usage}; needs a download)",
+                  file=out)
 
 
 # ----------------------------------------------------------------- parser

@@ -125,6 +125,23 @@ def load_keras_hub_backbone(preset, load_weights=True, dtype=None):
     return backbone, converter
 
 
+def _backbone_and_converter(backbone, image_converter, load_weights, trainable, dtype):
+    """The tower builders' arguments checked: a backbone (a preset loaded)
+    and the image converter given, else the preset's."""
+    check_bool("trainable", trainable)
+    check_bool("load_weights", load_weights)
+    if isinstance(backbone, (str, os.PathLike)):
+        backbone, preset_converter = load_keras_hub_backbone(backbone, load_weights, dtype)
+        if image_converter is None:
+            image_converter = preset_converter
+    if not isinstance(backbone, keras_hub.models.Backbone):
+        raise ValueError(
+            "`backbone` must be a keras-hub backbone or preset. Received: "
+            f"backbone of type {type(backbone).__name__}"
+        )
+    return backbone, image_converter
+
+
 def keras_hub_presets():
     """`{preset name: backbone class name}` of the keras-hub presets whose
     backbones these towers take (the presets keras-hub registers; loading
@@ -222,17 +239,9 @@ def build_keras_hub_image_tower(
     tower = mmzoo.encoders.build_keras_hub_image_tower(clip, converter)
     ```
     """
-    check_bool("trainable", trainable)
-    check_bool("load_weights", load_weights)
-    if isinstance(backbone, (str, os.PathLike)):
-        backbone, preset_converter = load_keras_hub_backbone(backbone, load_weights, dtype)
-        if image_converter is None:
-            image_converter = preset_converter
-    if not isinstance(backbone, keras_hub.models.Backbone):
-        raise ValueError(
-            "`backbone` must be a keras-hub backbone or preset. Received: "
-            f"backbone of type {type(backbone).__name__}"
-        )
+    backbone, image_converter = _backbone_and_converter(
+        backbone, image_converter, load_weights, trainable, dtype
+    )
     kind = type(backbone).__name__
     if kind in CONTRASTIVE_BACKBONES:
         encoder = backbone.vision_encoder
@@ -378,15 +387,7 @@ def build_keras_hub_text_tower(
             tokenizer, image_converter=(64, 64), class_names=["no", "yes"]))
     ```
     """
-    check_bool("trainable", trainable)
-    check_bool("load_weights", load_weights)
-    if isinstance(backbone, (str, os.PathLike)):
-        backbone, _ = load_keras_hub_backbone(backbone, load_weights, dtype)
-    if not isinstance(backbone, keras_hub.models.Backbone):
-        raise ValueError(
-            "`backbone` must be a keras-hub backbone or preset. Received: "
-            f"backbone of type {type(backbone).__name__}"
-        )
+    backbone, _ = _backbone_and_converter(backbone, None, load_weights, trainable, dtype)
     sequence_length = check_positive_int("sequence_length", sequence_length)
     kind = type(backbone).__name__
     if kind in CONTRASTIVE_BACKBONES:
@@ -526,12 +527,9 @@ def build_keras_hub_video_tower(
         preprocessor=mmzoo.models.VideoQAPreprocessor(tokenizer))
     ```
     """
-    check_bool("trainable", trainable)
-    check_bool("load_weights", load_weights)
-    if isinstance(backbone, (str, os.PathLike)):
-        backbone, preset_converter = load_keras_hub_backbone(backbone, load_weights, dtype)
-        if image_converter is None:
-            image_converter = preset_converter
+    backbone, image_converter = _backbone_and_converter(
+        backbone, image_converter, load_weights, trainable, dtype
+    )
     kind = type(backbone).__name__
     if not isinstance(backbone, keras_hub.models.VideoPrismBackbone):
         raise ValueError(

@@ -139,7 +139,9 @@ def train_fusion_classifier(*args, **options):
     defaults); `strict` is accepted for the one signature (this recipe
     reads only built-in data). `image_encoder` (a keras-hub image preset
     name or directory) replaces the preset's image tower with a pretrained
-    one (`mmzoo.encoders.build_keras_hub_image_tower`).
+    one (`mmzoo.encoders.build_keras_hub_image_tower`); `text_encoder` (a
+    keras-hub text preset: BERT, RoBERTa...) its text tower, with the
+    preset's tokenizer.
 
     Returns:
         the `Trainer.fit` history.

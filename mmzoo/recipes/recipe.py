@@ -82,6 +82,16 @@ OPTIONS = {
 }
 
 
+# The train options that put a keras-hub preset in a new model, and the
+# `mmzoo.encoders` builder of each (the text tower's is called by the
+# family's `build_model`, at the length of the tower it replaces).
+KERAS_HUB_TOWERS = {
+    "image_encoder": "build_keras_hub_image_tower",
+    "video_encoder": "build_keras_hub_video_tower",
+    "text_encoder": "build_keras_hub_text_tower",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """What one family's recipe does differently; the steps are `train` / `evaluate` / `export`.
@@ -286,20 +296,22 @@ def _train(
     from mmzoo import training
 
     model_options = {name: family_options.pop(name) for name in recipe.model_options}
-    # A keras-hub preset as the image or video tower (at most one of the two:
-    # each family takes one) and as the text tower.
-    image_encoder = family_options.pop("image_encoder", None)
-    video_encoder = family_options.pop("video_encoder", None)
-    text_encoder = family_options.pop("text_encoder", None)
+    # keras-hub presets as towers: `{option: preset}` of those given (a
+    # family takes an image or a video tower, not both, and a text tower).
+    hub_towers = {
+        option: value for option in KERAS_HUB_TOWERS
+        if (value := family_options.pop(option, None)) is not None
+    }
+    text_encoder = hub_towers.get("text_encoder")
     pretrained = recipe.from_pretrained is not None and preset not in presets.list_presets()
     if pretrained and init_from is not None:
         raise ValueError(
             "Start from a keras-hub preset (--preset) or from a run (--init-from), not "
             f"both. Received: --preset {preset!r} --init-from {init_from!r}"
         )
-    for flag, value in (("--image-encoder", image_encoder), ("--video-encoder", video_encoder),
-                        ("--text-encoder", text_encoder)):
-        if value is not None and (pretrained or init_from is not None):
+    for option, value in hub_towers.items():
+        if pretrained or init_from is not None:
+            flag = "--" + option.replace("_", "-")
             raise ValueError(
                 f"{flag} puts a keras-hub preset in a new model of an mmzoo --preset; a "
                 "keras-hub --preset or --init-from brings its own towers. Received: "
@@ -309,7 +321,7 @@ def _train(
         config = _common.check_family(preset, recipe.family).config
         given = {name: value for name, value in model_options.items()
                  if value != recipe.defaults("train")[name]}
-        if given and image_encoder is None and video_encoder is None:
+        if given and not set(hub_towers) - {"text_encoder"}:
             raise ValueError(
                 f"{sorted(given)} apply to keras-hub presets only (--preset NAME_OR_DIR "
                 f"or --image-encoder NAME_OR_DIR). Received: --preset {preset!r}"
@@ -327,12 +339,9 @@ def _train(
     settings = {"batch_size": batch_size, "seed": seed}
     if init_from is not None:
         settings.update(init_from=os.path.abspath(init_from), lora_rank=lora_rank)
-    if image_encoder is not None:
-        settings.update(image_encoder=_common.preset_reference(image_encoder))
-    if video_encoder is not None:
-        settings.update(video_encoder=_common.preset_reference(video_encoder))
-    if text_encoder is not None:
-        settings.update(text_encoder=_common.preset_reference(text_encoder))
+    settings.update(
+        {option: _common.preset_reference(value) for option, value in hub_towers.items()}
+    )
     with _common.run_directory(model_dir, recipe.family, preset, **settings):
         if pretrained:
             # The preset's weights, tokenizer and image normalisation.
@@ -362,18 +371,12 @@ def _train(
             # shape says how to read the examples, whose texts train the
             # vocabulary that the rest of the model is built with.
             with strategy.scope():
-                if image_encoder is not None:  # a keras-hub preset and its normalisation
+                option = next((o for o in hub_towers if o != "text_encoder"), None)
+                if option is not None:  # a keras-hub preset and its normalisation
                     from mmzoo import encoders
 
-                    tower = encoders.build_keras_hub_image_tower(
-                        image_encoder, dtype=config.get("dtype")
-                    )
-                elif video_encoder is not None:
-                    from mmzoo import encoders
-
-                    tower = encoders.build_keras_hub_video_tower(
-                        video_encoder, dtype=config.get("dtype")
-                    )
+                    build = getattr(encoders, KERAS_HUB_TOWERS[option])
+                    tower = build(hub_towers[option], dtype=config.get("dtype"))
                 else:
                     tower = _common.build_encoder(tower_spec, dtype=config.get("dtype"))
             examples, report = recipe.load_examples(
