@@ -1,6 +1,6 @@
 """The layers, encoders and models are written in keras.ops, so they also run on JAX.
 
-The backend is fixed per process, so the check runs in a subprocess with
+The backend is fixed per process, so the checks run in one subprocess with
 `KERAS_BACKEND=jax`; skipped when jax is not installed.
 """
 
@@ -62,35 +62,6 @@ SCRIPT = textwrap.dedent(
     print("SHAPES=" + json.dumps(shapes))
     """
 )
-
-
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
-class JaxBackendTest(TestCase):
-    def test_layers_and_encoders_run_on_jax(self):
-        env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
-        proc = subprocess.run(
-            [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
-        )
-        self.assertEqual(proc.returncode, 0, msg=proc.stderr[-4000:])
-        line = [l for l in proc.stdout.splitlines() if l.startswith("SHAPES=")][-1]
-        shapes = json.loads(line[len("SHAPES="):])
-        self.assertEqual(
-            shapes,
-            {
-                "PatchEmbedding": [2, 4, 8],
-                "TubeletEmbedding": [2, 2, 4, 8],
-                "AttentionPooling": [2, 8],
-                "ProjectionHead": [2, 4],
-                "ContrastiveHead": [2, 2],
-                "CrossModalFusionBlock": [2, 5, 8],
-                "FactorisedAttentionBlock": [2, 2, 4, 8],
-                "vit_image_encoder_tiny": [2, 16, 32],
-                "cnn_image_encoder_tiny": [2, 16, 64],
-                "video_encoder_tiny": [2, 64, 32],
-                "frame_video_encoder_tiny": [2, 8, 32],
-                "text_encoder_tiny": [2, 16, 32],
-            },
-        )
 
 
 FAMILIES_SCRIPT = textwrap.dedent(
@@ -168,17 +139,48 @@ FAMILIES_SCRIPT = textwrap.dedent(
 )
 
 
+def run_on_jax(*scripts):
+    """Runs `scripts` one after the other in one process on the JAX backend.
+
+    Returns the JSON values the scripts print as `NAME=<json>` lines.
+    """
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-c", "\n".join(scripts)], env=env, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    values = {}
+    for line in proc.stdout.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.isupper():
+            values[name] = json.loads(value)
+    return values
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
-class JaxFamiliesTest(TestCase):
-    def test_model_families_train_on_jax(self):
-        env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
-        proc = subprocess.run(
-            [sys.executable, "-c", FAMILIES_SCRIPT], env=env, capture_output=True, text=True,
-            timeout=600,
+class JaxBackendTest(TestCase):
+    # One process for both checks: starting one on JAX takes several seconds.
+    def test_layers_encoders_and_model_families_run_on_jax(self):
+        values = run_on_jax(SCRIPT, FAMILIES_SCRIPT)
+        self.assertEqual(
+            values["SHAPES"],
+            {
+                "PatchEmbedding": [2, 4, 8],
+                "TubeletEmbedding": [2, 2, 4, 8],
+                "AttentionPooling": [2, 8],
+                "ProjectionHead": [2, 4],
+                "ContrastiveHead": [2, 2],
+                "CrossModalFusionBlock": [2, 5, 8],
+                "FactorisedAttentionBlock": [2, 2, 4, 8],
+                "vit_image_encoder_tiny": [2, 16, 32],
+                "cnn_image_encoder_tiny": [2, 16, 64],
+                "video_encoder_tiny": [2, 64, 32],
+                "frame_video_encoder_tiny": [2, 8, 32],
+                "text_encoder_tiny": [2, 16, 32],
+            },
         )
-        self.assertEqual(proc.returncode, 0, msg=proc.stderr[-4000:])
-        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULTS=")][-1]
-        results = json.loads(line[len("RESULTS="):])
+        results = values["RESULTS"]
         for key in ("dual_encoder_loss", "fusion_classifier_loss", "video_qa_loss"):
             self.assertTrue(np.isfinite(results[key]) and results[key] > 0, (key, results[key]))
         self.assertEqual(results["dual_encoder_embeddings"], [4, 32])

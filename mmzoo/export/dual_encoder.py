@@ -104,9 +104,11 @@ def export_dual_encoder(
             archive.track(layer)
     signatures = ["encode_images", "logit_scale"] + (["encode_text"] if has_text else [])
     image_spec = visual_encoder.inputs[0]
+    # No AutoGraph (as in Keras's train steps): the graph is written with
+    # tf ops, and converting the model's source costs seconds per export.
     if modality == "image":
 
-        @tf.function
+        @tf.function(autograph=False)
         def encode_images(images):
             pixels, valid, too_large = decode_image_batch(
                 images, tuple(image_spec.shape[1:3]), max_image_pixels
@@ -119,7 +121,7 @@ def export_dual_encoder(
         signature = tf.TensorSpec((None,), tf.string, name="images")
     else:
 
-        @tf.function
+        @tf.function(autograph=False)
         def encode_images(videos):
             return {"embeddings": model.encode_images_tensor(videos)}
 
@@ -129,7 +131,7 @@ def export_dual_encoder(
     if has_text:
         archive.track(preprocessor)
 
-        @tf.function
+        @tf.function(autograph=False)
         def encode_text(texts):
             return {"embeddings": model.encode_text_tensor(preprocessor.preprocess_texts(texts))}
 
@@ -138,7 +140,7 @@ def export_dual_encoder(
             input_signature=[tf.TensorSpec((None,), tf.string, name="texts")],
         )
 
-    @tf.function
+    @tf.function(autograph=False)
     def logit_scale():
         bias = model.head.logit_bias
         return {

@@ -80,7 +80,9 @@ def export_image_captioning_model(
     check_export_path(path, overwrite)
     generate = model.make_generate_function(max_length, method=method, num_beams=num_beams)
 
-    @tf.function
+    # No AutoGraph (as in Keras's train steps): the graph is written with
+    # tf ops, and converting the model's source costs seconds per export.
+    @tf.function(autograph=False)
     def caption(images):
         pixels, valid, too_large = decode_image_batch(images, model.image_shape, max_image_pixels)
         token_ids = generate(pixels)

@@ -182,9 +182,11 @@ def export_video_qa_model(
         return run(videos, questions, valid, too_large)
 
     questions_spec = tf.TensorSpec((None,), tf.string, name="questions")
+    # No AutoGraph (as in Keras's train steps): the graph is written with
+    # tf ops, and converting the model's source costs seconds per export.
     archive.add_endpoint(
         "answer",
-        tf.function(answer),
+        tf.function(answer, autograph=False),
         input_signature=[
             tf.TensorSpec((None, num_frames, None, None, 3), tf.uint8, name="frames"),
             questions_spec,
@@ -192,7 +194,7 @@ def export_video_qa_model(
     )
     archive.add_endpoint(
         "answer_encoded",
-        tf.function(answer_encoded),
+        tf.function(answer_encoded, autograph=False),
         input_signature=[
             tf.TensorSpec((None, num_frames), tf.string, name="frames"), questions_spec,
         ],

@@ -184,7 +184,9 @@ class CachedTextGeneration:
         if keras.config.backend() == "tensorflow":
             import tensorflow as tf  # compilation is backend-specific
 
-            function = tf.function(generate_step, jit_compile=jit_compile)
+            # No AutoGraph: keras-hub's samplers loop with `ops.while_loop`,
+            # and converting the decoder's source costs seconds per trace.
+            function = tf.function(generate_step, jit_compile=jit_compile, autograph=False)
         else:
             function = generate_step  # eager on other backends
 

@@ -14,6 +14,7 @@ their own layers or encoders for mmzoo can hold them to the same contract:
 
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,91 @@ def _call(layer, inputs, **kwargs):
     if isinstance(inputs, dict):
         return layer(**inputs, **kwargs)
     return layer(inputs, **kwargs)
+
+
+# The process that serves `run_export_test`'s SavedModels: it reads one JSON
+# request per line on stdin and answers one JSON line on the original stdout
+# (anything else written to stdout goes to stderr).
+_SERVING_SCRIPT = textwrap.dedent(
+    """
+    import gc, json, os, sys, traceback
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the tf-text ops
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            loaded = tf.saved_model.load(request["path"])
+            fn = loaded.signatures[request["endpoint"]]
+            # Both files are written by the test and this process only, so
+            # pickled object arrays (binary strings) are safe to load.
+            with np.load(request["inputs"], allow_pickle=True) as data:
+                outputs = fn(**{k: tf.constant(data[k]) for k in data.files})
+            np.savez(request["outputs"], **{k: v.numpy() for k, v in outputs.items()})
+            # TensorFlow may load keras itself; mmzoo and keras-hub must not be needed.
+            bad = [m for m in ("mmzoo", "keras_hub") if m in sys.modules]
+            if bad:
+                raise RuntimeError("imported in the serving process: " + ", ".join(bad))
+            reply = {"error": None}
+        except Exception:
+            reply = {"error": traceback.format_exc()}
+        loaded = fn = outputs = None
+        gc.collect()
+        replies.write(json.dumps(reply) + "\\n")
+        replies.flush()
+    """
+)
+
+
+class _ServingProcess:
+    """A Python process with only `tensorflow` and `tensorflow_text` imported."""
+
+    def __init__(self):
+        self._process = None
+        self._log = None
+
+    def _start(self):
+        self._log = tempfile.TemporaryFile(mode="w+")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _SERVING_SCRIPT],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            cwd=tempfile.gettempdir(), env=env, text=True,
+        )
+
+    def serve(self, path, endpoint, inputs, outputs, timeout=600):
+        """Runs one request; returns None, or the error's text."""
+        if self._process is None or self._process.poll() is not None:
+            self._start()
+        request = {"path": path, "endpoint": endpoint, "inputs": inputs, "outputs": outputs}
+        try:
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+            line = self._process.stdout.readline() if ready else ""
+        except BrokenPipeError:
+            line = ""
+        if line:
+            return json.loads(line)["error"]
+        # Exited or timed out: report its stderr; the next request starts another.
+        self._process.kill()
+        self._process.wait()
+        self._log.seek(0)
+        return f"no answer within {timeout} s or it exited:\n{self._log.read()[-4000:]}"
+
+
+_SERVING = None
+
+
+def _serving_process():
+    global _SERVING
+    if _SERVING is None:
+        _SERVING = _ServingProcess()
+    return _SERVING
 
 
 class TestCase(tf.test.TestCase):
@@ -373,11 +459,13 @@ class TestCase(tf.test.TestCase):
     ):
         """SavedModel export, reloaded and called in a process without mmzoo.
 
-        The child process imports only `tensorflow` and `tensorflow_text` (so a
+        The other process imports only `tensorflow` and `tensorflow_text` (so a
         tokenizer inside the graph works), loads the SavedModel, calls the
         signature `endpoint` with `input_data` as keyword arguments, and sends
         the outputs back; it also checks that `mmzoo` and `keras_hub` were never
-        imported there.
+        imported there. It is started once per test process and serves every
+        export test of that process in turn (started again if it exits), so
+        that each test does not pay for importing TensorFlow again.
 
         Args:
             model: a Keras model, exported with `model.export(...)` when
@@ -409,38 +497,9 @@ class TestCase(tf.test.TestCase):
         in_file = os.path.join(io_dir, "inputs.npz")
         out_file = os.path.join(io_dir, "outputs.npz")
         np.savez(in_file, **{k: _to_numpy(v) for k, v in input_data.items()})
-        script = textwrap.dedent(
-            f"""
-            import os, sys
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-            import numpy as np
-            import tensorflow as tf
-            import tensorflow_text  # noqa: F401  registers the tf-text ops
-            loaded = tf.saved_model.load({path!r})
-            fn = loaded.signatures[{endpoint!r}]
-            # Both files are written by the test and this process only, so
-            # pickled object arrays (binary strings) are safe to load.
-            data = np.load({in_file!r}, allow_pickle=True)
-            outputs = fn(**{{k: tf.constant(data[k]) for k in data.files}})
-            np.savez({out_file!r}, **{{k: v.numpy() for k, v in outputs.items()}})
-            # TensorFlow may load keras itself; mmzoo and keras-hub must not be needed.
-            bad = [m for m in ("mmzoo", "keras_hub") if m in sys.modules]
-            if bad:
-                raise SystemExit("imported in the serving process: " + ", ".join(bad))
-            """
-        )
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        proc = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=io_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        self.assertEqual(
-            proc.returncode, 0, msg=f"serving process failed:\n{proc.stderr[-4000:]}"
-        )
+        error = _serving_process().serve(path, endpoint, in_file, out_file)
+        if error is not None:
+            self.fail(f"serving process failed:\n{error}")
         with np.load(out_file, allow_pickle=True) as f:
             served = {k: f[k] for k in f.files}
         if isinstance(expected_output, dict):

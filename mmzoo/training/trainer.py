@@ -8,6 +8,8 @@ Layout (the same split as keras/src/backend/tensorflow/trainer.py): the
 per-replica work is plain methods (`compute_loss`, `_replica_gradients`,
 `_replica_update`, `_replica_loss`), and `_make_train_function` /
 `_make_evaluate_function` wrap them in `strategy.run`, `tf.function` and XLA.
+As in Keras, AutoGraph does not convert them: a `compute_loss` override uses
+`keras.ops` (or `tf.cond`) rather than a Python `if` on a tensor's value.
 
 One training step, per replica:
 
@@ -129,6 +131,21 @@ def _merges_replicas(strategy):
 # The exit code after a SIGTERM checkpoint (TensorFlow's
 # PreemptionCheckpointHandler uses the same outside Google Cloud).
 PREEMPTION_EXIT_CODE = 42
+
+
+def _graph(fn):
+    """`fn` as a `tf.function` without AutoGraph, as Keras compiles its steps.
+
+    The steps and the models are written in `keras.ops`, with no Python
+    control flow on tensor values, so AutoGraph would only spend time
+    rewriting their source (seconds per step for the tiny presets).
+    """
+    return tf.function(fn, autograph=False)
+
+
+def _xla(fn):
+    """`fn` as an XLA-compiled `tf.function` without AutoGraph (see `_graph`)."""
+    return tf.function(fn, jit_compile=True, autograph=False)
 
 
 def _static_batch_size(element_spec):
@@ -382,12 +399,10 @@ class Trainer:
         self._outputs_fn = self._replica_outputs
         self._output_gradients_fn = self._replica_output_gradients
         if self.jit_compile:
-            self._gradients_fn = tf.function(self._replica_gradients, jit_compile=True)
-            self._loss_fn = tf.function(self._replica_loss, jit_compile=True)
-            self._outputs_fn = tf.function(self._replica_outputs, jit_compile=True)
-            self._output_gradients_fn = tf.function(
-                self._replica_output_gradients, jit_compile=True
-            )
+            self._gradients_fn = _xla(self._replica_gradients)
+            self._loss_fn = _xla(self._replica_loss)
+            self._outputs_fn = _xla(self._replica_outputs)
+            self._output_gradients_fn = _xla(self._replica_output_gradients)
             if self.strategy.num_replicas_in_sync == 1 and not _merges_replicas(self.strategy):
                 # No collective to keep out: the optimizer update joins the XLA
                 # step too (as in model.fit), which fuses its many small ops.
@@ -395,7 +410,7 @@ class Trainer:
                 # optimizer calls `merge_call` there, which a nested
                 # tf.function refuses ("merge_call called while defining a
                 # new graph or a tf.function").
-                self._update_fn = tf.function(self._replica_update, jit_compile=True)
+                self._update_fn = _xla(self._replica_update)
         self._train_function = None
         self._evaluate_function = None
         self.preemption_handler = None
@@ -657,7 +672,7 @@ class Trainer:
                 lambda v: strategy.experimental_local_results(v)[0], outputs
             )
 
-        return tf.function(train_function)
+        return _graph(train_function)
 
     def _summed_step(self, iterator, batch_size):
         """One update, summing the micro-batches' gradients."""
@@ -696,7 +711,7 @@ class Trainer:
                 lambda v: strategy.experimental_local_results(v)[0], values
             )
 
-        return tf.function(evaluate_function)
+        return _graph(evaluate_function)
 
     def _replica_eval_step(self, data):
         values = self._loss_fn(data)

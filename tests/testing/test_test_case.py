@@ -77,6 +77,19 @@ class TestCaseHelpersTest(TestCase):
                 model, {"x": np.ones((2, 4), "float32")}, expected_output=np.zeros((2, 2))
             )
 
+    def test_export_test_reports_a_failed_load_and_goes_on_serving(self):
+        inputs = keras.Input((4,), name="x")
+        model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        data = {"x": np.ones((2, 4), "float32")}
+        # Nothing written at the path: the serving process's error comes back.
+        with self.assertRaisesRegex(AssertionError, "serving process failed"):
+            self.run_export_test(model, data, export_fn=lambda path: None)
+        with self.assertRaisesRegex(AssertionError, "(?s)serving process failed.*no_such_signature"):
+            self.run_export_test(model, data, endpoint="no_such_signature")
+        # The same process serves the next export.
+        served = self.run_export_test(model, data)
+        self.assertAllClose(next(iter(served.values())), model(data["x"]), atol=1e-5)
+
     def test_dataset_op_test_catches_batch_dependence(self):
         def normalize_by_batch(x):  # wrong when batched: mixes examples
             return {"v": x["v"] - tf.reduce_mean(x["v"])}

@@ -538,7 +538,7 @@ class VideoQAClassifier(VideoQAModel):
             if keras.config.backend() == "tensorflow":
                 import tensorflow as tf  # compilation is backend-specific
 
-                compiled = tf.function(classify, jit_compile=jit_compile)
+                compiled = tf.function(classify, jit_compile=jit_compile, autograph=False)
 
                 # A plain Python function, so that TensorFlow's object
                 # tracking (SavedModel export) does not try to save it.
