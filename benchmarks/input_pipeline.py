@@ -3,14 +3,16 @@
 Writes JPEG images, JPEG frame folders and .npy clips into a temporary folder,
 then times, in examples per second (median over --runs runs, after a warm-up):
 
-* image-caption files -> decode, resize, tokenize, batch (`captioning_pipeline`)
+* image-caption files -> decode, resize, tokenize, batch (`captioning_pipeline`),
+  and the same files packed into TFRecord shards (`pack_records`, `load_tfrecords`)
 * video-QA files (JPEG frame folders, and .npy clips) -> decode, sample frames,
   resize, tokenize, batch (`video_qa_pipeline`)
 * synthetic generation in numpy (`generate_shapes_*`), and `load_synthetic`
   through `captioning_pipeline`.
 
-Prints a table and appends it, with the command, the machine and the date,
-to benchmarks/README.md (inside the "Input pipeline" section).
+Prints a table and writes it, with the command, the machine and the date,
+to benchmarks/README.md (the "Input pipeline" section's results, replacing
+the earlier run).
 
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/input_pipeline.py
 """
@@ -25,6 +27,7 @@ parser.add_argument("--warmup-batches", type=int, default=5)
 parser.add_argument("--sequence-length", type=int, default=24)
 parser.add_argument("--num-images", type=int, default=256, help="image files written")
 parser.add_argument("--source-size", type=int, default=256, help="side of the JPEGs on disk")
+parser.add_argument("--num-shards", type=int, default=4, help="TFRecord shards packed")
 parser.add_argument("--image-size", type=int, default=64, help="side after resizing")
 parser.add_argument("--num-videos", type=int, default=64, help="clips written per format")
 parser.add_argument("--source-frames", type=int, default=16, help="frames per clip on disk")
@@ -35,6 +38,7 @@ parser.add_argument("--synthetic-examples", type=int, default=2048)
 parser.add_argument("--readme", default="benchmarks/README.md", help="'' to skip writing")
 args = parser.parse_args()
 
+import csv  # noqa: E402
 import datetime  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -97,7 +101,8 @@ def write_files(folder):
     clips = mmzoo.data.generate_shapes_video_qa(
         args.num_videos, image_size=args.source_frame_size, num_frames=args.source_frames
     )
-    frame_rows, npy_rows = ["video_path,question,answer"], ["video_path,question,answer"]
+    header = ("video_path", "question", "answer")
+    frame_rows, npy_rows = [header], [header]
     for i, video in enumerate(clips["videos"]):
         pixels = (video * 255).astype("uint8")
         clip_dir = f"frames/{i:05d}"
@@ -106,12 +111,13 @@ def write_files(folder):
             PIL.Image.fromarray(frame).save(os.path.join(folder, clip_dir, f"{t:03d}.jpg"),
                                             quality=90)
         np.save(os.path.join(folder, f"clip_{i:05d}.npy"), pixels)
-        qa = f"{clips['questions'][i]},{clips['answers'][i]}"
-        frame_rows.append(f"{clip_dir},{qa}")
-        npy_rows.append(f"clip_{i:05d}.npy,{qa}")
+        # Through the csv module: some questions hold a comma.
+        qa = (clips["questions"][i], clips["answers"][i])
+        frame_rows.append((clip_dir, *qa))
+        npy_rows.append((f"clip_{i:05d}.npy", *qa))
     for name, lines in (("frames.csv", frame_rows), ("npy.csv", npy_rows)):
-        with open(os.path.join(folder, name), "w") as f:
-            f.write("\n".join(lines) + "\n")
+        with open(os.path.join(folder, name), "w", newline="") as f:
+            csv.writer(f).writerows(lines)
     return data["captions"][:, 0].tolist() + clips["questions"].tolist()
 
 
@@ -156,6 +162,25 @@ def main():
             "image-caption files",
             f"{args.source_size}px JPEG -> decode, resize {args.image_size}px, tokenize, batch",
             "examples/s", rate,
+        ))
+        assert report.num_skipped == 0, report.summary()
+
+        # The same files packed into TFRecord shards (`mmzoo data pack`).
+        shards = os.path.join(folder, "records")
+        start = time.perf_counter()
+        mmzoo.data.pack_records(os.path.join(folder, "captions.csv"), shards,
+                                num_shards=args.num_shards, verbose=False)
+        pack_rate = args.num_images / (time.perf_counter() - start)
+        images, report = mmzoo.data.load_tfrecords(shards, image_shape=(args.image_size,) * 2)
+        results.append((
+            f"image-caption TFRecord shards ({args.num_shards})",
+            f"the same JPEGs packed -> decode, resize {args.image_size}px, tokenize, batch",
+            "examples/s",
+            pipeline_rate(mmzoo.data.captioning_pipeline(images, tokenizer, **common)),
+        ))
+        results.append((
+            "pack_records (one run)", f"{args.num_images} JPEGs checked and written to "
+            f"{args.num_shards} shards", "images/s", (pack_rate, pack_rate, pack_rate),
         ))
         assert report.num_skipped == 0, report.summary()
 
@@ -219,12 +244,15 @@ def main():
         )
         text = open(args.readme).read() if os.path.exists(args.readme) else "# mmzoo benchmarks\n"
         if SECTION_END in text:
-            text = text.replace(SECTION_END, block.lstrip("\n") + "\n" + SECTION_END)
+            # The latest run replaces the earlier ones (git keeps them).
+            head, _, rest = text.partition(SECTION_START)
+            _, _, tail = rest.partition(SECTION_END)
+            text = head + SECTION_START + "\n" + block.lstrip("\n") + "\n" + SECTION_END + tail
         else:
             text = text.rstrip("\n") + "\n" + block
         with open(args.readme, "w") as f:
             f.write(text)
-        print(f"appended to {args.readme}")
+        print(f"wrote the results to {args.readme}")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@
     mmzoo export FAMILY               write a serving SavedModel
     mmzoo presets [--family F] [--keras-hub]
                                       list the registered (and keras-hub) presets
+    mmzoo data pack MANIFEST DIR      pack a manifest into TFRecord shards
 
 FAMILY is one of:
 
-    image_captioning   data: synthetic | tfds:NAME | image-caption manifest;
+    image_captioning   data: synthetic | tfds:NAME | tfrecord:DIR |
+                       image-caption manifest;
                        evaluate: BLEU / CIDEr-D / ROUGE-L; export: `caption`
     video_qa           data: synthetic | video QA manifest (classify presets);
                        evaluate: exact match / VQA accuracy by question type;
@@ -24,7 +26,10 @@ FAMILY is one of:
 
 Data (`--data`): `synthetic` (mmzoo's built-in dataset for the family,
 nothing to download), `tfds:NAME` (a prepared TFDS image-text dataset, e.g.
-`tfds:coco_captions`) or the path of a JSONL/CSV manifest (`image_path,
+`tfds:coco_captions`), `tfrecord:DIR` (the shards `mmzoo data pack MANIFEST
+DIR --num-shards N` wrote from an image-caption manifest: images kept
+encoded, read and decoded in parallel; an interrupted pack run again keeps
+its finished shards) or the path of a JSONL/CSV manifest (`image_path,
 caption` rows; `video_path, question, answer` rows for video_qa). Options
 can also come from `--config file.json|yaml` (keys are the option names with
 `_`, e.g. `batch_size`); flags given on the command line win over the file.
@@ -333,6 +338,18 @@ def build_parser():
     p.add_argument("--quantize", choices=("int8", "int4"),
                    help="quantize the weights before exporting (model.keras is not changed)")
 
+    p = add("data", "pack a manifest into TFRecord shards (read with --data tfrecord:DIR)")
+    p.add_argument("action", choices=("pack",))
+    p.add_argument("manifest", help="JSONL/CSV manifest of `image_path, caption` rows")
+    p.add_argument("output_dir", help="a new or empty directory (or an earlier pack: an "
+                   "interrupted one is finished, keeping its finished shards)")
+    p.add_argument("--num-shards", type=_positive_int, default=8,
+                   help="default: 8; at least the number of workers that will read them")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier pack in output_dir (never other files)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first bad record or image instead of skipping it")
+
     p = add("presets", "list the registered presets")
     p.add_argument("--family", default=None)
     p.add_argument("--keras-hub", action="store_true",
@@ -497,6 +514,23 @@ def _export(args, out=None):
     return path
 
 
+def _pack(args, out=None):
+    from mmzoo.data import records
+
+    out = out or sys.stdout
+    report = records.pack_records(
+        args.manifest, args.output_dir, num_shards=args.num_shards, overwrite=args.overwrite,
+        strict=args.strict,
+    )
+    print(report.summary(), file=sys.stderr)
+    schema = records.read_schema(args.output_dir)
+    print(f"Packed {schema['num_examples']} examples into {len(schema['shards'])} shards "
+          f"in {args.output_dir}", file=out)
+    print(f"Train on them: mmzoo train image_captioning --data tfrecord:{args.output_dir}",
+          file=out)
+    return report
+
+
 def _expected_errors():
     """What a user's input can raise: a message, not a traceback."""
     errors = (ValueError, OSError, FloatingPointError)
@@ -637,6 +671,8 @@ def _main(argv):
             print(json.dumps(_evaluate(args), indent=2))
         elif args.command == "export":
             _export(args)
+        elif args.command == "data":
+            _pack(args)
     except KeyboardInterrupt:
         if args.verbose:
             raise

@@ -604,15 +604,16 @@ def _unless_known_bad(known_good, value):
         return tf.identity(value)
 
 
-def _skipping_failures(indexed, count, on_failure, strict):
+def _skipping_failures(indexed, count, on_failure, strict, context=()):
     """Drops the examples whose decoding failed and reports each one.
 
     `indexed` yields `(index, example)` in increasing `index` order (a
     deterministic map over `range(count)`); an element whose map raised is
     dropped by `ignore_errors`, and the gap it leaves in the indices names
-    it: `on_failure(index)` runs (in Python) for each missing index, only
-    when a gap is found, so files that decode cost no Python call. A
-    sentinel element closes the last gap of each pass.
+    it: `on_failure(index, *context)` runs (in Python, `context` tensors as
+    NumPy values) for each missing index, only when a gap is found, so files
+    that decode cost no Python call. A sentinel element closes the last gap
+    of each pass. `count` may be a tensor (one record shard of several).
 
     When skipping, the sentinel fails an assertion once it has closed the
     gap and a second `ignore_errors` drops it: two stages per example fewer
@@ -627,26 +628,29 @@ def _skipping_failures(indexed, count, on_failure, strict):
     """
     indexed = indexed.ignore_errors()
     _, example_spec = indexed.element_spec
+    count = tf.cast(count, tf.int64)
     sentinel = tf.data.Dataset.from_tensors(
-        (tf.constant(count, tf.int64), tf.nest.map_structure(_placeholder, example_spec))
+        (count, tf.nest.map_structure(_placeholder, example_spec))
     )
 
-    def report(first, stop):
+    def report(first, stop, *values):
         for index in range(int(first), int(stop)):
-            on_failure(index)
+            on_failure(index, *values)
         return np.bool_(True)
 
     def check(expected, element):
         index, example = element
         reported = tf.cond(
             index > expected,
-            lambda: tf.numpy_function(report, [expected, index], tf.bool, stateful=False),
+            lambda: tf.numpy_function(
+                report, [expected, index, *context], tf.bool, stateful=False
+            ),
             lambda: tf.constant(True),
         )
         if strict:
             return index + 1, (example, tf.logical_and(reported, index < count))
         with tf.control_dependencies([reported]):
-            real = tf.debugging.assert_less(index, tf.constant(count, tf.int64), "sentinel")
+            real = tf.debugging.assert_less(index, count, "sentinel")
         with tf.control_dependencies([real]):
             return index + 1, tf.nest.map_structure(tf.identity, example)
 
@@ -683,6 +687,23 @@ def _failure_reporter(paths, read, report, strict, what):
     return on_failure
 
 
+def _captions_by_image(manifest_path, report, strict):
+    """`{absolute image path: [captions]}` of a caption manifest, in file order.
+
+    Rows that list the same image are grouped into one example; the rows are
+    checked (and bad ones counted in `report`) as the module docstring says.
+    """
+    records = _read_records(
+        manifest_path, ("caption",), "image_path", report, strict, lists=("caption",)
+    )
+    _check_no_records(records, manifest_path, report)
+    grouped = {}
+    for path, values in records:
+        caption = values["caption"]
+        grouped.setdefault(path, []).extend([caption] if isinstance(caption, str) else caption)
+    return grouped
+
+
 def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False):
     """Image-caption pairs listed in a JSONL or CSV manifest.
 
@@ -711,14 +732,7 @@ def load_image_caption_files(manifest_path, image_shape=(224, 224), strict=False
     """
     height, width = check_image_shape(image_shape)
     report = LoadReport(manifest_path)
-    records = _read_records(
-        manifest_path, ("caption",), "image_path", report, strict, lists=("caption",)
-    )
-    _check_no_records(records, manifest_path, report)
-    grouped = {}
-    for path, values in records:
-        caption = values["caption"]
-        grouped.setdefault(path, []).extend([caption] if isinstance(caption, str) else caption)
+    grouped = _captions_by_image(manifest_path, report, strict)
     paths = list(grouped)
     # The captions of image i are `caption_values[start[i]:start[i] + size[i]]`,
     # sliced by one op per example: a `tf.RaggedTensor` in the per-pass

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 
-DATA_HELP = "synthetic | tfds:NAME | path/to/manifest.jsonl|csv"
+DATA_HELP = "synthetic | tfds:NAME | tfrecord:DIR | path/to/manifest.jsonl|csv"
 RUN_FILE = "run.json"
 # The LoRA adapters alone, written by a `--lora-rank` run beside its merged model.keras.
 ADAPTERS_FILE = "adapters.lora.h5"
@@ -355,6 +355,11 @@ def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed
         examples = data.load_tfds(
             data_spec[len("tfds:"):], split=split, image_shape=image_shape[:2], download=False
         )
+    elif data_spec.startswith("tfrecord:"):  # `mmzoo data pack` shards
+        examples, report = data.load_tfrecords(
+            data_spec[len("tfrecord:"):], image_shape=image_shape[:2], strict=strict
+        )
+        examples = checked_examples(examples, report)
     else:
         check_data_path(data_spec)
         examples, report = data.load_image_caption_files(

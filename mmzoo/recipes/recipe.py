@@ -241,8 +241,9 @@ def train(recipe, /, *args, **options):
             for families that take one (dual encoders) a keras-hub preset
             name or directory: the run starts from its weights, tokenizer
             and image normalisation.
-        data_spec: str. `synthetic`, `tfds:NAME` or a manifest path (what
-            the family reads; see its recipe).
+        data_spec: str. `synthetic`, `tfds:NAME`, `tfrecord:DIR` (shards of
+            `mmzoo.data.pack_records`) or a manifest path (what the family
+            reads; see its recipe).
         steps: int. Train to this step (a run resumes from its checkpoints).
         model_dir: str. The run directory (default `runs/<family>`).
         strategy: str. A `mmzoo.training.get_strategy` name.

@@ -49,7 +49,8 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
             "shapes_video_qa", split, num_examples=num_examples, seed=seed,
             image_size=height, num_frames=num_frames,
         ), None
-    if data_spec.startswith("tfds:"):
+    if data_spec.startswith(("tfds:", "tfrecord:")):
+        # (`mmzoo data pack` packs image-caption manifests only, so far.)
         raise ValueError(
             "`--data` must be `synthetic` or a path to a video QA manifest (.jsonl or .csv). "
             f"Received: --data {data_spec!r}"

@@ -1,0 +1,579 @@
+"""TFRecord shards: a manifest packed once, then read fast.
+
+`pack_records` writes the examples of an image-caption manifest (the format
+`mmzoo.data.load_image_caption_files` reads) as TFRecord shards: each image
+file's encoded bytes are kept as they are (a JPEG or PNG; an image in any
+other format Pillow reads is stored as a lossless PNG of its RGB pixels),
+with the image's captions. `load_tfrecords` reads them back as the same
+examples the manifest loader gives (`images` float32 in [0, 1] at the
+requested size, `captions`), decoded in the `tf.data` graph by the same
+decoders, so the pipelines, models and recipes take either source.
+
+An output directory holds:
+
+    schema.json                             written last: the pack is finished
+    image_caption-00000-of-00008.tfrecord   the shards
+    .pack/                                  only while packing (plan, finished shards)
+
+Packing is resumable: shards are written under a temporary name and renamed
+when complete, so a shard file never looks finished when it is not. Run the
+same `pack_records` call again after an interruption (a crash, SIGKILL, a
+full disk) and the shards already finished are kept; only the rest are
+written. Images are checked (decoded by Pillow) while packing: a missing or
+undecodable file, like a bad manifest row, is skipped, counted and named in
+the returned `LoadReport` (or raises with `strict=True`), as the manifest
+loaders do.
+
+Reading checks each shard's size against the schema when `load_tfrecords`
+is called: a missing or truncated shard is skipped as a whole and named in
+the report (`strict=True` raises). A record that fails its checksum is found
+while the dataset is read; TensorFlow reads no record of that shard after
+it, so that record and the rest of its shard are skipped, each named (shard
+file and record index) with the reason. An image TensorFlow cannot decode is
+skipped the same way.
+
+Example:
+
+```python
+report = mmzoo.data.pack_records("data/train.jsonl", "data/train_records", num_shards=16)
+examples, report = mmzoo.data.load_tfrecords("data/train_records", image_shape=(64, 64))
+train = mmzoo.data.captioning_pipeline(examples, model, batch_size=32)
+```
+
+From the command line: `mmzoo data pack data/train.jsonl data/train_records
+--num-shards 16`, then `mmzoo train image_captioning --data
+tfrecord:data/train_records`.
+"""
+
+import concurrent.futures
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import threading
+
+import PIL.Image
+import tensorflow as tf
+
+from mmzoo.data._checks import check_image_shape
+from mmzoo.data._checks import check_int
+from mmzoo.data.files import LoadReport
+from mmzoo.data.files import _captions_by_image
+from mmzoo.data.files import _skipping_failures
+from mmzoo.data.images import decode_jpegs_covering
+from mmzoo.data.images import scale_uint8_images
+
+SCHEMA_FILE = "schema.json"
+FORMAT = "mmzoo.tfrecords"
+VERSION = 1
+KINDS = ("image_caption",)
+_PACK_DIR = ".pack"
+_PLAN_FILE = "plan.json"
+_FEATURES = {
+    "image": "the image file's bytes: JPEG or PNG (other formats stored as PNG)",
+    "captions": "the image's captions, UTF-8 strings",
+    "source": "the image file's path when packed",
+}
+_SHARD_PATTERN = re.compile(r"^(?P<kind>[a-z_]+)-\d{5}-of-\d{5}\.tfrecord$")
+_PARTIAL_PATTERN = re.compile(
+    r"^\.([a-z_]+-\d{5}-of-\d{5}\.tfrecord|schema\.json)\.[\d-]+\.partial$"
+)
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def shard_name(kind, index, num_shards):
+    """`kind-00003-of-00016.tfrecord`."""
+    return f"{kind}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+# ------------------------------------------------------------------ writing
+def _temporary_path(path):
+    """A name beside `path` for its write in progress (one per process and thread).
+
+    Opened with a plain `open`, it gets the permissions the umask gives
+    (`tempfile.mkstemp` would make it private, and the rename keep that).
+    """
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.{os.getpid()}-{threading.get_ident()}.partial")
+
+
+def _write_json(path, value):
+    """Writes `value` as JSON to `path` atomically (temporary file, rename)."""
+    tmp = _temporary_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _own_entries(entries):
+    """The entries of a directory that a pack writes."""
+    return {
+        e for e in entries
+        if e in (SCHEMA_FILE, _PACK_DIR) or _SHARD_PATTERN.match(e) or _PARTIAL_PATTERN.match(e)
+    }
+
+
+def _remove_own(output_dir):
+    for entry in _own_entries(os.listdir(output_dir)):
+        path = os.path.join(output_dir, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def _listed(entries, limit=8):
+    entries = sorted(entries)
+    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
+    return ", ".join(entries[:limit]) + more
+
+
+def _check_output(output_dir, overwrite):
+    """Refuses an `output_dir` that packing may not write (before any work).
+
+    Never deletes a file that a pack did not write: a directory that holds
+    other files is refused, with or without `overwrite`.
+    """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"`output_dir` is a file. Received: output_dir={output_dir!r}")
+    entries = set(os.listdir(output_dir)) if os.path.isdir(output_dir) else set()
+    foreign = entries - _own_entries(entries)
+    if foreign:
+        raise ValueError(
+            f"`output_dir` holds files that mmzoo did not pack ({_listed(foreign)}); records "
+            "are packed into a new or empty directory, or over an earlier pack. "
+            f"Received: output_dir={output_dir!r}"
+        )
+    if SCHEMA_FILE in entries and not overwrite:
+        raise ValueError(
+            "`output_dir` already holds packed records (schema.json). Pass "
+            "overwrite=True (`--overwrite`) to pack them again, or choose another "
+            f"directory. Received: output_dir={output_dir!r}"
+        )
+    return entries
+
+
+def _prepare_output(output_dir, plan, overwrite):
+    """Makes `output_dir` ready for `plan`; returns the shards already finished."""
+    pack_dir = os.path.join(output_dir, _PACK_DIR)
+    entries = _check_output(output_dir, overwrite)
+    finished = set()
+    if SCHEMA_FILE in entries:  # overwrite=True
+        _remove_own(output_dir)
+    elif _PACK_DIR in entries:
+        try:
+            earlier = _read_json(os.path.join(pack_dir, _PLAN_FILE))
+        except (OSError, ValueError):
+            earlier = None
+        if earlier == plan:
+            # The same pack, interrupted: keep the shards it finished.
+            for index in range(plan["num_shards"]):
+                done = os.path.join(pack_dir, f"{index:05d}.json")
+                name = shard_name(plan["kind"], index, plan["num_shards"])
+                if os.path.exists(done) and os.path.exists(os.path.join(output_dir, name)):
+                    finished.add(index)
+            for entry in entries:
+                if _PARTIAL_PATTERN.match(entry):
+                    os.remove(os.path.join(output_dir, entry))
+            return finished
+        if not overwrite:
+            raise ValueError(
+                "`output_dir` holds an unfinished pack of another manifest, manifest "
+                "content or shard count. Run that pack again to finish it, or pass "
+                "overwrite=True (`--overwrite`) to start this one over it. "
+                f"Received: output_dir={output_dir!r}"
+            )
+        _remove_own(output_dir)
+    elif entries:  # only leftover partial shards
+        _remove_own(output_dir)
+    os.makedirs(pack_dir, exist_ok=True)
+    _write_json(os.path.join(pack_dir, _PLAN_FILE), plan)
+    return finished
+
+
+def _stored_image(path):
+    """The bytes to store for the image file `path`; raises if it does not decode."""
+    with PIL.Image.open(path) as image:
+        image.load()  # Decodes fully: truncated and corrupt files raise here.
+        with open(path, "rb") as f:
+            data = f.read()
+        if data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC):
+            return data
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+def _bytes_feature(values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+
+def _image_caption_example(image, captions, source):
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image": _bytes_feature([image]),
+        "captions": _bytes_feature([c.encode("utf-8") for c in captions]),
+        "source": _bytes_feature([source.encode("utf-8", errors="surrogateescape")]),
+    })).SerializeToString(deterministic=True)
+
+
+class _Progress:
+    """A `keras.utils.Progbar` over images, updated from the writer threads."""
+
+    def __init__(self, total, verbose):
+        self._lock = threading.Lock()
+        self._bar = None
+        if verbose and total:
+            import keras
+
+            self._bar = keras.utils.Progbar(total, unit_name="image")
+
+    def add(self):
+        if self._bar is not None:
+            with self._lock:
+                self._bar.add(1)
+
+
+def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, strict=False,
+                 num_threads=None, verbose=True):
+    """Packs an image-caption manifest into TFRecord shards (see the module docstring).
+
+    Examples are assigned to shards in manifest order (shard `i` holds a
+    contiguous slice), so the same call always writes the same shards, and
+    an interrupted call run again keeps what it finished.
+
+    Args:
+        manifest_path: str. A JSONL or CSV manifest with `image_path` and
+            `caption` columns (as `mmzoo.data.load_image_caption_files`).
+        output_dir: str. A new or empty directory, an earlier pack of the
+            same call (finished shards are kept), or an earlier pack to
+            replace with `overwrite=True`. A directory holding other files is
+            refused: nothing that mmzoo did not write is deleted.
+        num_shards: int. At most the number of usable examples; use at
+            least as many as the workers that will read them.
+        overwrite: bool. Replace a finished earlier pack, or an unfinished
+            pack of another manifest or shard count.
+        strict: bool. Raise at the first bad record or image instead of
+            skipping it.
+        num_threads: int or None. Shards written at once (default: one per
+            CPU core, at most `num_shards`).
+        verbose: bool. Show a progress bar.
+
+    Returns:
+        The `LoadReport`: records read and those skipped, with reasons (the
+        skips of shards finished by an earlier, interrupted call included).
+
+    Example:
+
+    ```python
+    report = mmzoo.data.pack_records("data/captions.jsonl", "data/records", num_shards=4)
+    print(report.summary())
+    ```
+    """
+    num_shards = check_int("num_shards", num_shards, 1)
+    if num_threads is not None:
+        num_threads = check_int("num_threads", num_threads, 1)
+    output_dir = os.fspath(output_dir)
+    _check_output(output_dir, overwrite)
+    report = LoadReport(manifest_path)
+    items = list(_captions_by_image(manifest_path, report, strict).items())
+    if num_shards > len(items):
+        raise ValueError(
+            f"`num_shards` must be at most the number of usable examples ({len(items)}): "
+            f"a shard would be empty. Received: num_shards={num_shards}"
+        )
+    kind = "image_caption"
+    fingerprint = hashlib.sha256(json.dumps(items).encode("utf-8", "surrogateescape"))
+    plan = {
+        "kind": kind, "num_shards": num_shards, "source": os.path.abspath(manifest_path),
+        "content_sha256": fingerprint.hexdigest(),
+    }
+    finished = _prepare_output(output_dir, plan, overwrite)
+    pack_dir = os.path.join(output_dir, _PACK_DIR)
+    bounds = [round(i * len(items) / num_shards) for i in range(num_shards + 1)]
+    todo = [i for i in range(num_shards) if i not in finished]
+    progress = _Progress(sum(bounds[i + 1] - bounds[i] for i in todo), verbose)
+
+    def write_shard(index):
+        name = shard_name(kind, index, num_shards)
+        tmp = _temporary_path(os.path.join(output_dir, name))
+        skipped, count = {}, 0
+        try:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for path, captions in items[bounds[index]:bounds[index + 1]]:
+                    progress.add()
+                    try:
+                        image = _stored_image(path)
+                    except Exception as e:  # noqa: BLE001 - any failure is the reason
+                        reason = f"cannot decode image ({type(e).__name__}: {e})"
+                        report.skip(path, reason, strict)
+                        skipped[path] = reason
+                        continue
+                    writer.write(_image_caption_example(image, captions, path))
+                    count += 1
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, os.path.join(output_dir, name))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        # Written after the shard's rename: a shard counts as finished only
+        # when both are there.
+        _write_json(os.path.join(pack_dir, f"{index:05d}.json"), {
+            "num_examples": count, "skipped": skipped,
+        })
+
+    if todo:
+        threads = num_threads or min(len(todo), os.cpu_count() or 1)
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(write_shard, index) for index in todo]:
+                future.result()
+    shards = []
+    for index in range(num_shards):
+        done = _read_json(os.path.join(pack_dir, f"{index:05d}.json"))
+        for path, reason in done["skipped"].items():
+            if index in finished:  # skipped by the earlier call: counted, not logged again
+                with report._lock:
+                    report.skipped.setdefault(path, reason)
+        name = shard_name(kind, index, num_shards)
+        shards.append({
+            "file": name, "num_examples": done["num_examples"],
+            "num_bytes": os.path.getsize(os.path.join(output_dir, name)),
+        })
+    _write_json(os.path.join(output_dir, SCHEMA_FILE), {
+        "format": FORMAT, "version": VERSION, "kind": kind, "features": _FEATURES,
+        "num_examples": sum(s["num_examples"] for s in shards),
+        "num_records": report.num_records, "num_skipped": report.num_skipped,
+        "source": plan["source"], "shards": shards,
+    })
+    shutil.rmtree(pack_dir)
+    report._log_suppressed()
+    return report
+
+
+# ------------------------------------------------------------------ reading
+def read_schema(directory):
+    """The `schema.json` of a directory of packed records, checked.
+
+    Raises:
+        ValueError: no such directory, a pack that did not finish, no
+            schema, or a schema of another format, version or kind.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"No directory of packed records at this path. Received: directory={directory!r}"
+        )
+    path = os.path.join(directory, SCHEMA_FILE)
+    if not os.path.exists(path):
+        if os.path.isdir(os.path.join(directory, _PACK_DIR)):
+            raise ValueError(
+                "Packing into this directory did not finish (no schema.json yet); run the "
+                "same `mmzoo data pack` (or `pack_records`) again to finish it. "
+                f"Received: directory={directory!r}"
+            )
+        raise ValueError(
+            "No schema.json: not a directory of records packed by `mmzoo data pack`. "
+            f"Received: directory={directory!r}"
+        )
+    try:
+        schema = _read_json(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Cannot read {path} ({type(e).__name__}: {e}).") from None
+    if not isinstance(schema, dict) or schema.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an mmzoo records schema (no \"format\": {FORMAT!r}).")
+    if schema.get("version") != VERSION or schema.get("kind") not in KINDS:
+        raise ValueError(
+            f"{path} describes records of version {schema.get('version')!r}, kind "
+            f"{schema.get('kind')!r}; this mmzoo reads version {VERSION} of {list(KINDS)}."
+        )
+    return schema
+
+
+_CRC_TABLE = []
+for _byte in range(256):
+    _crc = _byte
+    for _ in range(8):
+        _crc = (_crc >> 1) ^ 0x82F63B78 if _crc & 1 else _crc >> 1
+    _CRC_TABLE.append(_crc)
+
+
+def _masked_crc32c(data):
+    """The TFRecord checksum of `data` (CRC-32C, masked)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class _ShardProblems:
+    """Why a record of a shard was not read; found in Python, only on failure."""
+
+    def __init__(self, report, strict):
+        self._report = report
+        self._strict = strict
+        self._lock = threading.Lock()
+        self._offsets = {}  # shard -> [(offset, length)] of its framed records
+        self._ends = {}  # shard -> why the framing stops where it does
+        self._first_corrupt = {}
+
+    def _frame(self, path):
+        offsets, end = [], "end of file"
+        with open(path, "rb") as f:
+            while True:
+                header = f.read(12)
+                if not header:
+                    break
+                if len(header) < 12:
+                    end = "truncated inside a record header"
+                    break
+                length, crc = struct.unpack("<QI", header)
+                if _masked_crc32c(header[:8]) != crc:
+                    end = "a record header fails its checksum"
+                    break
+                start = f.tell()
+                f.seek(length + 4, os.SEEK_CUR)
+                if f.tell() > os.path.getsize(path):
+                    end = "truncated inside a record"
+                    break
+                offsets.append((start, length))
+        return offsets, end
+
+    def reason(self, path, index):
+        with self._lock:
+            if path not in self._offsets:
+                self._offsets[path], self._ends[path] = self._frame(path)
+            offsets = self._offsets[path]
+            if index >= len(offsets):
+                return (f"unreadable: the shard holds {len(offsets)} whole records "
+                        f"({self._ends[path]})")
+            start, length = offsets[index]
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(length)
+                (crc,) = struct.unpack("<I", f.read(4))
+            if _masked_crc32c(data) != crc:
+                self._first_corrupt.setdefault(path, index)
+                return "fails its checksum (a corrupt record)"
+            first = self._first_corrupt.get(path)
+            if first is not None and index > first:
+                return (f"unreadable: after record {first}, which fails its checksum "
+                        "(a shard is not read past a corrupt record)")
+        try:
+            example = tf.train.Example.FromString(data)
+            image = example.features.feature["image"].bytes_list.value[0]
+            with PIL.Image.open(io.BytesIO(image)) as decoded:
+                decoded.load()
+            return "cannot decode image (TensorFlow's decoder rejects it; Pillow reads it)"
+        except Exception as e:  # noqa: BLE001 - any failure is the reason
+            return f"cannot decode image ({type(e).__name__}: {e})"
+
+    def on_failure(self, index, path):
+        path = path.decode("utf-8", errors="surrogateescape")
+        where = f"{path} record {index}"
+        if where in self._report.skipped:
+            return
+        self._report.skip(where, self.reason(path, index), self._strict)
+
+
+def load_tfrecords(directory, image_shape=(224, 224), strict=False):
+    """The examples of a directory written by `pack_records`.
+
+    Shards are read in parallel, interleaved one record at a time (so the
+    order is not the manifest's), and decoded in parallel, deterministically:
+    the same directory gives the same sequence every time.
+
+    Args:
+        directory: str. What `pack_records` (`mmzoo data pack`) wrote.
+        image_shape: (height, width) or (height, width, 3). Output image size.
+        strict: bool. Raise at a missing, truncated or corrupt shard or an
+            undecodable image instead of skipping it.
+
+    Returns:
+        `(dataset, report)`: an unbatched `tf.data.Dataset` of dicts with
+        `images` float32 `(height, width, 3)` in [0, 1] and `captions`
+        string `(num_captions,)`, as `load_image_caption_files` gives, and a
+        `LoadReport` of what was skipped while reading.
+
+    Example:
+
+    ```python
+    examples, report = mmzoo.data.load_tfrecords("data/records", image_shape=(64, 64))
+    examples = report.require_examples(examples)
+    ```
+    """
+    schema = read_schema(directory)
+    height, width = check_image_shape(image_shape)
+    directory = os.fspath(directory)
+    report = LoadReport(directory)
+    report.num_records = schema["num_examples"]
+    shards, counts = [], []
+    for entry in schema["shards"]:
+        path = os.path.join(directory, entry["file"])
+        if not os.path.exists(path):
+            report.skip(path, "shard missing", strict)
+        elif os.path.getsize(path) != entry["num_bytes"]:
+            report.skip(
+                path,
+                f"truncated or changed: {os.path.getsize(path)} bytes, {entry['num_bytes']} "
+                "when packed",
+                strict,
+            )
+        else:
+            shards.append(path.encode("utf-8", errors="surrogateescape"))
+            counts.append(entry["num_examples"])
+    report._log_suppressed()
+    if not shards:
+        raise ValueError(f"No readable shard in {directory}.\n{report.summary()}")
+    min_size = (width, height)
+    problems = _ShardProblems(report, strict)
+    features = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "captions": tf.io.VarLenFeature(tf.string),
+    }
+
+    def decode(index, record):
+        parsed = tf.io.parse_single_example(record, features)
+        contents = parsed["image"]
+        pixels = tf.cond(
+            tf.io.is_jpeg(contents),
+            lambda: decode_jpegs_covering([contents], min_size)[0],
+            lambda: tf.io.decode_png(contents, channels=3, dtype=tf.uint8),
+        )
+        pixels = tf.ensure_shape(pixels, (None, None, 3))
+        return index, {
+            "images": scale_uint8_images(pixels, height, width),
+            "captions": tf.sparse.to_dense(parsed["captions"]),
+        }
+
+    def read_shard(path, count):
+        indexed = tf.data.TFRecordDataset(path).enumerate().map(
+            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        return _skipping_failures(indexed, count, problems.on_failure, strict, context=(path,))
+
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(shards, tf.string), tf.constant(counts, tf.int64))
+    )
+    dataset = files.interleave(
+        read_shard, cycle_length=min(len(shards), 8), block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+    )
+    return dataset, report

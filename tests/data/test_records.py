@@ -1,0 +1,330 @@
+"""`mmzoo.data.pack_records` / `load_tfrecords` and `mmzoo data pack`: TFRecord shards."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from unittest import mock
+
+import numpy as np
+import PIL.Image
+import tensorflow as tf
+
+from mmzoo import cli
+from mmzoo.data import load_image_caption_files
+from mmzoo.data import load_tfrecords
+from mmzoo.data import pack_records
+from mmzoo.data import records
+from mmzoo.recipes import _common
+from mmzoo.recipes import video_qa
+from mmzoo.testing import TestCase
+
+IMAGE_SHAPE = (16, 16)
+
+
+def write_manifest(root, num_images=9, bad=True):
+    """A manifest of PNG, JPEG, BMP and grayscale images (one listed twice),
+    plus a missing and a corrupt file when `bad`."""
+    rng = np.random.RandomState(0)
+    rows = []
+    for i in range(num_images):
+        fmt = ("PNG", "JPEG", "BMP", "PNG")[i % 4]
+        shape = (18 + i, 24, 3) if i % 4 != 3 else (18 + i, 24)  # the last: grayscale
+        name = f"image{i}.{fmt.lower()}"
+        PIL.Image.fromarray(rng.randint(0, 256, shape, dtype=np.uint8)).save(
+            os.path.join(root, name), format=fmt)
+        rows.append({"image_path": name, "caption": f"caption {i}"})
+    rows.append({"image_path": "image0.png", "caption": "another caption of image 0"})
+    if bad:
+        rows.append({"image_path": "missing.png", "caption": "gone"})
+        with open(os.path.join(root, "corrupt.jpg"), "wb") as f:
+            f.write(b"\xff\xd8\xff" + b"not a jpeg" * 8)
+        rows.append({"image_path": "corrupt.jpg", "caption": "broken"})
+    path = os.path.join(root, "captions.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    return path
+
+
+def by_captions(dataset):
+    return {tuple(c.decode() for c in x["captions"].numpy()): x["images"].numpy()
+            for x in dataset}
+
+
+def shard_bytes(directory):
+    schema = records.read_schema(directory)
+    out = []
+    for shard in schema["shards"]:
+        with open(os.path.join(directory, shard["file"]), "rb") as f:
+            out.append(f.read())
+    return out
+
+
+class PackAndReadTest(TestCase):
+    def test_packed_examples_equal_the_manifest_loaders(self):
+        root = self.get_temp_dir()
+        manifest = write_manifest(root)
+        output = os.path.join(root, "records")
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            report = pack_records(manifest, output, num_shards=3, verbose=False)
+        self.assertEqual(report.num_records, 12)
+        self.assertEqual(sorted(report.skipped), [os.path.join(root, "corrupt.jpg"),
+                                                  os.path.join(root, "missing.png")])
+        self.assertIn("cannot decode image", report.skipped[os.path.join(root, "corrupt.jpg")])
+        self.assertEqual(sorted(os.listdir(output)), [
+            f"image_caption-0000{i}-of-00003.tfrecord" for i in range(3)] + ["schema.json"])
+        schema = records.read_schema(output)
+        self.assertEqual(schema["num_examples"], 9)
+        # 10 images in manifest order, 3 / 4 / 3 to a shard; corrupt.jpg (the
+        # last) is skipped.
+        self.assertEqual([s["num_examples"] for s in schema["shards"]], [3, 4, 2])
+        self.assertEqual((schema["num_records"], schema["num_skipped"]), (12, 2))
+
+        examples, read_report = load_tfrecords(output, image_shape=IMAGE_SHAPE)
+        self.assertEqual(examples.element_spec["images"].shape, (16, 16, 3))
+        packed = by_captions(examples)
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            reference, _ = load_image_caption_files(manifest, image_shape=IMAGE_SHAPE)
+            expected = by_captions(reference)
+        self.assertEqual(sorted(packed), sorted(expected))
+        self.assertIn(("caption 0", "another caption of image 0"), packed)
+        for captions, pixels in expected.items():
+            np.testing.assert_array_equal(packed[captions], pixels)  # same decoders, bit for bit
+        self.assertEqual(read_report.num_skipped, 0)
+        # The same sequence every time.
+        again = [tuple(x["captions"].numpy()) for x in load_tfrecords(output, IMAGE_SHAPE)[0]]
+        self.assertEqual(again, [tuple(c.encode() for c in k) for k in packed])
+
+    def test_strict_stops_at_the_bad_file_and_leaves_no_finished_pack(self):
+        root = self.get_temp_dir()
+        manifest = write_manifest(root, num_images=2)
+        output = os.path.join(root, "records")
+        with self.assertRaisesRegex(ValueError, "missing.png: file not found"):
+            pack_records(manifest, output, num_shards=1, strict=True, verbose=False)
+        with open(os.path.join(root, "missing.png"), "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n truncated")
+        with self.assertRaisesRegex(ValueError, "missing.png: cannot decode image"):
+            pack_records(manifest, output, num_shards=1, strict=True, verbose=False)
+        self.assertFalse(os.path.exists(os.path.join(output, "schema.json")))
+        self.assertEqual([e for e in os.listdir(output) if e.endswith(".partial")], [])
+        with self.assertRaisesRegex(ValueError, "did not finish.*run the same"):
+            load_tfrecords(output)
+
+    def test_interrupted_pack_run_again_keeps_its_finished_shards(self):
+        root = self.get_temp_dir()
+        manifest = write_manifest(root, bad=False)
+        output = os.path.join(root, "records")
+        stored = records._stored_image
+        calls = []
+
+        def stop_in_the_third_shard(path):
+            calls.append(path)
+            if len(calls) == 8:
+                raise KeyboardInterrupt
+            return stored(path)
+
+        with mock.patch.object(records, "_stored_image", stop_in_the_third_shard):
+            with self.assertRaises(KeyboardInterrupt):
+                pack_records(manifest, output, num_shards=3, num_threads=1, verbose=False)
+        finished = sorted(e for e in os.listdir(output) if e.endswith(".tfrecord"))
+        self.assertEqual(finished, [f"image_caption-0000{i}-of-00003.tfrecord" for i in (0, 1)])
+        self.assertEqual([e for e in os.listdir(output) if e.endswith(".partial")], [])
+        before = [os.stat(os.path.join(output, name)).st_ino for name in finished]
+
+        with mock.patch.object(records, "_stored_image", side_effect=stored) as again:
+            pack_records(manifest, output, num_shards=3, verbose=False)
+        self.assertEqual(again.call_count, 3)  # the third shard's images only
+        self.assertEqual([os.stat(os.path.join(output, n)).st_ino for n in finished], before)
+        fresh = os.path.join(root, "fresh")
+        pack_records(manifest, fresh, num_shards=3, verbose=False)
+        self.assertEqual(shard_bytes(output), shard_bytes(fresh))
+
+    def test_sigkill_while_packing_then_run_again(self):
+        root = self.get_temp_dir()
+        manifest = write_manifest(root, bad=False)
+        output = os.path.join(root, "records")
+        # Killed while the second shard is half written.
+        script = textwrap.dedent(f"""
+            import os, signal
+            from mmzoo.data import records
+            stored, calls = records._stored_image, []
+            def killed(path):
+                calls.append(path)
+                if len(calls) == 5:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return stored(path)
+            records._stored_image = killed
+            records.pack_records({manifest!r}, {output!r}, num_shards=3, num_threads=1,
+                                 verbose=False)
+        """)
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+        self.assertEqual(proc.returncode, -signal.SIGKILL, proc.stderr[-2000:])
+        entries = os.listdir(output)
+        self.assertNotIn("schema.json", entries)
+        self.assertIn("image_caption-00000-of-00003.tfrecord", entries)
+        self.assertNotIn("image_caption-00001-of-00003.tfrecord", entries)
+        self.assertTrue([e for e in entries if e.endswith(".partial")])  # the half-written one
+
+        pack_records(manifest, output, num_shards=3, verbose=False)
+        self.assertEqual(sorted(os.listdir(output)), [
+            f"image_caption-0000{i}-of-00003.tfrecord" for i in range(3)] + ["schema.json"])
+        fresh = os.path.join(root, "fresh")
+        pack_records(manifest, fresh, num_shards=3, verbose=False)
+        self.assertEqual(shard_bytes(output), shard_bytes(fresh))
+        self.assertLen(list(load_tfrecords(output, IMAGE_SHAPE)[0]), 9)
+
+    def test_output_directory_rules(self):
+        root = self.get_temp_dir()
+        manifest = write_manifest(root, num_images=4, bad=False)
+        # Files mmzoo did not write: refused, overwrite or not, and kept.
+        for overwrite in (False, True):
+            with self.assertRaisesRegex(ValueError, "holds files that mmzoo did not pack "
+                                        r"\(captions.jsonl, image0.png"):
+                pack_records(manifest, root, num_shards=2, overwrite=overwrite, verbose=False)
+        self.assertTrue(os.path.exists(manifest))
+        with self.assertRaisesRegex(ValueError, "`output_dir` is a file"):
+            pack_records(manifest, manifest, verbose=False)
+        output = os.path.join(root, "records")
+        pack_records(manifest, output, num_shards=2, verbose=False)
+        with self.assertRaisesRegex(ValueError, "already holds packed records"):
+            pack_records(manifest, output, num_shards=4, verbose=False)
+        pack_records(manifest, output, num_shards=4, overwrite=True, verbose=False)
+        self.assertEqual(len(records.read_schema(output)["shards"]), 4)
+        self.assertLen(os.listdir(output), 5)  # the earlier pack's shards are gone
+
+        # An unfinished pack of another shard count.
+        os.makedirs(os.path.join(root, "unfinished", ".pack"))
+        with open(os.path.join(root, "unfinished", ".pack", "plan.json"), "w") as f:
+            json.dump({"kind": "image_caption", "num_shards": 3}, f)
+        with self.assertRaisesRegex(ValueError, "unfinished pack of another manifest"):
+            pack_records(manifest, os.path.join(root, "unfinished"), verbose=False,
+                         num_shards=2)
+        pack_records(manifest, os.path.join(root, "unfinished"), num_shards=2, overwrite=True,
+                     verbose=False)
+
+        for value in (0, True, 2.0, "2"):
+            with self.assertRaisesRegex(ValueError, f"Received: num_shards={value!r}"):
+                pack_records(manifest, os.path.join(root, "other"), num_shards=value)
+        with self.assertRaisesRegex(ValueError, r"at most the number of usable examples \(4\)"):
+            pack_records(manifest, os.path.join(root, "other"), num_shards=5)
+        self.assertFalse(os.path.exists(os.path.join(root, "other")))
+
+
+class BadShardsTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.root = self.get_temp_dir()
+        manifest = write_manifest(self.root, bad=False)
+        self.output = os.path.join(self.root, "records")
+        pack_records(manifest, self.output, num_shards=3, verbose=False)
+        self.shards = [os.path.join(self.output, s["file"])
+                       for s in records.read_schema(self.output)["shards"]]
+
+    def read(self, strict=False):
+        examples, report = load_tfrecords(self.output, IMAGE_SHAPE, strict=strict)
+        return list(examples), report
+
+    def test_truncated_or_missing_shard_is_skipped_and_named(self):
+        with open(self.shards[1], "r+b") as f:
+            f.truncate(100)
+        os.remove(self.shards[2])
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            examples, report = self.read()
+        self.assertLen(examples, 3)
+        self.assertEqual(report.skipped[self.shards[2]], "shard missing")
+        self.assertRegex(report.skipped[self.shards[1]],
+                         r"truncated or changed: 100 bytes, \d+ when packed")
+        with self.assertRaisesRegex(ValueError, "image_caption-00001-of-00003.tfrecord: truncated"):
+            self.read(strict=True)
+        os.remove(self.shards[0])
+        os.remove(self.shards[1])
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            with self.assertRaisesRegex(ValueError, "No readable shard"):
+                self.read()
+
+    def test_a_corrupt_record_and_the_rest_of_its_shard_are_skipped_and_named(self):
+        # Flip a byte inside the second record's data: it fails its checksum,
+        # and TensorFlow reads no further in that shard.
+        with open(self.shards[0], "rb") as f:
+            data = bytearray(f.read())
+        (first_length,) = np.frombuffer(bytes(data[:8]), "<u8")
+        second = 12 + int(first_length) + 4
+        data[second + 12 + 40] ^= 0xFF
+        with open(self.shards[0], "wb") as f:
+            f.write(data)
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            examples, report = self.read()
+        self.assertLen(examples, 7)
+        self.assertEqual(report.skipped, {
+            f"{self.shards[0]} record 1": "fails its checksum (a corrupt record)",
+            f"{self.shards[0]} record 2": "unreadable: after record 1, which fails its "
+                                          "checksum (a shard is not read past a corrupt record)",
+        })
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                    "00000-of-00003.tfrecord record 1: fails its checksum"):
+            self.read(strict=True)
+
+    def test_an_image_tensorflow_cannot_decode_is_skipped_and_named(self):
+        # A record written by hand around bytes that are no image.
+        with tf.io.TFRecordWriter(self.shards[2]) as writer:
+            writer.write(records._image_caption_example(b"\x89PNG\r\n\x1a\nbad", ["x"], "x.png"))
+        schema = records.read_schema(self.output)
+        schema["shards"][2].update(num_examples=1, num_bytes=os.path.getsize(self.shards[2]))
+        with open(os.path.join(self.output, "schema.json"), "w") as f:
+            json.dump(schema, f)
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            examples, report = self.read()
+        self.assertLen(examples, 6)
+        self.assertRegex(report.skipped[f"{self.shards[2]} record 0"],
+                         "^cannot decode image .*Error")
+
+    def test_not_a_finished_pack(self):
+        with self.assertRaisesRegex(ValueError, "No directory of packed records"):
+            load_tfrecords(os.path.join(self.root, "nowhere"))
+        with self.assertRaisesRegex(ValueError, "No schema.json: not a directory of records"):
+            load_tfrecords(self.root)
+        schema_path = os.path.join(self.output, "schema.json")
+        schema = records.read_schema(self.output)
+        for change, message in (({"kind": "video_qa"}, "kind 'video_qa'"),
+                                ({"version": 2}, "version 2"),
+                                ({"format": "other"}, "not an mmzoo records schema")):
+            with open(schema_path, "w") as f:
+                json.dump({**schema, **change}, f)
+            with self.assertRaisesRegex(ValueError, message):
+                load_tfrecords(self.output)
+        with open(schema_path, "w") as f:
+            json.dump(schema, f)
+        with self.assertRaisesRegex(ValueError, "image_shape"):
+            load_tfrecords(self.output, image_shape=(16,))
+        with open(schema_path, "w") as f:
+            f.write("{")
+        with self.assertRaisesRegex(ValueError, "Cannot read .*schema.json"):
+            load_tfrecords(self.output)
+
+
+class RecordsCommandTest(TestCase):
+    def test_pack_command_then_data_spec(self):
+        root = self.get_temp_dir()
+        manifest = write_manifest(root, num_images=4, bad=False)
+        output = os.path.join(root, "records")
+        out = io.StringIO()
+        with mock.patch("sys.stdout", out), mock.patch("sys.stderr", io.StringIO()) as err:
+            self.assertEqual(cli.main(["data", "pack", manifest, output, "--num-shards", "2"]), 0)
+        self.assertIn("Packed 4 examples into 2 shards", out.getvalue())
+        self.assertIn(f"--data tfrecord:{output}", out.getvalue())
+        self.assertIn("captions.jsonl: 5 records, 0 skipped", err.getvalue())
+        with mock.patch("sys.stderr", io.StringIO()) as err:
+            self.assertEqual(cli.main(["data", "pack", manifest, output]), 2)
+        self.assertIn("already holds packed records", err.getvalue())
+
+        # The recipes read `tfrecord:DIR` as they read the manifest.
+        with mock.patch("sys.stderr", io.StringIO()):
+            examples, report = _common.load_caption_examples(
+                f"tfrecord:{output}", "train", (16, 16, 3), num_examples=3)
+        self.assertLen(list(examples), 3)
+        self.assertEqual(report.num_records, 4)
+        with self.assertRaisesRegex(ValueError, "Received: --data 'tfrecord:"):
+            video_qa.load_video_qa_examples(f"tfrecord:{output}", "train", (8, 16, 16, 3))
