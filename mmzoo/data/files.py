@@ -604,16 +604,15 @@ def _unless_known_bad(known_good, value):
         return tf.identity(value)
 
 
-def _skipping_failures(indexed, count, on_failure, strict, context=()):
+def _skipping_failures(indexed, count, on_failure, strict):
     """Drops the examples whose decoding failed and reports each one.
 
     `indexed` yields `(index, example)` in increasing `index` order (a
     deterministic map over `range(count)`); an element whose map raised is
     dropped by `ignore_errors`, and the gap it leaves in the indices names
-    it: `on_failure(index, *context)` runs (in Python, `context` tensors as
-    NumPy values) for each missing index, only when a gap is found, so files
-    that decode cost no Python call. A sentinel element closes the last gap
-    of each pass. `count` may be a tensor (one record shard of several).
+    it: `on_failure(index)` runs (in Python) for each missing index, only
+    when a gap is found, so files that decode cost no Python call. A
+    sentinel element closes the last gap of each pass.
 
     When skipping, the sentinel fails an assertion once it has closed the
     gap and a second `ignore_errors` drops it: two stages per example fewer
@@ -628,29 +627,26 @@ def _skipping_failures(indexed, count, on_failure, strict, context=()):
     """
     indexed = indexed.ignore_errors()
     _, example_spec = indexed.element_spec
-    count = tf.cast(count, tf.int64)
     sentinel = tf.data.Dataset.from_tensors(
-        (count, tf.nest.map_structure(_placeholder, example_spec))
+        (tf.constant(count, tf.int64), tf.nest.map_structure(_placeholder, example_spec))
     )
 
-    def report(first, stop, *values):
+    def report(first, stop):
         for index in range(int(first), int(stop)):
-            on_failure(index, *values)
+            on_failure(index)
         return np.bool_(True)
 
     def check(expected, element):
         index, example = element
         reported = tf.cond(
             index > expected,
-            lambda: tf.numpy_function(
-                report, [expected, index, *context], tf.bool, stateful=False
-            ),
+            lambda: tf.numpy_function(report, [expected, index], tf.bool, stateful=False),
             lambda: tf.constant(True),
         )
         if strict:
             return index + 1, (example, tf.logical_and(reported, index < count))
         with tf.control_dependencies([reported]):
-            real = tf.debugging.assert_less(index, count, "sentinel")
+            real = tf.debugging.assert_less(index, tf.constant(count, tf.int64), "sentinel")
         with tf.control_dependencies([real]):
             return index + 1, tf.nest.map_structure(tf.identity, example)
 

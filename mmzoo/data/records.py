@@ -55,6 +55,7 @@ import shutil
 import struct
 import threading
 
+import numpy as np
 import PIL.Image
 import tensorflow as tf
 
@@ -62,7 +63,7 @@ from mmzoo.data._checks import check_image_shape
 from mmzoo.data._checks import check_int
 from mmzoo.data.files import LoadReport
 from mmzoo.data.files import _captions_by_image
-from mmzoo.data.files import _skipping_failures
+from mmzoo.data.files import _placeholder
 from mmzoo.data.images import decode_jpegs_covering
 from mmzoo.data.images import scale_uint8_images
 
@@ -549,7 +550,7 @@ def load_tfrecords(directory, image_shape=(224, 224), strict=False):
         "captions": tf.io.VarLenFeature(tf.string),
     }
 
-    def decode(index, record):
+    def decode(record):
         parsed = tf.io.parse_single_example(record, features)
         contents = parsed["image"]
         pixels = tf.cond(
@@ -558,22 +559,70 @@ def load_tfrecords(directory, image_shape=(224, 224), strict=False):
             lambda: tf.io.decode_png(contents, channels=3, dtype=tf.uint8),
         )
         pixels = tf.ensure_shape(pixels, (None, None, 3))
-        return index, {
+        return {
             "images": scale_uint8_images(pixels, height, width),
             "captions": tf.sparse.to_dense(parsed["captions"]),
         }
 
-    def read_shard(path, count):
-        indexed = tf.data.TFRecordDataset(path).enumerate().map(
-            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
-        return _skipping_failures(indexed, count, problems.on_failure, strict, context=(path,))
+    example_spec = {
+        "images": tf.TensorSpec((height, width, 3), tf.float32),
+        "captions": tf.TensorSpec((None,), tf.string),
+    }
+    num_shards = len(shards)
+    counts = tf.constant(counts, tf.int64)
 
-    files = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(shards, tf.string), tf.constant(counts, tf.int64))
-    )
-    dataset = files.interleave(
-        read_shard, cycle_length=min(len(shards), 8), block_length=1,
+    def read_shard(shard):
+        # A record that fails its checksum ends the shard (TensorFlow reads
+        # no further); a sentinel (index = the shard's count) follows the
+        # records, so that the gap check below sees where it ended.
+        records = tf.data.TFRecordDataset(tf.gather(paths, shard)).enumerate().ignore_errors()
+        sentinel = tf.data.Dataset.from_tensors((tf.gather(counts, shard), tf.constant("")))
+        return records.concatenate(sentinel).map(lambda index, record: (shard, index, record))
+
+    def decode_or_placeholder(shard, index, record):
+        example = tf.cond(
+            index < tf.gather(counts, shard),
+            lambda: decode(record),
+            lambda: tf.nest.map_structure(_placeholder, example_spec),
+        )
+        return shard, index, example
+
+    def report_gap(shard, first, stop):
+        for index in range(int(first), int(stop)):
+            problems.on_failure(index, shards[int(shard)])
+        return np.bool_(True)
+
+    def check(expected, element):
+        # `expected[shard]`: the next index of each shard. An example whose
+        # decoding failed was dropped by `ignore_errors`; the gap it leaves
+        # names it (Python runs only then), as in the manifest loaders.
+        shard, index, example = element
+        next_index = tf.gather(expected, shard)
+        reported = tf.cond(
+            index > next_index,
+            lambda: tf.numpy_function(report_gap, [shard, next_index, index], tf.bool,
+                                      stateful=False),
+            lambda: tf.constant(True),
+        )
+        expected = tf.tensor_scatter_nd_update(expected, [[shard]], [index + 1])
+        real = index < tf.gather(counts, shard)
+        if strict:
+            return expected, (example, tf.logical_and(reported, real))
+        with tf.control_dependencies([reported]):
+            checked = tf.debugging.Assert(real, ["sentinel"])
+        with tf.control_dependencies([checked]):
+            return expected, tf.nest.map_structure(tf.identity, example)
+
+    paths = tf.constant(shards, tf.string)
+    # Raw records of the shards, one at a time from each in turn, then one
+    # parallel decode for all of them (faster than a decode per shard).
+    dataset = tf.data.Dataset.range(num_shards).interleave(
+        read_shard, cycle_length=min(num_shards, 8), block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-    )
+    ).map(decode_or_placeholder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.ignore_errors().scan(tf.zeros([num_shards], tf.int64), check)
+    if strict:
+        dataset = dataset.filter(lambda example, real: real).map(lambda example, real: example)
+    else:
+        dataset = dataset.ignore_errors()
     return dataset, report
