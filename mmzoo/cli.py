@@ -13,7 +13,8 @@ FAMILY is one of:
     image_captioning   data: synthetic | tfds:NAME | tfrecord:DIR |
                        image-caption manifest;
                        evaluate: BLEU / CIDEr-D / ROUGE-L; export: `caption`
-    video_qa           data: synthetic | video QA manifest (classify presets);
+    video_qa           data: synthetic | tfrecord:DIR | video QA manifest
+                       (classify presets);
                        evaluate: exact match / VQA accuracy by question type;
                        export: `answer`
     dual_encoder       data: as image_captioning (image-text presets, or a
@@ -27,9 +28,9 @@ FAMILY is one of:
 Data (`--data`): `synthetic` (mmzoo's built-in dataset for the family,
 nothing to download), `tfds:NAME` (a prepared TFDS image-text dataset, e.g.
 `tfds:coco_captions`), `tfrecord:DIR` (the shards `mmzoo data pack MANIFEST
-DIR --num-shards N` wrote from an image-caption manifest: images kept
-encoded, read and decoded in parallel; an interrupted pack run again keeps
-its finished shards) or the path of a JSONL/CSV manifest (`image_path,
+DIR --num-shards N` wrote from an image-caption or video QA manifest: images
+and frames kept encoded, read and decoded in parallel; an interrupted pack
+run again keeps its finished shards) or the path of a JSONL/CSV manifest (`image_path,
 caption` rows; `video_path, question, answer` rows for video_qa). Options
 can also come from `--config file.json|yaml` (keys are the option names with
 `_`, e.g. `batch_size`); flags given on the command line win over the file.
@@ -340,7 +341,8 @@ def build_parser():
 
     p = add("data", "pack a manifest into TFRecord shards (read with --data tfrecord:DIR)")
     p.add_argument("action", choices=("pack",))
-    p.add_argument("manifest", help="JSONL/CSV manifest of `image_path, caption` rows")
+    p.add_argument("manifest", help="JSONL/CSV manifest of `image_path, caption` rows, or "
+                   "of `video_path, question, answer[, question_type]` rows")
     p.add_argument("output_dir", help="a new or empty directory (or an earlier pack: an "
                    "interrupted one is finished, keeping its finished shards)")
     p.add_argument("--num-shards", type=_positive_int, default=8,
@@ -526,8 +528,8 @@ def _pack(args, out=None):
     schema = records.read_schema(args.output_dir)
     print(f"Packed {schema['num_examples']} examples into {len(schema['shards'])} shards "
           f"in {args.output_dir}", file=out)
-    print(f"Train on them: mmzoo train image_captioning --data tfrecord:{args.output_dir}",
-          file=out)
+    family = "video_qa" if schema["kind"] == "video_qa" else "image_captioning"
+    print(f"Train on them: mmzoo train {family} --data tfrecord:{args.output_dir}", file=out)
     return report
 
 

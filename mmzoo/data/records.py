@@ -1,28 +1,37 @@
 """TFRecord shards: a manifest packed once, then read fast.
 
-`pack_records` writes the examples of an image-caption manifest (the format
-`mmzoo.data.load_image_caption_files` reads) as TFRecord shards: each image
-file's encoded bytes are kept as they are (a JPEG or PNG; an image in any
-other format Pillow reads is stored as a lossless PNG of its RGB pixels),
-with the image's captions. `load_tfrecords` reads them back as the same
-examples the manifest loader gives (`images` float32 in [0, 1] at the
-requested size, `captions`), decoded in the `tf.data` graph by the same
-decoders, so the pipelines, models and recipes take either source.
+`pack_records` writes the examples of a manifest as TFRecord shards:
+
+* an image-caption manifest (`image_path, caption` rows, as
+  `mmzoo.data.load_image_caption_files` reads): one record per image with
+  its captions; the image file's encoded bytes are kept as they are (a JPEG
+  or PNG; an image in any other format Pillow reads is stored as a lossless
+  PNG of its RGB pixels);
+* a video QA manifest (`video_path, question, answer[, question_type]`
+  rows, as `mmzoo.data.load_video_qa_files` reads): one record per clip
+  with all its questions; a frame folder's JPEG / PNG files are kept as
+  they are, the frames of a `.npy` / `.npz` array stored as PNGs (float
+  frames rounded to uint8: within half a level of what the manifest loader
+  reads). Every frame is kept; the frames used are chosen when reading.
+
+`load_tfrecords` reads them back as the examples the manifest loaders give,
+decoded in the `tf.data` graph by the same decoders (bit for bit, but for
+float arrays), so the pipelines, models and recipes take either source.
 
 An output directory holds:
 
     schema.json                             written last: the pack is finished
-    image_caption-00000-of-00008.tfrecord   the shards
+    image_caption-00000-of-00008.tfrecord   the shards (video_qa-... for clips)
     .pack/                                  only while packing (plan, finished shards)
 
 Packing is resumable: shards are written under a temporary name and renamed
 when complete, so a shard file never looks finished when it is not. Run the
 same `pack_records` call again after an interruption (a crash, SIGKILL, a
 full disk) and the shards already finished are kept; only the rest are
-written. Images are checked (decoded by Pillow) while packing: a missing or
-undecodable file, like a bad manifest row, is skipped, counted and named in
-the returned `LoadReport` (or raises with `strict=True`), as the manifest
-loaders do.
+written. Images and clips are checked (decoded by Pillow, arrays checked as
+the manifest loader checks them) while packing: a missing or undecodable
+file, like a bad manifest row, is skipped, counted and named in the returned
+`LoadReport` (or raises with `strict=True`), as the manifest loaders do.
 
 Reading checks each shard's size against the schema when `load_tfrecords`
 is called: a missing or truncated shard is skipped as a whole and named in
@@ -42,10 +51,11 @@ train = mmzoo.data.captioning_pipeline(examples, model, batch_size=32)
 
 From the command line: `mmzoo data pack data/train.jsonl data/train_records
 --num-shards 16`, then `mmzoo train image_captioning --data
-tfrecord:data/train_records`.
+tfrecord:data/train_records` (or `mmzoo train video_qa` for clips).
 """
 
 import concurrent.futures
+import csv
 import hashlib
 import io
 import json
@@ -62,21 +72,37 @@ import tensorflow as tf
 from mmzoo.data._checks import check_image_shape
 from mmzoo.data._checks import check_int
 from mmzoo.data.files import LoadReport
+from mmzoo.data.files import _FRAME_EXTENSIONS
 from mmzoo.data.files import _captions_by_image
+from mmzoo.data.files import _check_no_records
+from mmzoo.data.files import _read_array
+from mmzoo.data.files import _read_frames
+from mmzoo.data.files import _read_records
 from mmzoo.data.files import _placeholder
 from mmzoo.data.images import decode_jpegs_covering
+from mmzoo.data.images import resize_images
 from mmzoo.data.images import scale_uint8_images
 
 SCHEMA_FILE = "schema.json"
 FORMAT = "mmzoo.tfrecords"
 VERSION = 1
-KINDS = ("image_caption",)
+KINDS = ("image_caption", "video_qa")
 _PACK_DIR = ".pack"
 _PLAN_FILE = "plan.json"
 _FEATURES = {
-    "image": "the image file's bytes: JPEG or PNG (other formats stored as PNG)",
-    "captions": "the image's captions, UTF-8 strings",
-    "source": "the image file's path when packed",
+    "image_caption": {
+        "image": "the image file's bytes: JPEG or PNG (other formats stored as PNG)",
+        "captions": "the image's captions, UTF-8 strings",
+        "source": "the image file's path when packed",
+    },
+    "video_qa": {
+        "frames": "the clip's frames, JPEG or PNG bytes (a folder's files as they are; "
+                  "an array's frames as PNG)",
+        "question": "the clip's questions, UTF-8 strings (one example each)",
+        "answer": "their answers",
+        "question_type": "their question types ('' when the manifest has none)",
+        "source": "the clip's path when packed",
+    },
 }
 _SHARD_PATTERN = re.compile(r"^(?P<kind>[a-z_]+)-\d{5}-of-\d{5}\.tfrecord$")
 _PARTIAL_PATTERN = re.compile(
@@ -209,28 +235,106 @@ def _prepare_output(output_dir, plan, overwrite):
 
 
 def _stored_image(path):
-    """The bytes to store for the image file `path`; raises if it does not decode."""
+    """`(bytes to store, (width, height))` for the image file `path`.
+
+    A JPEG or PNG is stored as it is; any other format Pillow reads as a
+    PNG of its RGB pixels. Raises when the file does not decode.
+    """
     with PIL.Image.open(path) as image:
         image.load()  # Decodes fully: truncated and corrupt files raise here.
         with open(path, "rb") as f:
             data = f.read()
-        if data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC):
-            return data
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="PNG")
-        return buffer.getvalue()
+        if not (data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC)):
+            data = _png(image.convert("RGB"))
+        return data, image.size
+
+
+def _png(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _stored_frames(path):
+    """The encoded frames to store for a clip; raises when it does not decode.
+
+    A frame folder's JPEG / PNG files are stored as they are (in file-name
+    order); the frames of a `.npy` / `.npz` array as PNGs (float frames,
+    checked to be finite and in [0, 1], rounded to uint8).
+    """
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(_FRAME_EXTENSIONS))
+        if not names:
+            raise ValueError(f"no {'/'.join(_FRAME_EXTENSIONS)} frames in the folder")
+        frames, sizes = [], set()
+        for name in names:
+            data, size = _stored_image(os.path.join(path, name))
+            frames.append(data)
+            sizes.add(size)
+        if len(sizes) > 1:
+            raise ValueError("frames differ in size")
+        return frames
+    count = _read_array(path).shape[0]
+    pixels, _ = _read_frames(path, count, None)  # float32 in [0, 1], checked
+    pixels = np.round(pixels * 255.0).astype(np.uint8)
+    return [_png(PIL.Image.fromarray(frame)) for frame in pixels]
 
 
 def _bytes_feature(values):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
 
 
-def _image_caption_example(image, captions, source):
+def _utf8(texts):
+    return [t.encode("utf-8", errors="surrogateescape") for t in texts]
+
+
+def _example(features):
     return tf.train.Example(features=tf.train.Features(feature={
-        "image": _bytes_feature([image]),
-        "captions": _bytes_feature([c.encode("utf-8") for c in captions]),
-        "source": _bytes_feature([source.encode("utf-8", errors="surrogateescape")]),
+        name: _bytes_feature(values) for name, values in features.items()
     })).SerializeToString(deterministic=True)
+
+
+def _image_caption_example(path, captions):
+    """A record of an image and its captions (raises if the image does not decode)."""
+    image, _ = _stored_image(path)
+    return _example({"image": [image], "captions": _utf8(captions), "source": _utf8([path])})
+
+
+def _video_qa_example(path, qas):
+    """A record of a clip and all its question-answer rows (decoded once when read)."""
+    return _example({
+        "frames": _stored_frames(path),
+        **{key: _utf8(qa[key] for qa in qas) for key in ("question", "answer", "question_type")},
+        "source": _utf8([path]),
+    })
+
+
+def _video_qa_rows(manifest_path, report, strict):
+    """`{absolute video path: [{question, answer, question_type}]}`, in file order."""
+    records = _read_records(
+        manifest_path, ("question", "answer"), "video_path", report, strict,
+        optional=("question_type",),
+    )
+    _check_no_records(records, manifest_path, report)
+    grouped = {}
+    for path, values in records:
+        grouped.setdefault(path, []).append(values)
+    return grouped
+
+
+def _manifest_kind(manifest_path):
+    """`video_qa` when the manifest has a `video_path` column, else `image_caption`."""
+    try:
+        with open(manifest_path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            if manifest_path.lower().endswith(".csv"):
+                columns = next(csv.reader(f), [])
+            else:
+                line = next((line for line in f if line.strip()), "{}")
+                row = json.loads(line)
+                columns = list(row) if isinstance(row, dict) else []
+    except (OSError, ValueError):
+        return "image_caption"  # its loader names the problem
+    return "video_qa" if "video_path" in columns else "image_caption"
 
 
 class _Progress:
@@ -252,7 +356,10 @@ class _Progress:
 
 def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, strict=False,
                  num_threads=None, verbose=True):
-    """Packs an image-caption manifest into TFRecord shards (see the module docstring).
+    """Packs an image-caption or video QA manifest into TFRecord shards.
+
+    See the module docstring for what is stored. The kind of manifest is
+    told by its columns (`video_path`: video QA).
 
     Examples are assigned to shards in manifest order (shard `i` holds a
     contiguous slice), so the same call always writes the same shards, and
@@ -260,7 +367,9 @@ def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, stric
 
     Args:
         manifest_path: str. A JSONL or CSV manifest with `image_path` and
-            `caption` columns (as `mmzoo.data.load_image_caption_files`).
+            `caption` columns (as `mmzoo.data.load_image_caption_files`), or
+            `video_path`, `question`, `answer` and optional
+            `question_type` columns (as `mmzoo.data.load_video_qa_files`).
         output_dir: str. A new or empty directory, an earlier pack of the
             same call (finished shards are kept), or an earlier pack to
             replace with `overwrite=True`. A directory holding other files is
@@ -292,13 +401,15 @@ def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, stric
     output_dir = os.fspath(output_dir)
     _check_output(output_dir, overwrite)
     report = LoadReport(manifest_path)
-    items = list(_captions_by_image(manifest_path, report, strict).items())
+    kind = _manifest_kind(manifest_path)
+    rows = _video_qa_rows if kind == "video_qa" else _captions_by_image
+    write_example = _video_qa_example if kind == "video_qa" else _image_caption_example
+    items = list(rows(manifest_path, report, strict).items())
     if num_shards > len(items):
         raise ValueError(
             f"`num_shards` must be at most the number of usable examples ({len(items)}): "
             f"a shard would be empty. Received: num_shards={num_shards}"
         )
-    kind = "image_caption"
     fingerprint = hashlib.sha256(json.dumps(items).encode("utf-8", "surrogateescape"))
     plan = {
         "kind": kind, "num_shards": num_shards, "source": os.path.abspath(manifest_path),
@@ -313,20 +424,22 @@ def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, stric
     def write_shard(index):
         name = shard_name(kind, index, num_shards)
         tmp = _temporary_path(os.path.join(output_dir, name))
-        skipped, count = {}, 0
+        skipped, num_records, num_examples = {}, 0, 0
         try:
             with tf.io.TFRecordWriter(tmp) as writer:
-                for path, captions in items[bounds[index]:bounds[index + 1]]:
+                for path, values in items[bounds[index]:bounds[index + 1]]:
                     progress.add()
                     try:
-                        image = _stored_image(path)
+                        record = write_example(path, values)
                     except Exception as e:  # noqa: BLE001 - any failure is the reason
-                        reason = f"cannot decode image ({type(e).__name__}: {e})"
+                        what = "video" if kind == "video_qa" else "image"
+                        reason = f"cannot decode {what} ({type(e).__name__}: {e})"
                         report.skip(path, reason, strict)
                         skipped[path] = reason
                         continue
-                    writer.write(_image_caption_example(image, captions, path))
-                    count += 1
+                    writer.write(record)
+                    num_records += 1
+                    num_examples += len(values) if kind == "video_qa" else 1
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, os.path.join(output_dir, name))
@@ -337,7 +450,7 @@ def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, stric
         # Written after the shard's rename: a shard counts as finished only
         # when both are there.
         _write_json(os.path.join(pack_dir, f"{index:05d}.json"), {
-            "num_examples": count, "skipped": skipped,
+            "num_records": num_records, "num_examples": num_examples, "skipped": skipped,
         })
 
     if todo:
@@ -354,13 +467,14 @@ def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, stric
                     report.skipped.setdefault(path, reason)
         name = shard_name(kind, index, num_shards)
         shards.append({
-            "file": name, "num_examples": done["num_examples"],
+            "file": name, "num_records": done["num_records"],
+            "num_examples": done["num_examples"],
             "num_bytes": os.path.getsize(os.path.join(output_dir, name)),
         })
     _write_json(os.path.join(output_dir, SCHEMA_FILE), {
-        "format": FORMAT, "version": VERSION, "kind": kind, "features": _FEATURES,
+        "format": FORMAT, "version": VERSION, "kind": kind, "features": _FEATURES[kind],
         "num_examples": sum(s["num_examples"] for s in shards),
-        "num_records": report.num_records, "num_skipped": report.num_skipped,
+        "manifest_rows": report.num_records, "num_skipped": report.num_skipped,
         "source": plan["source"], "shards": shards,
     })
     shutil.rmtree(pack_dir)
@@ -494,24 +608,54 @@ class _ShardProblems:
         self._report.skip(where, self.reason(path, index), self._strict)
 
 
-def load_tfrecords(directory, image_shape=(224, 224), strict=False):
+def _frame_positions(count, num_frames):
+    """int64 `(num_frames,)`: `mmzoo.data.files._frame_indices` in the graph.
+
+    Evenly spaced frames of a long clip (numpy's `linspace(...).round()`,
+    ties to even), the last frame repeated for a short one.
+    """
+    if num_frames == 1:
+        return tf.zeros([1], tf.int64)
+    last = tf.cast(count - 1, tf.float64)
+    spaced = tf.round(tf.range(num_frames, dtype=tf.float64) * (last / (num_frames - 1)))
+    spaced = tf.concat([spaced[:-1], [last]], axis=0)
+    return tf.cond(
+        count >= num_frames,
+        lambda: tf.cast(spaced, tf.int64),
+        lambda: tf.minimum(tf.range(num_frames, dtype=tf.int64), count - 1),
+    )
+
+
+def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False, kind=None):
     """The examples of a directory written by `pack_records`.
 
     Shards are read in parallel, interleaved one record at a time (so the
     order is not the manifest's), and decoded in parallel, deterministically:
-    the same directory gives the same sequence every time.
+    the same directory gives the same sequence every time. A video QA
+    record holds a clip and all its questions: the clip is decoded once and
+    gives one example per question.
 
     Args:
         directory: str. What `pack_records` (`mmzoo data pack`) wrote.
-        image_shape: (height, width) or (height, width, 3). Output image size.
+        image_shape: (height, width) or (height, width, 3). Output image
+            (or frame) size.
+        num_frames: int >= 1. Frames per clip (video QA records), chosen
+            as `load_video_qa_files` does: evenly spaced, the last frame
+            repeated for a shorter clip. Only those are decoded.
         strict: bool. Raise at a missing, truncated or corrupt shard or an
-            undecodable image instead of skipping it.
+            undecodable image or clip instead of skipping it.
+        kind: None, `"image_caption"` or `"video_qa"`: the kind of records
+            expected (an error names both when the directory holds the
+            other); None takes what it holds.
 
     Returns:
-        `(dataset, report)`: an unbatched `tf.data.Dataset` of dicts with
-        `images` float32 `(height, width, 3)` in [0, 1] and `captions`
-        string `(num_captions,)`, as `load_image_caption_files` gives, and a
-        `LoadReport` of what was skipped while reading.
+        `(dataset, report)`: an unbatched `tf.data.Dataset` of the dicts the
+        manifest loaders give (`load_image_caption_files`: `images` float32
+        `(height, width, 3)` in [0, 1] and `captions` string
+        `(num_captions,)`; `load_video_qa_files`: `videos` float32
+        `(num_frames, height, width, 3)`, `questions`, `answers`,
+        `question_types`), and a `LoadReport` of what was skipped while
+        reading.
 
     Example:
 
@@ -522,6 +666,13 @@ def load_tfrecords(directory, image_shape=(224, 224), strict=False):
     """
     schema = read_schema(directory)
     height, width = check_image_shape(image_shape)
+    num_frames = check_int("num_frames", num_frames, 1)
+    if kind is not None and kind != schema["kind"]:
+        raise ValueError(
+            f"{directory} holds {schema['kind']} records; {kind} records are needed here. "
+            f"Received: directory={directory!r}"
+        )
+    kind = schema["kind"]
     directory = os.fspath(directory)
     report = LoadReport(directory)
     report.num_records = schema["num_examples"]
@@ -539,35 +690,64 @@ def load_tfrecords(directory, image_shape=(224, 224), strict=False):
             )
         else:
             shards.append(path.encode("utf-8", errors="surrogateescape"))
-            counts.append(entry["num_examples"])
+            counts.append(entry["num_records"])
     report._log_suppressed()
     if not shards:
         raise ValueError(f"No readable shard in {directory}.\n{report.summary()}")
     min_size = (width, height)
     problems = _ShardProblems(report, strict)
-    features = {
-        "image": tf.io.FixedLenFeature([], tf.string),
-        "captions": tf.io.VarLenFeature(tf.string),
-    }
 
-    def decode(record):
-        parsed = tf.io.parse_single_example(record, features)
-        contents = parsed["image"]
+    def decode_images(contents):
+        """uint8 `(len(contents), h, w, 3)` from JPEG (at a DCT scale) or PNG bytes."""
         pixels = tf.cond(
-            tf.io.is_jpeg(contents),
-            lambda: decode_jpegs_covering([contents], min_size)[0],
-            lambda: tf.io.decode_png(contents, channels=3, dtype=tf.uint8),
+            tf.io.is_jpeg(contents[0]),
+            lambda: decode_jpegs_covering(contents, min_size),
+            lambda: tf.stack([tf.io.decode_png(c, channels=3, dtype=tf.uint8)
+                              for c in contents]),
         )
-        pixels = tf.ensure_shape(pixels, (None, None, 3))
-        return {
-            "images": scale_uint8_images(pixels, height, width),
-            "captions": tf.sparse.to_dense(parsed["captions"]),
+        return tf.ensure_shape(pixels, (len(contents), None, None, 3))
+
+    if kind == "video_qa":
+        features = {"frames": tf.io.VarLenFeature(tf.string)}
+        features.update({key: tf.io.VarLenFeature(tf.string)
+                         for key in ("question", "answer", "question_type")})
+        texts = {"questions": "question", "answers": "answer", "question_types": "question_type"}
+
+        def decode(record):
+            parsed = tf.io.parse_single_example(record, features)
+            frames = tf.sparse.to_dense(parsed["frames"])
+            positions = _frame_positions(tf.shape(frames, out_type=tf.int64)[0], num_frames)
+            chosen = tf.gather(frames, positions)
+            pixels = decode_images([chosen[t] for t in range(num_frames)])
+            videos = resize_images(tf.cast(pixels, tf.float32) / 255.0, height, width)
+            return {
+                "videos": tf.clip_by_value(videos, 0.0, 1.0),
+                **{key: tf.sparse.to_dense(parsed[column]) for key, column in texts.items()},
+            }
+
+        example_spec = {
+            "videos": tf.TensorSpec((num_frames, height, width, 3), tf.float32),
+            **{key: tf.TensorSpec((None,), tf.string) for key in texts},
+        }
+    else:
+        features = {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "captions": tf.io.VarLenFeature(tf.string),
         }
 
-    example_spec = {
-        "images": tf.TensorSpec((height, width, 3), tf.float32),
-        "captions": tf.TensorSpec((None,), tf.string),
-    }
+        def decode(record):
+            parsed = tf.io.parse_single_example(record, features)
+            pixels = decode_images([parsed["image"]])[0]
+            return {
+                "images": scale_uint8_images(pixels, height, width),
+                "captions": tf.sparse.to_dense(parsed["captions"]),
+            }
+
+        example_spec = {
+            "images": tf.TensorSpec((height, width, 3), tf.float32),
+            "captions": tf.TensorSpec((None,), tf.string),
+        }
+
     num_shards = len(shards)
     counts = tf.constant(counts, tf.int64)
 
@@ -625,4 +805,12 @@ def load_tfrecords(directory, image_shape=(224, 224), strict=False):
         dataset = dataset.filter(lambda example, real: real).map(lambda example, real: example)
     else:
         dataset = dataset.ignore_errors()
+    if kind == "video_qa":
+        # One example per question of the clip, the decoded clip shared.
+        def questions(example):
+            clip = tf.data.Dataset.from_tensors(example["videos"]).repeat()
+            rows = tf.data.Dataset.from_tensor_slices({key: example[key] for key in texts})
+            return tf.data.Dataset.zip(clip, rows).map(lambda videos, row: {"videos": videos, **row})
+
+        dataset = dataset.flat_map(questions)
     return dataset, report

@@ -357,7 +357,8 @@ def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed
         )
     elif data_spec.startswith("tfrecord:"):  # `mmzoo data pack` shards
         examples, report = data.load_tfrecords(
-            data_spec[len("tfrecord:"):], image_shape=image_shape[:2], strict=strict
+            data_spec[len("tfrecord:"):], image_shape=image_shape[:2], strict=strict,
+            kind="image_caption",
         )
         examples = checked_examples(examples, report)
     else:

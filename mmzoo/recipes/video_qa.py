@@ -19,9 +19,10 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
     """Unbatched `videos` / `questions` / `answers` / `question_types` examples.
 
     Args:
-        data_spec: `synthetic` (mmzoo's `shapes_video_qa`) or the path of a
+        data_spec: `synthetic` (mmzoo's `shapes_video_qa`), the path of a
             JSONL/CSV manifest of `video_path, question, answer[,
-            question_type]` rows.
+            question_type]` rows, or `tfrecord:DIR` (such a manifest packed
+            by `mmzoo data pack`).
         split: str. Split of the synthetic data (a manifest is one split).
         video_shape: `(num_frames, height, width, channels)`, or the
             `(height, width, channels)` of an image tower (a one-frame video).
@@ -49,16 +50,21 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
             "shapes_video_qa", split, num_examples=num_examples, seed=seed,
             image_size=height, num_frames=num_frames,
         ), None
-    if data_spec.startswith(("tfds:", "tfrecord:")):
-        # (`mmzoo data pack` packs image-caption manifests only, so far.)
+    if data_spec.startswith("tfds:"):
         raise ValueError(
-            "`--data` must be `synthetic` or a path to a video QA manifest (.jsonl or .csv). "
-            f"Received: --data {data_spec!r}"
+            "`--data` must be `synthetic`, `tfrecord:DIR` or a path to a video QA manifest "
+            f"(.jsonl or .csv). Received: --data {data_spec!r}"
         )
-    _common.check_data_path(data_spec)
-    examples, report = data.load_video_qa_files(
-        data_spec, num_frames=num_frames, image_shape=(height, width), strict=strict
-    )
+    if data_spec.startswith("tfrecord:"):  # `mmzoo data pack` shards
+        examples, report = data.load_tfrecords(
+            data_spec[len("tfrecord:"):], image_shape=(height, width), num_frames=num_frames,
+            strict=strict, kind="video_qa",
+        )
+    else:
+        _common.check_data_path(data_spec)
+        examples, report = data.load_video_qa_files(
+            data_spec, num_frames=num_frames, image_shape=(height, width), strict=strict
+        )
     examples = _common.checked_examples(examples, report)
     return (examples.take(num_examples) if num_examples else examples), report
 

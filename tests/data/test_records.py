@@ -16,6 +16,7 @@ import tensorflow as tf
 from mmzoo import cli
 from mmzoo.data import load_image_caption_files
 from mmzoo.data import load_tfrecords
+from mmzoo.data import load_video_qa_files
 from mmzoo.data import pack_records
 from mmzoo.data import records
 from mmzoo.recipes import _common
@@ -81,7 +82,7 @@ class PackAndReadTest(TestCase):
         # 10 images in manifest order, 3 / 4 / 3 to a shard; corrupt.jpg (the
         # last) is skipped.
         self.assertEqual([s["num_examples"] for s in schema["shards"]], [3, 4, 2])
-        self.assertEqual((schema["num_records"], schema["num_skipped"]), (12, 2))
+        self.assertEqual((schema["manifest_rows"], schema["num_skipped"]), (12, 2))
 
         examples, read_report = load_tfrecords(output, image_shape=IMAGE_SHAPE)
         self.assertEqual(examples.element_spec["images"].shape, (16, 16, 3))
@@ -270,9 +271,11 @@ class BadShardsTest(TestCase):
     def test_an_image_tensorflow_cannot_decode_is_skipped_and_named(self):
         # A record written by hand around bytes that are no image.
         with tf.io.TFRecordWriter(self.shards[2]) as writer:
-            writer.write(records._image_caption_example(b"\x89PNG\r\n\x1a\nbad", ["x"], "x.png"))
+            writer.write(records._example({"image": [b"\x89PNG\r\n\x1a\nbad"],
+                                           "captions": [b"x"], "source": [b"x.png"]}))
         schema = records.read_schema(self.output)
-        schema["shards"][2].update(num_examples=1, num_bytes=os.path.getsize(self.shards[2]))
+        schema["shards"][2].update(num_records=1, num_examples=1,
+                                   num_bytes=os.path.getsize(self.shards[2]))
         with open(os.path.join(self.output, "schema.json"), "w") as f:
             json.dump(schema, f)
         with self.assertLogs("mmzoo.data", "WARNING"):
@@ -288,7 +291,7 @@ class BadShardsTest(TestCase):
             load_tfrecords(self.root)
         schema_path = os.path.join(self.output, "schema.json")
         schema = records.read_schema(self.output)
-        for change, message in (({"kind": "video_qa"}, "kind 'video_qa'"),
+        for change, message in (({"kind": "audio"}, "kind 'audio'"),
                                 ({"version": 2}, "version 2"),
                                 ({"format": "other"}, "not an mmzoo records schema")):
             with open(schema_path, "w") as f:
@@ -326,5 +329,78 @@ class RecordsCommandTest(TestCase):
                 f"tfrecord:{output}", "train", (16, 16, 3), num_examples=3)
         self.assertLen(list(examples), 3)
         self.assertEqual(report.num_records, 4)
-        with self.assertRaisesRegex(ValueError, "Received: --data 'tfrecord:"):
+        with self.assertRaisesRegex(ValueError, "holds image_caption records; video_qa "
+                                    "records are needed here"):
             video_qa.load_video_qa_examples(f"tfrecord:{output}", "train", (8, 16, 16, 3))
+
+
+def write_video_manifest(root):
+    """Clips as a JPEG frame folder (12 frames, two questions), a short PNG
+    folder, uint8 / float `.npy` and an RGBA `.npz`, plus two bad clips."""
+    rng = np.random.RandomState(0)
+    for folder, count, fmt in (("jpeg_frames", 12, "JPEG"), ("png_frames", 3, "PNG")):
+        os.makedirs(os.path.join(root, folder))
+        for t in range(count):
+            PIL.Image.fromarray(rng.randint(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+                os.path.join(root, folder, f"{t:03d}.{fmt.lower()}"), format=fmt)
+    np.save(os.path.join(root, "uint8.npy"), rng.randint(0, 256, (10, 18, 22, 3), np.uint8))
+    np.save(os.path.join(root, "float.npy"), rng.rand(9, 18, 22).astype("float32"))
+    np.savez(os.path.join(root, "rgba.npz"), frames=rng.randint(0, 256, (7, 16, 16, 4), np.uint8))
+    np.save(os.path.join(root, "nan.npy"), np.full((4, 8, 8, 3), np.nan, "float32"))
+    os.makedirs(os.path.join(root, "no_frames"))
+    rows = [{"video_path": name, "question": f"what is in {name}?", "answer": "red",
+             "question_type": "color"}
+            for name in ("jpeg_frames", "png_frames", "uint8.npy", "float.npy", "rgba.npz",
+                         "nan.npy", "no_frames")]
+    rows.append({"video_path": "jpeg_frames", "question": "which way?", "answer": "left"})
+    path = os.path.join(root, "qa.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    return path
+
+
+class VideoQARecordsTest(TestCase):
+    def test_packed_clips_equal_the_manifest_loaders(self):
+        root = self.get_temp_dir()
+        manifest = write_video_manifest(root)
+        output = os.path.join(root, "records")
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            report = pack_records(manifest, output, num_shards=2, verbose=False)
+        self.assertEqual(sorted(report.skipped), [os.path.join(root, "nan.npy"),
+                                                  os.path.join(root, "no_frames")])
+        self.assertIn("non-finite values", report.skipped[os.path.join(root, "nan.npy")])
+        schema = records.read_schema(output)
+        self.assertEqual((schema["kind"], schema["num_examples"]), ("video_qa", 6))
+        # Five clips, the JPEG one with both its questions in one record.
+        self.assertEqual(sum(s["num_records"] for s in schema["shards"]), 5)
+
+        def examples(dataset):
+            return {x["questions"].numpy().decode(): (
+                x["videos"].numpy(), x["answers"].numpy(), x["question_types"].numpy())
+                for x in dataset}
+
+        packed = examples(load_tfrecords(output, (16, 16), num_frames=8)[0])
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            expected = examples(load_video_qa_files(manifest, 8, (16, 16))[0])
+        self.assertEqual(sorted(packed), sorted(expected))
+        for question, (videos, answer, question_type) in expected.items():
+            self.assertEqual(packed[question][1:], (answer, question_type))
+            self.assertEqual(packed[question][0].shape, (8, 16, 16, 3))
+            # Frame files and uint8 arrays bit for bit; float frames are
+            # stored as uint8 (within half a level, before resizing).
+            atol = 0.5 / 255 if question == "what is in float.npy?" else 0
+            np.testing.assert_allclose(packed[question][0], videos, rtol=0, atol=atol + 1e-7)
+        # Any number of frames, chosen as the manifest loader chooses them.
+        for num_frames in (1, 5):
+            packed = examples(load_tfrecords(output, (16, 16), num_frames=num_frames)[0])
+            expected = examples(load_video_qa_files(manifest, num_frames, (16, 16))[0])
+            np.testing.assert_array_equal(packed["which way?"][0], expected["which way?"][0])
+
+        with mock.patch("sys.stderr", io.StringIO()):
+            loaded, _ = video_qa.load_video_qa_examples(
+                f"tfrecord:{output}", "train", (4, 16, 16, 3), num_examples=3)
+        self.assertEqual([tuple(x["videos"].shape) for x in loaded], [(4, 16, 16, 3)] * 3)
+        with self.assertRaisesRegex(ValueError, "holds video_qa records; image_caption"):
+            _common.load_caption_examples(f"tfrecord:{output}", "train", (16, 16, 3))
+        with self.assertRaisesRegex(ValueError, "Received: num_frames=0"):
+            load_tfrecords(output, num_frames=0)
