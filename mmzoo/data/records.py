@@ -806,11 +806,12 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
     else:
         dataset = dataset.ignore_errors()
     if kind == "video_qa":
-        # One example per question of the clip, the decoded clip shared.
-        def questions(example):
-            clip = tf.data.Dataset.from_tensors(example["videos"]).repeat()
-            rows = tf.data.Dataset.from_tensor_slices({key: example[key] for key in texts})
-            return tf.data.Dataset.zip(clip, rows).map(lambda videos, row: {"videos": videos, **row})
+        # One example per question of the clip, decoded once (`unbatch`
+        # measured faster than a `flat_map` of one dataset per clip).
+        def per_question(example):
+            count = tf.shape(example["questions"])[0]
+            videos = tf.repeat(example["videos"][None], count, axis=0)
+            return {"videos": videos, **{key: example[key] for key in texts}}
 
-        dataset = dataset.flat_map(questions)
+        dataset = dataset.map(per_question).unbatch()
     return dataset, report
