@@ -456,8 +456,16 @@ def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, stric
     if todo:
         threads = num_threads or min(len(todo), os.cpu_count() or 1)
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            for future in [pool.submit(write_shard, index) for index in todo]:
-                future.result()
+            futures = [pool.submit(write_shard, index) for index in todo]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                # Shards not started are not written; those being written
+                # finish (a rerun keeps them).
+                for future in futures:
+                    future.cancel()
+                raise
     shards = []
     for index in range(num_shards):
         done = _read_json(os.path.join(pack_dir, f"{index:05d}.json"))
@@ -517,6 +525,17 @@ def read_schema(directory):
         raise ValueError(
             f"{path} describes records of version {schema.get('version')!r}, kind "
             f"{schema.get('kind')!r}; this mmzoo reads version {VERSION} of {list(KINDS)}."
+        )
+    shards = schema.get("shards")
+    if not isinstance(shards, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("file"), str)
+        and all(isinstance(s.get(key), int) for key in ("num_records", "num_examples",
+                                                        "num_bytes"))
+        for s in shards
+    ) or not isinstance(schema.get("num_examples"), int):
+        raise ValueError(
+            f"{path} is damaged: `shards` must list each shard's `file`, `num_records`, "
+            f"`num_examples` and `num_bytes`, with the total `num_examples`."
         )
     return schema
 

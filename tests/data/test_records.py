@@ -293,7 +293,9 @@ class BadShardsTest(TestCase):
         schema = records.read_schema(self.output)
         for change, message in (({"kind": "audio"}, "kind 'audio'"),
                                 ({"version": 2}, "version 2"),
-                                ({"format": "other"}, "not an mmzoo records schema")):
+                                ({"format": "other"}, "not an mmzoo records schema"),
+                                ({"shards": [{"file": "x"}]}, "is damaged: `shards` must list"),
+                                ({"num_examples": None}, "is damaged")):
             with open(schema_path, "w") as f:
                 json.dump({**schema, **change}, f)
             with self.assertRaisesRegex(ValueError, message):
