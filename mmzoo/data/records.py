@@ -338,15 +338,15 @@ def _manifest_kind(manifest_path):
 
 
 class _Progress:
-    """A `keras.utils.Progbar` over images, updated from the writer threads."""
+    """A `keras.utils.Progbar` over images or clips, updated from the writer threads."""
 
-    def __init__(self, total, verbose):
+    def __init__(self, total, verbose, unit):
         self._lock = threading.Lock()
         self._bar = None
         if verbose and total:
             import keras
 
-            self._bar = keras.utils.Progbar(total, unit_name="image")
+            self._bar = keras.utils.Progbar(total, unit_name=unit)
 
     def add(self):
         if self._bar is not None:
@@ -419,7 +419,10 @@ def pack_records(manifest_path, output_dir, num_shards=8, overwrite=False, stric
     pack_dir = os.path.join(output_dir, _PACK_DIR)
     bounds = [round(i * len(items) / num_shards) for i in range(num_shards + 1)]
     todo = [i for i in range(num_shards) if i not in finished]
-    progress = _Progress(sum(bounds[i + 1] - bounds[i] for i in todo), verbose)
+    progress = _Progress(
+        sum(bounds[i + 1] - bounds[i] for i in todo), verbose,
+        "clip" if kind == "video_qa" else "image",
+    )
 
     def write_shard(index):
         name = shard_name(kind, index, num_shards)
@@ -560,9 +563,10 @@ def _masked_crc32c(data):
 class _ShardProblems:
     """Why a record of a shard was not read; found in Python, only on failure."""
 
-    def __init__(self, report, strict):
+    def __init__(self, report, strict, kind):
         self._report = report
         self._strict = strict
+        self._feature = "frames" if kind == "video_qa" else "image"
         self._lock = threading.Lock()
         self._offsets = {}  # shard -> [(offset, length)] of its framed records
         self._ends = {}  # shard -> why the framing stops where it does
@@ -610,14 +614,17 @@ class _ShardProblems:
             if first is not None and index > first:
                 return (f"unreadable: after record {first}, which fails its checksum "
                         "(a shard is not read past a corrupt record)")
+        feature = self._feature
+        what = "video" if feature == "frames" else "image"
         try:
             example = tf.train.Example.FromString(data)
-            image = example.features.feature["image"].bytes_list.value[0]
-            with PIL.Image.open(io.BytesIO(image)) as decoded:
-                decoded.load()
-            return "cannot decode image (TensorFlow's decoder rejects it; Pillow reads it)"
+            for image in example.features.feature[feature].bytes_list.value:
+                with PIL.Image.open(io.BytesIO(image)) as decoded:
+                    decoded.load()
+            return (f"cannot decode {what} (TensorFlow's decoder rejects it; Pillow reads "
+                    f"{'every frame' if what == 'video' else 'it'})")
         except Exception as e:  # noqa: BLE001 - any failure is the reason
-            return f"cannot decode image ({type(e).__name__}: {e})"
+            return f"cannot decode {what} ({type(e).__name__}: {e})"
 
     def on_failure(self, index, path):
         path = path.decode("utf-8", errors="surrogateescape")
@@ -714,7 +721,7 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
     if not shards:
         raise ValueError(f"No readable shard in {directory}.\n{report.summary()}")
     min_size = (width, height)
-    problems = _ShardProblems(report, strict)
+    problems = _ShardProblems(report, strict, kind)
 
     def decode_images(contents):
         """uint8 `(len(contents), h, w, 3)` from JPEG (at a DCT scale) or PNG bytes."""

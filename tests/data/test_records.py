@@ -348,12 +348,17 @@ def write_video_manifest(root):
     np.save(os.path.join(root, "uint8.npy"), rng.randint(0, 256, (10, 18, 22, 3), np.uint8))
     np.save(os.path.join(root, "float.npy"), rng.rand(9, 18, 22).astype("float32"))
     np.savez(os.path.join(root, "rgba.npz"), frames=rng.randint(0, 256, (7, 16, 16, 4), np.uint8))
+    # Frames of two formats (TensorFlow's JPEG decoder reads PNG too).
+    os.makedirs(os.path.join(root, "mixed_frames"))
+    for t, fmt in enumerate(("JPEG", "PNG")):
+        PIL.Image.fromarray(rng.randint(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            os.path.join(root, "mixed_frames", f"{t:03d}.jpg"), format=fmt)
     np.save(os.path.join(root, "nan.npy"), np.full((4, 8, 8, 3), np.nan, "float32"))
     os.makedirs(os.path.join(root, "no_frames"))
     rows = [{"video_path": name, "question": f"what is in {name}?", "answer": "red",
              "question_type": "color"}
             for name in ("jpeg_frames", "png_frames", "uint8.npy", "float.npy", "rgba.npz",
-                         "nan.npy", "no_frames")]
+                         "nan.npy", "no_frames", "mixed_frames")]
     rows.append({"video_path": "jpeg_frames", "question": "which way?", "answer": "left"})
     path = os.path.join(root, "qa.jsonl")
     with open(path, "w", encoding="utf-8") as f:
@@ -372,9 +377,9 @@ class VideoQARecordsTest(TestCase):
                                                   os.path.join(root, "no_frames")])
         self.assertIn("non-finite values", report.skipped[os.path.join(root, "nan.npy")])
         schema = records.read_schema(output)
-        self.assertEqual((schema["kind"], schema["num_examples"]), ("video_qa", 6))
-        # Five clips, the JPEG one with both its questions in one record.
-        self.assertEqual(sum(s["num_records"] for s in schema["shards"]), 5)
+        self.assertEqual((schema["kind"], schema["num_examples"]), ("video_qa", 7))
+        # Six clips, the JPEG one with both its questions in one record.
+        self.assertEqual(sum(s["num_records"] for s in schema["shards"]), 6)
 
         def examples(dataset):
             return {x["questions"].numpy().decode(): (
@@ -395,7 +400,8 @@ class VideoQARecordsTest(TestCase):
         # Any number of frames, chosen as the manifest loader chooses them.
         for num_frames in (1, 5):
             packed = examples(load_tfrecords(output, (16, 16), num_frames=num_frames)[0])
-            expected = examples(load_video_qa_files(manifest, num_frames, (16, 16))[0])
+            with self.assertLogs("mmzoo.data", "WARNING"):
+                expected = examples(load_video_qa_files(manifest, num_frames, (16, 16))[0])
             np.testing.assert_array_equal(packed["which way?"][0], expected["which way?"][0])
 
         with mock.patch("sys.stderr", io.StringIO()):
@@ -406,3 +412,17 @@ class VideoQARecordsTest(TestCase):
             _common.load_caption_examples(f"tfrecord:{output}", "train", (16, 16, 3))
         with self.assertRaisesRegex(ValueError, "Received: num_frames=0"):
             load_tfrecords(output, num_frames=0)
+
+        # A record written by hand around a frame that is no image.
+        shard = os.path.join(output, schema["shards"][1]["file"])
+        with tf.io.TFRecordWriter(shard) as writer:
+            writer.write(records._example({"frames": [b"\xff\xd8\xff bad"], "question": [b"q"],
+                                           "answer": [b"a"], "question_type": [b""]}))
+        schema["shards"][1].update(num_records=1, num_examples=1,
+                                   num_bytes=os.path.getsize(shard))
+        with open(os.path.join(output, "schema.json"), "w") as f:
+            json.dump(schema, f)
+        with self.assertLogs("mmzoo.data", "WARNING"):
+            dataset, report = load_tfrecords(output, (16, 16))
+            self.assertNotIn("q", examples(dataset))
+        self.assertRegex(report.skipped[f"{shard} record 0"], "^cannot decode video .*Error")
