@@ -41,6 +41,12 @@ it, so that record and the rest of its shard are skipped, each named (shard
 file and record index) with the reason. An image TensorFlow cannot decode is
 skipped the same way.
 
+Under `tf.distribute`, `load_tfrecords(..., input_context=context)` reads and
+decodes only one input pipeline's share (whole shards when there are at
+least as many shards as pipelines, records by position otherwise), for
+`strategy.distribute_datasets_from_function`. (`mmzoo.training.Trainer`
+does not use it yet: each of its workers reads the whole global batch.)
+
 Example:
 
 ```python
@@ -652,7 +658,8 @@ def _frame_positions(count, num_frames):
     )
 
 
-def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False, kind=None):
+def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False, kind=None,
+                   input_context=None):
     """The examples of a directory written by `pack_records`.
 
     Shards are read in parallel, interleaved one record at a time (so the
@@ -673,6 +680,15 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
         kind: None, `"image_caption"` or `"video_qa"`: the kind of records
             expected (an error names both when the directory holds the
             other); None takes what it holds.
+        input_context: a `tf.distribute.InputContext`, or None to read
+            everything. With one, this input pipeline reads and decodes only
+            its share: the shards `input_pipeline_id::num_input_pipelines`
+            when there are at least as many shards as pipelines, otherwise
+            the records at those positions of every shard (each shard is
+            then read through, but only its share decoded). The pipelines
+            together see every example once per pass. Batch the share at
+            `input_context.get_per_replica_batch_size(global_batch)` and do
+            not give the pipeline the context again (it would shard again).
 
     Returns:
         `(dataset, report)`: an unbatched `tf.data.Dataset` of the dicts the
@@ -700,10 +716,27 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
         )
     kind = schema["kind"]
     directory = os.fspath(directory)
+    entries, stride, start = schema["shards"], 1, 0
+    if input_context is not None:
+        if not isinstance(input_context, tf.distribute.InputContext):
+            raise ValueError(
+                "`input_context` must be a `tf.distribute.InputContext` or None. "
+                f"Received: input_context={input_context!r}"
+            )
+        pipelines = input_context.num_input_pipelines
+        pipeline = input_context.input_pipeline_id
+        if len(entries) >= pipelines:
+            entries = entries[pipeline::pipelines]  # whole shards
+        else:
+            stride, start = pipelines, pipeline  # records by position
     report = LoadReport(directory)
-    report.num_records = schema["num_examples"]
+    # The examples of this share (records for video QA shared by position).
+    report.num_records = sum(
+        e["num_examples"] if stride == 1 else len(range(start, e["num_records"], stride))
+        for e in entries
+    )
     shards, counts = [], []
-    for entry in schema["shards"]:
+    for entry in entries:
         path = os.path.join(directory, entry["file"])
         if not os.path.exists(path):
             report.skip(path, "shard missing", strict)
@@ -782,6 +815,8 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
         # no further); a sentinel (index = the shard's count) follows the
         # records, so that the gap check below sees where it ended.
         records = tf.data.TFRecordDataset(tf.gather(paths, shard)).enumerate().ignore_errors()
+        if stride > 1:  # this pipeline's positions only, before decoding
+            records = records.filter(lambda index, record: index % stride == start)
         sentinel = tf.data.Dataset.from_tensors((tf.gather(counts, shard), tf.constant("")))
         return records.concatenate(sentinel).map(lambda index, record: (shard, index, record))
 
@@ -794,12 +829,13 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
         return shard, index, example
 
     def report_gap(shard, first, stop):
-        for index in range(int(first), int(stop)):
+        for index in range(int(first), int(stop), stride):
             problems.on_failure(index, shards[int(shard)])
         return np.bool_(True)
 
     def check(expected, element):
-        # `expected[shard]`: the next index of each shard. An example whose
+        # `expected[shard]`: the next index of each shard (of this share's
+        # positions: `start`, `start + stride`, ...). An example whose
         # decoding failed was dropped by `ignore_errors`; the gap it leaves
         # names it (Python runs only then), as in the manifest loaders.
         shard, index, example = element
@@ -810,7 +846,7 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
                                       stateful=False),
             lambda: tf.constant(True),
         )
-        expected = tf.tensor_scatter_nd_update(expected, [[shard]], [index + 1])
+        expected = tf.tensor_scatter_nd_update(expected, [[shard]], [index + stride])
         real = index < tf.gather(counts, shard)
         if strict:
             return expected, (example, tf.logical_and(reported, real))
@@ -826,7 +862,8 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
         read_shard, cycle_length=min(num_shards, 8), block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
     ).map(decode_or_placeholder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.ignore_errors().scan(tf.zeros([num_shards], tf.int64), check)
+    dataset = dataset.ignore_errors().scan(tf.fill([num_shards], tf.constant(start, tf.int64)),
+                                           check)
     if strict:
         dataset = dataset.filter(lambda example, real: real).map(lambda example, real: example)
     else:

@@ -310,6 +310,60 @@ class BadShardsTest(TestCase):
             load_tfrecords(self.output)
 
 
+class ShareTest(TestCase):
+    """`load_tfrecords(input_context=...)`: each input pipeline reads its share."""
+
+    def setUp(self):
+        super().setUp()
+        root = self.get_temp_dir()
+        manifest = write_manifest(root, num_images=12, bad=False)
+        self.output = os.path.join(root, "records")
+        pack_records(manifest, self.output, num_shards=3, verbose=False)
+        self.all = sorted(by_captions(load_tfrecords(self.output, IMAGE_SHAPE)[0]))
+
+    def shares(self, pipelines):
+        out = []
+        for pipeline in range(pipelines):
+            context = tf.distribute.InputContext(pipelines, pipeline, pipelines)
+            examples, report = load_tfrecords(self.output, IMAGE_SHAPE, input_context=context)
+            out.append((sorted(by_captions(examples)), report))
+        return out
+
+    def test_every_example_once_by_shard_or_by_position(self):
+        # 2 pipelines: shards 0 and 2, and shard 1; 4 pipelines (more than
+        # the 3 shards): every 4th record of each shard.
+        for pipelines, sizes in ((2, [8, 4]), (4, [3, 3, 3, 3])):
+            shares = self.shares(pipelines)
+            self.assertEqual([len(captions) for captions, _ in shares], sizes)
+            self.assertEqual([report.num_records for _, report in shares], sizes)
+            together = [c for captions, _ in shares for c in captions]
+            self.assertEqual(sorted(together), self.all)  # each once
+        with self.assertRaisesRegex(ValueError, "`input_context` must be"):
+            load_tfrecords(self.output, input_context=2)
+
+    def test_a_pipeline_decodes_only_its_share(self):
+        # The record at position 1 of the last shard holds no image: only
+        # the pipeline whose share it is decodes it, and reports it.
+        schema = records.read_schema(self.output)
+        shard = os.path.join(self.output, schema["shards"][2]["file"])
+        kept = [r.numpy() for r in tf.data.TFRecordDataset(shard)]
+        kept[1] = records._example({"image": [b"\xff\xd8\xff bad"], "captions": [b"x"],
+                                    "source": [b"x.jpg"]})
+        with tf.io.TFRecordWriter(shard) as writer:
+            for record in kept:
+                writer.write(record)
+        schema["shards"][2]["num_bytes"] = os.path.getsize(shard)
+        with open(os.path.join(self.output, "schema.json"), "w") as f:
+            json.dump(schema, f)
+        for pipelines, owner in ((2, 0), (4, 1)):  # by shard (0 and 2), by position
+            with self.assertLogs("mmzoo.data", "WARNING"):
+                shares = self.shares(pipelines)
+            skipped = [sorted(report.skipped) for _, report in shares]
+            self.assertEqual(skipped[owner], [f"{shard} record 1"], pipelines)
+            self.assertEqual([s for i, s in enumerate(skipped) if i != owner],
+                             [[]] * (pipelines - 1))
+
+
 class RecordsCommandTest(TestCase):
     def test_pack_command_then_data_spec(self):
         root = self.get_temp_dir()
