@@ -105,6 +105,7 @@ import tensorflow as tf
 from mmzoo.data import ops
 from mmzoo.data._checks import check_image_shape
 from mmzoo.data._checks import check_int
+from mmzoo.data.images import _PNG_MAGIC
 from mmzoo.data.images import decode_jpegs_covering
 from mmzoo.data.images import scale_uint8_images
 
@@ -504,9 +505,6 @@ def _read_image(path, min_size=None):
             image.draft("RGB", min_size)  # No-op for formats other than JPEG.
         image.load()  # Decodes fully: truncated files raise here.
         return np.asarray(image.convert("RGB"), dtype="uint8")
-
-
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _decode_images_in_graph(paths, min_size):

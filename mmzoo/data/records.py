@@ -110,12 +110,10 @@ _FEATURES = {
         "source": "the clip's path when packed",
     },
 }
-_SHARD_PATTERN = re.compile(r"^(?P<kind>[a-z_]+)-\d{5}-of-\d{5}\.tfrecord$")
+_SHARD_PATTERN = re.compile(r"^[a-z_]+-\d{5}-of-\d{5}\.tfrecord$")
 _PARTIAL_PATTERN = re.compile(
     r"^\.([a-z_]+-\d{5}-of-\d{5}\.tfrecord|schema\.json)\.[\d-]+\.partial$"
 )
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def shard_name(kind, index, num_shards):
@@ -248,9 +246,10 @@ def _stored_image(path):
     """
     with PIL.Image.open(path) as image:
         image.load()  # Decodes fully: truncated and corrupt files raise here.
-        with open(path, "rb") as f:
-            data = f.read()
-        if not (data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC)):
+        if image.format in ("JPEG", "PNG"):  # told by content, not the name
+            with open(path, "rb") as f:
+                data = f.read()
+        else:
             data = _png(image.convert("RGB"))
         return data, image.size
 
@@ -580,6 +579,7 @@ class _ShardProblems:
 
     def _frame(self, path):
         offsets, end = [], "end of file"
+        size = os.path.getsize(path)
         with open(path, "rb") as f:
             while True:
                 header = f.read(12)
@@ -594,7 +594,7 @@ class _ShardProblems:
                     break
                 start = f.tell()
                 f.seek(length + 4, os.SEEK_CUR)
-                if f.tell() > os.path.getsize(path):
+                if f.tell() > size:
                     end = "truncated inside a record"
                     break
                 offsets.append((start, length))
