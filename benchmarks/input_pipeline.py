@@ -5,6 +5,11 @@ then times, in examples per second (median over --runs runs, after a warm-up):
 
 * image-caption files -> decode, resize, tokenize, batch (`captioning_pipeline`),
   and the same files packed into TFRecord shards (`pack_records`, `load_tfrecords`)
+* the shards read by two reader processes at once, as two workers read them:
+  each its own share (`load_tfrecords(input_context=...)`, what
+  `Trainer.fit(dataset_fn)` does), or each all of it, keeping half of every
+  global batch (what `Trainer.fit(dataset)` does on two workers). The rate is
+  the examples the two processes keep per second, summed.
 * video-QA files (JPEG frame folders, and .npy clips) -> decode, sample frames,
   resize, tokenize, batch (`video_qa_pipeline`)
 * synthetic generation in numpy (`generate_shapes_*`), and `load_synthetic`
@@ -36,6 +41,8 @@ parser.add_argument("--num-frames", type=int, default=8, help="frames per clip a
 parser.add_argument("--frame-size", type=int, default=32, help="frame side after resizing")
 parser.add_argument("--synthetic-examples", type=int, default=2048)
 parser.add_argument("--readme", default="benchmarks/README.md", help="'' to skip writing")
+# Internal: one of the two reader processes (see `reader_rates`).
+parser.add_argument("--reader", help=argparse.SUPPRESS)
 args = parser.parse_args()
 
 import csv  # noqa: E402
@@ -80,6 +87,77 @@ def pipeline_rate(dataset):
     for _ in range(args.warmup_batches):  # starts the threads, fills the buffers
         next(iterator)
     return median_rate(run, args.num_batches * args.batch_size)
+
+
+def reader(spec):
+    """One reader process: `MODE,ID,SHARDS,VOCABULARY,READY_DIR` (see `reader_rates`).
+
+    Prints its median / min / max rate of examples kept per second, and the
+    CPU seconds the process spent (all its threads) per 1,000 examples kept.
+    """
+    import json
+
+    mode, index, shards, vocabulary_file, ready_dir = spec.split(",")
+    index = int(index)
+    vocabulary = open(vocabulary_file).read().split("\n")
+    tokenizer = mmzoo.data.TextTokenizer(vocabulary, sequence_length=args.sequence_length)
+    shape = (args.image_size,) * 2
+    context = tf.distribute.InputContext(2, index, 2)
+    if mode == "share":  # this worker's shards, per-replica batches
+        images, _ = mmzoo.data.load_tfrecords(shards, image_shape=shape, input_context=context)
+        keep = 1.0
+    else:  # every record, global batches of which this worker keeps half
+        images, _ = mmzoo.data.load_tfrecords(shards, image_shape=shape)
+        context, keep = None, 0.5
+    dataset = mmzoo.data.captioning_pipeline(
+        images, tokenizer, batch_size=args.batch_size, shuffle_buffer=256, seed=0,
+        input_context=context,
+    )
+    batch = args.batch_size // 2 if mode == "share" else args.batch_size
+    iterator = iter(dataset)
+    for _ in range(args.warmup_batches):
+        next(iterator)
+    # Both processes time the same stretch.
+    open(os.path.join(ready_dir, str(index)), "w").close()
+    while len(os.listdir(ready_dir)) < 2:
+        time.sleep(0.01)
+
+    def run():
+        for _ in range(args.num_batches):
+            next(iterator)
+
+    cpu = time.process_time()
+    median, low, high = median_rate(run, args.num_batches * batch * keep)
+    cpu = time.process_time() - cpu
+    kept = args.runs * args.num_batches * batch * keep
+    print(json.dumps([median, low, high, 1000 * cpu / kept]))
+
+
+def reader_rates(mode, shards, vocabulary, folder):
+    """Examples kept per second by two reader processes at once, summed, and
+    their mean CPU seconds per 1,000 examples kept."""
+    import json
+
+    vocabulary_file = os.path.join(folder, "vocabulary.txt")
+    with open(vocabulary_file, "w") as f:
+        f.write("\n".join(vocabulary))
+    ready_dir = tempfile.mkdtemp(dir=folder)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, *sys.argv[1:], "--readme", "",
+             "--reader", f"{mode},{i},{shards},{vocabulary_file},{ready_dir}"],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        for i in range(2)
+    ]
+    rates = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"a reader process failed ({proc.returncode})")
+        rates.append(json.loads(out.strip().splitlines()[-1]))
+    cpu = float(np.mean([r[3] for r in rates]))
+    return tuple(float(sum(r[i] for r in rates)) for i in range(3)), (cpu, cpu, cpu)
 
 
 def write_files(folder):
@@ -183,6 +261,21 @@ def main():
             f"{args.num_shards} shards", "images/s", (pack_rate, pack_rate, pack_rate),
         ))
         assert report.num_skipped == 0, report.summary()
+        for mode, what in (
+            ("share", "each its own shards (input_context), batches of "
+             f"{args.batch_size // 2}"),
+            ("whole", f"each all shards, batches of {args.batch_size}, half of each kept"),
+        ):
+            rate, cpu = reader_rates(mode, shards, vocabulary, folder)
+            results.append((
+                f"image-caption TFRecord shards, 2 reader processes at once ({mode})",
+                f"{what}; examples kept, both processes summed", "examples/s", rate,
+            ))
+            results.append((
+                f"the same ({mode}): CPU time of one reader process",
+                "CPU seconds (all threads) per 1,000 examples it keeps, mean of the two",
+                "CPU-s", cpu,
+            ))
 
         for name, what in (("frames.csv", "JPEG frame folders"), ("npy.csv", ".npy clips")):
             videos, report = mmzoo.data.load_video_qa_files(
@@ -241,7 +334,12 @@ def main():
     header = f"| pipeline | what is timed | rate (median of {args.runs}) | min-max |"
     lines = [header, "| --- | --- | --- | --- |"]
     for name, what, unit, (median, low, high) in results:
-        lines.append(f"| {name} | {what} | {median:,.0f} {unit} | {low:,.0f}-{high:,.0f} |")
+        if unit == "CPU-s":  # one measurement, not a median of runs
+            lines.append(f"| {name} | {what} | {median:.2f} {unit} | - |")
+        else:
+            lines.append(
+                f"| {name} | {what} | {median:,.0f} {unit} | {low:,.0f}-{high:,.0f} |"
+            )
     table = "\n".join(lines)
     print(table)
 
@@ -273,4 +371,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if args.reader:
+        reader(args.reader)
+    else:
+        main()

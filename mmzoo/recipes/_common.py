@@ -117,7 +117,7 @@ def keras_hub_text_tower(text_encoder, replaces):
     return encoders.build_keras_hub_text_tower(text_encoder, sequence_length=length)
 
 
-def run_tokenizer(run_dir, texts, vocabulary_size):
+def run_tokenizer(run_dir, texts, vocabulary_size, save=True):
     """The run's tokenizer: read back when the run has one (resume), else trained.
 
     It is saved in `<run_dir>/tokenizer/` before training starts, so that a
@@ -129,6 +129,9 @@ def run_tokenizer(run_dir, texts, vocabulary_size):
         run_dir: str. The run directory.
         texts: `tf.data.Dataset` of strings (any shape) to train on.
         vocabulary_size: int. Most WordPiece tokens.
+        save: bool. False on the non-chief workers of a multi-worker run:
+            they train the same vocabulary from the same texts, and only the
+            chief writes it.
     """
     from mmzoo import data
 
@@ -137,6 +140,8 @@ def run_tokenizer(run_dir, texts, vocabulary_size):
         return data.TextTokenizer.load(path)
     vocabulary = data.train_word_piece_vocabulary(texts, vocabulary_size=vocabulary_size)
     tokenizer = data.TextTokenizer(vocabulary)
+    if not save:
+        return tokenizer
     staging = path + ".tmp"
     tokenizer.save(staging)
     os.replace(staging, path)
@@ -212,14 +217,15 @@ def _is_unstarted(run_dir):
 
 
 @contextlib.contextmanager
-def run_directory(model_dir, family, preset, **settings):
+def run_directory(model_dir, family, preset, chief=True, **settings):
     """The run directory of a training recipe, checked, recorded and cleaned up.
 
     Refuses a directory that holds a run of another family or preset, writes
     `run.json` (family, preset and `settings`) in a new one, and, when
     training fails before its first checkpoint or logged step, removes the
     directory if this call created it (a failed start leaves nothing
-    behind).
+    behind). With `chief=False` (the other workers of a multi-worker run) it
+    only checks: the chief writes `run.json` and removes the directory.
     """
     import mmzoo
 
@@ -236,7 +242,7 @@ def run_directory(model_dir, family, preset, **settings):
         )
     os.makedirs(model_dir, exist_ok=True)
     try:
-        if not record:
+        if not record and chief:
             write_json(
                 os.path.join(model_dir, RUN_FILE),
                 {"family": family, "preset": preset, **settings,
@@ -244,7 +250,7 @@ def run_directory(model_dir, family, preset, **settings):
             )
         yield model_dir
     except BaseException:
-        if not existed and _is_unstarted(model_dir):
+        if chief and not existed and _is_unstarted(model_dir):
             shutil.rmtree(model_dir, ignore_errors=True)
         raise
 
@@ -334,8 +340,11 @@ def synthetic_name(data_spec, expected):
 
 
 def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed=0,
-                          strict=False):
+                          strict=False, input_context=None):
     """Unbatched `images` + `captions` examples from a `--data` value.
+
+    `input_context` (`tfrecord:` data only) reads one input pipeline's share
+    of the shards.
 
     Returns:
         `(examples, report)`: the report is the manifest's `LoadReport`
@@ -358,7 +367,7 @@ def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed
     elif data_spec.startswith("tfrecord:"):  # `mmzoo data pack` shards
         examples, report = data.load_tfrecords(
             data_spec[len("tfrecord:"):], image_shape=image_shape[:2], strict=strict,
-            kind="image_caption",
+            kind="image_caption", input_context=input_context,
         )
         examples = checked_examples(examples, report)
     else:
@@ -374,7 +383,8 @@ def fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir, report=No
     """`trainer.fit` with the CLI's logging cadence; saves `model.keras` on the chief.
 
     A manifest's `report` is printed at the end: files that failed to decode
-    are only found while the dataset is read.
+    are only found while the dataset is read. `report` may be a function that
+    returns it (the report of a dataset function's share, made inside `fit`).
     """
     from mmzoo import training
 
@@ -384,6 +394,8 @@ def fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir, report=No
     )
     if training.is_chief(trainer.strategy):
         training.save_model(trainer.model, os.path.join(model_dir, "model.keras"))
+        if callable(report):
+            report = report()
         if report is not None:
             print(report.summary(), file=sys.stderr)
     return history

@@ -110,6 +110,8 @@ class Recipe:
             strict) -> (examples, report)`: unbatched examples of a `--data`
             value, read at `input_shape` (`(height, width, 3)` or `(frames,
             height, width, 3)`), and the manifest's `LoadReport` or None.
+            A recipe that reads `tfrecord:` data also takes `input_context=`
+            (one input pipeline's share of the shards).
         build_model: `(preset, tower, tokenizer, **model_options) -> model`:
             the preset with the built tower passed in, the run's vocabulary
             and a preprocessor holding `tokenizer` (called in the strategy
@@ -343,13 +345,15 @@ def _train(
     settings.update(
         {option: _common.preset_reference(value) for option, value in hub_towers.items()}
     )
-    with _common.run_directory(model_dir, recipe.family, preset, **settings):
+    chief = training.is_chief(strategy)
+    with _common.run_directory(model_dir, recipe.family, preset, chief=chief, **settings):
         if pretrained:
             # The preset's weights, tokenizer and image normalisation.
             with strategy.scope():
                 model = recipe.from_pretrained(preset, **model_options)
+            shape = _common.example_shape(model)
             examples, report = recipe.load_examples(
-                data_spec, "train", _common.example_shape(model), num_examples, seed, strict
+                data_spec, "train", shape, num_examples, seed, strict
             )
         elif init_from is not None:
             with strategy.scope():
@@ -364,8 +368,9 @@ def _train(
                             f"({report['trainable_fraction']:.1%})",
                             file=sys.stderr,
                         )
+            shape = _common.example_shape(model)
             examples, report = recipe.load_examples(
-                data_spec, "train", _common.example_shape(model), num_examples, seed, strict
+                data_spec, "train", shape, num_examples, seed, strict
             )
         else:
             # The tower takes no vocabulary, so it is built first: its input
@@ -380,8 +385,9 @@ def _train(
                     tower = build(hub_towers[option], dtype=config.get("dtype"))
                 else:
                     tower = _common.build_encoder(tower_spec, dtype=config.get("dtype"))
+            shape = _common.input_shape(tower)
             examples, report = recipe.load_examples(
-                data_spec, "train", _common.input_shape(tower), num_examples, seed, strict
+                data_spec, "train", shape, num_examples, seed, strict
             )
             if text_encoder is not None:  # the preset's own tokenizer
                 import keras_hub
@@ -390,7 +396,8 @@ def _train(
                 model_options["text_encoder"] = text_encoder
             else:
                 tokenizer = _common.run_tokenizer(
-                    model_dir, examples.map(lambda x: x[recipe.texts]), vocabulary_size
+                    model_dir, examples.map(lambda x: x[recipe.texts]), vocabulary_size,
+                    save=chief,
                 )
             with strategy.scope():
                 model = recipe.build_model(preset, tower, tokenizer, **model_options)
@@ -406,14 +413,52 @@ def _train(
             jit_compile=not recipe.cross_replica_loss or strategy.num_replicas_in_sync == 1,
             deterministic=deterministic,
         )
-        dataset = recipe.pipeline(
-            examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
-            report=report, **family_options,
-        )
+        if data_spec.startswith("tfrecord:"):
+            # Each worker reads and decodes only its share of the shards.
+            dataset, report = _per_worker_input(
+                recipe, data_spec, shape, num_examples, model, batch_size, seed, deterministic,
+                strict, family_options,
+            )
+        else:
+            dataset = recipe.pipeline(
+                examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
+                report=report, **family_options,
+            )
         history = _common.fit(trainer, dataset, steps, checkpoint_every, verbose, model_dir, report)
         if lora_rank is not None and training.is_chief(trainer.strategy):
             model.save_lora_weights(os.path.join(model_dir, _common.ADAPTERS_FILE))
         return history
+
+
+def _per_worker_input(recipe, data_spec, shape, num_examples, model, batch_size, seed,
+                      deterministic, strict, family_options):
+    """A dataset function over `tfrecord:` shards, and a function returning its report.
+
+    `Trainer.fit` calls the function with this worker's input context: the
+    shards (or records) of its share are read and decoded, and the pipeline
+    batches them per replica. Each of P input pipelines reads at most
+    `ceil(num_examples / P)` examples of its share.
+    """
+    reports = []  # the report of this worker's share, once `fit` has called dataset_fn
+
+    def dataset_fn(context):
+        share = num_examples and -(-num_examples // context.num_input_pipelines)
+        examples, report = recipe.load_examples(
+            data_spec, "train", shape, share, seed, strict, input_context=context
+        )
+        if context.num_input_pipelines > 1:
+            report.manifest_path = (
+                f"{report.manifest_path} (input pipeline {context.input_pipeline_id} "
+                f"of {context.num_input_pipelines})"
+            )
+        reports.append(report)
+        # Already this worker's share: the pipeline only batches it per replica.
+        return recipe.pipeline(
+            examples, model, batch_size=context.get_per_replica_batch_size(batch_size),
+            seed=seed, deterministic=deterministic, report=report, **family_options,
+        )
+
+    return dataset_fn, lambda: reports[-1] if reports else None
 
 
 # --------------------------------------------------------------- evaluate

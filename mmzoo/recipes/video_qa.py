@@ -15,7 +15,7 @@ def _tower(preset, config):
 
 
 def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, seed=0,
-                           strict=False):
+                           strict=False, input_context=None):
     """Unbatched `videos` / `questions` / `answers` / `question_types` examples.
 
     Args:
@@ -58,7 +58,7 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
     if data_spec.startswith("tfrecord:"):  # `mmzoo data pack` shards
         examples, report = data.load_tfrecords(
             data_spec[len("tfrecord:"):], image_shape=(height, width), num_frames=num_frames,
-            strict=strict, kind="video_qa",
+            strict=strict, kind="video_qa", input_context=input_context,
         )
     else:
         _common.check_data_path(data_spec)

@@ -7,6 +7,15 @@ save, but only the chief's files are kept: the other workers write into
 `model_dir/workertemp_<task_id>`, which is deleted after each save (the layout
 TensorFlow's own `PreemptionCheckpointHandler` uses).
 
+With per-worker input (`Trainer.fit` given a dataset function) each worker
+also keeps the position of its own input pipeline, a `tf.train.Checkpoint`
+of its `tf.data` iterator alone, in
+`model_dir/input/pipeline-<id>-of-<count>/ckpt-<step>`: the model and
+optimizer are not copied there. Every worker writes its input checkpoint
+first and waits for all the others (a collective) before the chief writes
+the model checkpoint of the same step, so a model checkpoint on disk means
+that every worker's input checkpoint of that step is on disk too.
+
 A save killed midway (SIGKILL, a full disk) leaves a `ckpt-N_temp/`
 directory of partial shards beside the complete checkpoints; the chief
 deletes such directories when it next starts, before training.
@@ -134,6 +143,25 @@ def latest_checkpoint(model_dir):
     return tf.train.latest_checkpoint(model_dir)
 
 
+def input_directory(model_dir, context):
+    """Where one input pipeline's iterator checkpoints go (see the module docstring)."""
+    return os.path.join(
+        model_dir,
+        "input",
+        f"pipeline-{context.input_pipeline_id:05d}-of-{context.num_input_pipelines:05d}",
+    )
+
+
+def _barrier(strategy):
+    """A function that returns once every replica of `strategy` has called it."""
+
+    def replica_fn():
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.ones([]))
+
+    return tf.function(lambda: strategy.run(replica_fn))
+
+
 class CheckpointSaver:
     """A `tf.train.CheckpointManager` over `model_dir`, multi-worker aware.
 
@@ -143,9 +171,14 @@ class CheckpointSaver:
         strategy: the `tf.distribute.Strategy` in use.
         max_to_keep: int. Checkpoints kept in `model_dir`; older ones are
             deleted when a new one is written.
+        input_checkpoint: `tf.train.Checkpoint` of this worker's input
+            iterator, saved into `input_directory` before `checkpoint`; or
+            None when the iterator is part of `checkpoint`.
+        input_directory: str. Where `input_checkpoint` goes.
     """
 
-    def __init__(self, checkpoint, model_dir, strategy, max_to_keep):
+    def __init__(self, checkpoint, model_dir, strategy, max_to_keep, input_checkpoint=None,
+                 input_directory=None):
         self.chief = is_chief(strategy)
         if self.chief:
             self.directory = model_dir
@@ -159,9 +192,21 @@ class CheckpointSaver:
         self.manager = tf.train.CheckpointManager(
             checkpoint, self.directory, max_to_keep=max_to_keep
         )
+        self.input_manager = None
+        if input_checkpoint is not None:
+            remove_partial_checkpoints(input_directory)
+            self.input_manager = tf.train.CheckpointManager(
+                input_checkpoint, input_directory, max_to_keep=max_to_keep
+            )
+            self._barrier = _barrier(strategy)
 
     def save(self, step):
         """Writes the checkpoint numbered `step`; returns its path (chief only)."""
+        if self.input_manager is not None:
+            self.input_manager.save(checkpoint_number=step)
+            # The chief's checkpoint names the step only once every worker's
+            # input position of that step is on disk.
+            self._barrier()
         path = self.manager.save(checkpoint_number=step)
         if not self.chief:
             self._remove_temporary()

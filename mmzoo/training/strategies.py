@@ -158,5 +158,37 @@ def is_chief(strategy):
     return task_type == "worker" and task_id == 0 and not has_chief
 
 
+def input_context(strategy):
+    """The `tf.distribute.InputContext` of this process's input pipeline.
+
+    One input pipeline per worker process, numbered as TensorFlow numbers
+    workers (the `chief` task first, then the `worker` tasks), so that
+    `dataset_fn(input_context(strategy))` is the dataset this worker reads
+    under `strategy`, as `strategy.distribute_datasets_from_function` would
+    call it.
+
+    Example:
+
+    ```python
+    strategy = mmzoo.training.get_strategy("multi_worker")
+    context = mmzoo.training.input_context(strategy)
+    examples, report = mmzoo.data.load_tfrecords("shards/", (224, 224),
+                                                 input_context=context)
+    ```
+    """
+    num_pipelines, pipeline_id = 1, 0
+    if is_multi_worker(strategy):
+        resolver = strategy.cluster_resolver
+        jobs = resolver.cluster_spec().as_dict()
+        num_chiefs = len(jobs.get("chief", ()))
+        num_pipelines = num_chiefs + len(jobs.get("worker", ()))
+        pipeline_id = 0 if resolver.task_type == "chief" else num_chiefs + resolver.task_id
+    return tf.distribute.InputContext(
+        num_input_pipelines=num_pipelines,
+        input_pipeline_id=pipeline_id,
+        num_replicas_in_sync=strategy.num_replicas_in_sync,
+    )
+
+
 def is_tpu_strategy(strategy):
     return isinstance(strategy, tf.distribute.TPUStrategy)

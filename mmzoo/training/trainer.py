@@ -39,11 +39,26 @@ optimizer's own cross-replica sum (Keras's TF optimizer does one inside
 `global_clipnorm` clips the global gradient, so N replicas train exactly like
 one device on the same global batch.
 
-Input: the dataset is iterated by one ordinary `tf.data` iterator per worker,
-and each global batch is sliced into per-replica rows inside the step
-(`experimental_distribute_values_from_function`). A distributed iterator from
-`strategy.experimental_distribute_dataset` cannot be checkpointed (tensorflow
-issue 56372), and exact mid-epoch resume needs the iterator in the checkpoint.
+Input comes in one of two forms, both iterated by one ordinary `tf.data`
+iterator per worker, whose position is checkpointed:
+
+* A `tf.data.Dataset` of global batches. Every worker reads the whole global
+  batch, and the step slices it into per-replica rows
+  (`experimental_distribute_values_from_function`). Simple, but with N
+  workers the reading and decoding is done N times.
+* A dataset function, `dataset_fn(input_context)`, as
+  `strategy.distribute_datasets_from_function` takes it: each worker calls it
+  once with its own `tf.distribute.InputContext` and gets a dataset of
+  per-replica batches holding only its share of the examples (the pipelines
+  of `mmzoo.data` and `mmzoo.data.load_tfrecords` take `input_context`).
+  Each step hands every local replica the next batch of its worker's
+  pipeline. Under a multi-worker strategy each worker checkpoints its own
+  iterator beside the chief's checkpoint (`mmzoo.training.checkpoints`).
+
+`strategy.distribute_datasets_from_function` itself is not used: its
+distributed iterator cannot be checkpointed (tensorflow issue 56372; in
+TensorFlow 2.21 `tf.train.Checkpoint` refuses it as not trackable), and exact
+mid-epoch resume needs the iterator in the checkpoint.
 """
 
 import contextlib
@@ -58,9 +73,11 @@ import tensorflow as tf
 from keras import tree
 
 from mmzoo.training.checkpoints import CheckpointSaver
+from mmzoo.training.checkpoints import input_directory
 from mmzoo.training.checkpoints import latest_checkpoint
 from mmzoo.training.checkpoints import save_model
 from mmzoo.training.strategies import get_strategy
+from mmzoo.training.strategies import input_context
 from mmzoo.training.strategies import is_chief
 from mmzoo.training.strategies import is_multi_worker
 from mmzoo.training.strategies import is_tpu_strategy
@@ -412,6 +429,8 @@ class Trainer:
                 # new graph or a tf.function").
                 self._update_fn = _xla(self._replica_update)
         self._train_function = None
+        self._train_key = None  # (global batch size, per-replica input)
+        self._input_context = input_context(self.strategy)
         self._evaluate_function = None
         self.preemption_handler = None
 
@@ -643,6 +662,24 @@ class Trainer:
         return data_share, regularization, weight
 
     # ---------------------------------------- distribution + XLA wrapper
+    def _next_data(self, iterator, batch_size, per_replica=False):
+        """The next global batch, one value per replica.
+
+        With `per_replica`, the iterator yields per-replica batches (this
+        worker's pipeline): each local replica takes the next one in turn.
+        """
+        if not per_replica:
+            return self._distribute(next(iterator), batch_size)
+        strategy = self.strategy
+        local_replicas = strategy.num_replicas_in_sync // self._input_context.num_input_pipelines
+        batches = [next(iterator) for _ in range(local_replicas)]
+        if strategy.num_replicas_in_sync == 1:
+            return batches[0]
+        # Replicas are numbered worker by worker.
+        return strategy.experimental_distribute_values_from_function(
+            lambda context: batches[context.replica_id_in_sync_group % local_replicas]
+        )
+
     def _distribute(self, data, batch_size):
         """Splits a global batch into one slice per replica (rows in order)."""
         num_replicas = self.strategy.num_replicas_in_sync
@@ -657,15 +694,15 @@ class Trainer:
             lambda context: shards[context.replica_id_in_sync_group]
         )
 
-    def _make_train_function(self, batch_size):
+    def _make_train_function(self, batch_size, per_replica):
         strategy = self.strategy
 
         def train_function(iterator):
             with _without_optimizer_all_reduce(self.optimizer):
                 if self._cache_outputs:
-                    outputs = self._cached_step(iterator, batch_size)
+                    outputs = self._cached_step(iterator, batch_size, per_replica)
                 else:
-                    outputs = self._summed_step(iterator, batch_size)
+                    outputs = self._summed_step(iterator, batch_size, per_replica)
             self._step.assign_add(1)
             # Every replica holds the same all-reduced values.
             return tree.map_structure(
@@ -674,20 +711,20 @@ class Trainer:
 
         return _graph(train_function)
 
-    def _summed_step(self, iterator, batch_size):
+    def _summed_step(self, iterator, batch_size, per_replica):
         """One update, summing the micro-batches' gradients."""
         accumulated = None
         for _ in range(self.accumulation_steps - 1):
-            data = self._distribute(next(iterator), batch_size)
+            data = self._next_data(iterator, batch_size, per_replica)
             accumulated = self.strategy.run(self._run_gradients, args=(data, accumulated))
-        data = self._distribute(next(iterator), batch_size)
+        data = self._next_data(iterator, batch_size, per_replica)
         return self.strategy.run(self._run_update, args=(data, accumulated))
 
-    def _cached_step(self, iterator, batch_size):
+    def _cached_step(self, iterator, batch_size, per_replica):
         """One update for a batch-coupled loss (see the module docstring)."""
         strategy = self.strategy
         datas = [
-            self._distribute(next(iterator), batch_size)
+            self._next_data(iterator, batch_size, per_replica)
             for _ in range(self.accumulation_steps)
         ]
         state = strategy.run(self._replica_state)
@@ -720,10 +757,13 @@ class Trainer:
         context = tf.distribute.get_replica_context()
         return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
-    def _check_dataset(self, dataset):
+    def _check_dataset(self, dataset, per_replica=False):
+        """The global batch size of `dataset` (of per-replica batches if `per_replica`)."""
         if not isinstance(dataset, tf.data.Dataset):
             raise ValueError(
-                f"`dataset` must be a tf.data.Dataset. Received: dataset={dataset!r}"
+                "`dataset` must be a tf.data.Dataset, or a function that takes a "
+                "tf.distribute.InputContext and returns one. Received: "
+                f"dataset={dataset!r}"
             )
         batch_size = _static_batch_size(dataset.element_spec)
         if batch_size is None:
@@ -733,6 +773,8 @@ class Trainer:
                 f"element_spec={dataset.element_spec}"
             )
         num_replicas = self.strategy.num_replicas_in_sync
+        if per_replica:
+            return batch_size * num_replicas
         if batch_size % num_replicas:
             raise ValueError(
                 "The dataset's batch size must be divisible by the number of "
@@ -741,7 +783,7 @@ class Trainer:
         return batch_size
 
     # ------------------------------------------------------------- fit
-    def _make_checkpoint(self, iterator=None, input_shape=True):
+    def _make_checkpoint(self, iterator=None, input_shape=False):
         objects = {
             "model": self.model,
             # Also the states of dropout seed generators, which the model's
@@ -756,12 +798,16 @@ class Trainer:
             objects["sub_optimizers"] = list(self.optimizer.optimizers)
         if iterator is not None:
             objects["iterator"] = iterator
-            if input_shape:
-                objects["input_shape"] = self._input_shape
+        if input_shape:
+            objects["input_shape"] = self._input_shape
         return tf.train.Checkpoint(**objects)
 
-    def _check_resumed_input(self, path, batch_size):
+    def _check_resumed_input(self, path, batch_size, per_replica=False, worker_input=False):
         """Names both batch sizes when a run resumes with another one.
+
+        Also refuses to resume a run whose input was read whole by every
+        worker with a dataset function, and the other way round: the
+        checkpoint holds the input position of the form it was trained with.
 
         Returns whether the checkpoint records its input shape (checkpoints
         written before it did are restored without it).
@@ -770,6 +816,25 @@ class Trainer:
         key = "input_shape/.ATTRIBUTES/VARIABLE_VALUE"
         if not reader.has_tensor(key):
             return False
+        has_iterator = any(
+            name.startswith("iterator/") for name in reader.get_variable_to_shape_map()
+        )
+        if worker_input and has_iterator:
+            raise ValueError(
+                f"The run in model_dir={self.model_dir!r} was trained on one tf.data.Dataset "
+                "that every worker read whole; its checkpoint holds that dataset's position, "
+                "not one per worker. Resume it with the same tf.data.Dataset, or start a new "
+                "run in another model_dir. Received: a dataset function"
+            )
+        if not worker_input and not has_iterator:
+            raise ValueError(
+                f"The run in model_dir={self.model_dir!r} was trained on a dataset function, "
+                "each worker reading its own share; its checkpoints hold one input position "
+                "per worker (model_dir/input/). Resume it with the same dataset function on "
+                "the same number of workers, or start a new run in another model_dir. "
+                "Received: " + ("a dataset function in one process" if per_replica
+                                else "a tf.data.Dataset")
+            )
         saved_batch, saved_accumulation = (int(v) for v in reader.get_tensor(key))
         if (saved_batch, saved_accumulation) != (batch_size, self.accumulation_steps):
             raise ValueError(
@@ -793,6 +858,24 @@ class Trainer:
             The restored step, or None when `model_dir` holds no checkpoint.
         """
         return self._restore(self._make_checkpoint())
+
+    def _restore_worker_input(self, input_checkpoint, latest):
+        """Restores this worker's input position of the chief's checkpoint `latest`."""
+        directory = input_directory(self.model_dir, self._input_context)
+        path = os.path.join(directory, os.path.basename(latest))
+        if not tf.io.gfile.exists(path + ".index"):
+            found = sorted(tf.io.gfile.glob(os.path.join(self.model_dir, "input", "pipeline-*")))
+            raise ValueError(
+                f"The checkpoint {latest!r} has no input position for this worker's "
+                f"pipeline ({path!r} is missing). The run was trained with the input "
+                f"pipelines {[os.path.basename(p) for p in found]}: resume it on the same "
+                "number of workers. Received: input pipeline "
+                f"{self._input_context.input_pipeline_id} of "
+                f"{self._input_context.num_input_pipelines}"
+            )
+        status = input_checkpoint.restore(path)
+        status.assert_existing_objects_matched()
+        status.expect_partial()
 
     def _restore(self, checkpoint):
         path = latest_checkpoint(self.model_dir)
@@ -829,6 +912,13 @@ class Trainer:
             dataset: `tf.data.Dataset` of `(x, y)`, `(x, y, sample_weight)`
                 or `x` alone, batched with a static batch size (the global
                 batch, divisible by the number of replicas); usually repeated.
+                Or a dataset function, `dataset_fn(input_context)`, that
+                returns this worker's share of the data in per-replica batches
+                (the form `strategy.distribute_datasets_from_function` takes;
+                `input_context.get_per_replica_batch_size(global_batch)`), so
+                that under a multi-worker strategy each worker reads and
+                decodes only its share; it must repeat, since all workers take
+                part in every step.
             steps: int. Target global step.
             checkpoint_every: int. Steps between checkpoints; one is also
                 written at the last step. Needs `model_dir`.
@@ -851,7 +941,18 @@ class Trainer:
         _check_positive_int("checkpoint_every", checkpoint_every)
         _check_positive_int("keep_checkpoints", keep_checkpoints)
         _check_positive_int("log_every", log_every)
-        batch_size = self._check_dataset(dataset)
+        per_replica = callable(dataset) and not isinstance(dataset, tf.data.Dataset)
+        if per_replica:
+            dataset_fn = dataset
+            dataset = dataset_fn(self._input_context)
+            if not isinstance(dataset, tf.data.Dataset):
+                raise ValueError(
+                    "The dataset function must return a tf.data.Dataset. Received: "
+                    f"{dataset!r} from {dataset_fn!r}"
+                )
+        batch_size = self._check_dataset(dataset, per_replica)
+        # Each worker keeps the position of its own share beside the chief's checkpoint.
+        worker_input = per_replica and is_multi_worker(self.strategy)
 
         if self.model_dir and dataset.options().experimental_external_state_policy is None:
             # Stateful Python functions in a pipeline (`tf.numpy_function(...,
@@ -867,24 +968,44 @@ class Trainer:
         latest = latest_checkpoint(self.model_dir)
         records_input = True
         if latest is not None:
-            records_input = self._check_resumed_input(latest, batch_size)
+            records_input = self._check_resumed_input(
+                latest, batch_size, per_replica, worker_input
+            )
         iterator = iter(dataset)
-        checkpoint = self._make_checkpoint(iterator)
-        self._restore(checkpoint if records_input else self._make_checkpoint(iterator, False))
+        input_checkpoint = None
+        if worker_input:
+            checkpoint = self._make_checkpoint(input_shape=True)
+            input_checkpoint = tf.train.Checkpoint(iterator=iterator)
+            if latest is not None:
+                self._restore_worker_input(input_checkpoint, latest)
+        else:
+            checkpoint = self._make_checkpoint(iterator, input_shape=True)
+        self._restore(checkpoint if records_input else self._make_checkpoint(iterator))
         self._input_shape.assign([batch_size, self.accumulation_steps])
-        self._check_long_enough(dataset, steps)
+        self._check_long_enough(dataset, steps, per_replica)
         saver = None
         if self.model_dir:
-            saver = CheckpointSaver(checkpoint, self.model_dir, self.strategy, keep_checkpoints)
+            saver = CheckpointSaver(
+                checkpoint, self.model_dir, self.strategy, keep_checkpoints,
+                input_checkpoint=input_checkpoint,
+                input_directory=input_checkpoint and input_directory(
+                    self.model_dir, self._input_context
+                ),
+            )
             if is_multi_worker(self.strategy):
                 self.preemption_handler = (
                     tf.distribute.experimental.PreemptionCheckpointHandler(
-                        self.strategy.cluster_resolver, saver.manager
+                        self.strategy.cluster_resolver,
+                        saver.manager,
+                        # Through the saver: the workers' input positions too.
+                        termination_config=tf.distribute.experimental.TerminationConfig(
+                            save_fn=lambda checkpoint_number: saver.save(checkpoint_number)
+                        ),
                     )
                 )
-        if self._train_function is None or self._train_batch_size != batch_size:
-            self._train_function = self._make_train_function(batch_size)
-            self._train_batch_size = batch_size
+        if self._train_function is None or self._train_key != (batch_size, per_replica):
+            self._train_function = self._make_train_function(batch_size, per_replica)
+            self._train_key = (batch_size, per_replica)
 
         initial_step = self.step
         log = TrainingLog(
@@ -967,12 +1088,14 @@ class Trainer:
                 saver.close()
         return rows
 
-    def _check_long_enough(self, dataset, steps):
+    def _check_long_enough(self, dataset, steps, per_replica=False):
         """Says at the start when a finite dataset cannot feed `steps`."""
         cardinality = int(dataset.cardinality())
         if cardinality < 0:  # infinite or unknown
             return
         needed = (steps - self.step) * self.accumulation_steps
+        if per_replica:  # a batch per local replica
+            needed *= self.strategy.num_replicas_in_sync // self._input_context.num_input_pipelines
         if self.step == 0 and cardinality < needed:
             raise ValueError(
                 f"The dataset holds {cardinality} batches, but steps={steps} with "

@@ -9,10 +9,12 @@ import sys
 import time
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow as tf
 
 import training_child
+from mmzoo.data import pack_records
 from mmzoo.testing import TestCase
 from mmzoo.training import latest_checkpoint
 from mmzoo.training import read_metrics
@@ -34,7 +36,8 @@ def _free_ports(count):
             s.close()
 
 
-def _start_workers(model_dir, out_dir, **flags):
+def _start_workers(model_dir, out_dir, command=None, **flags):
+    """Two workers running training_child.py, or `mmzoo COMMAND...` when given."""
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
     for index in range(2):
@@ -50,6 +53,8 @@ def _start_workers(model_dir, out_dir, **flags):
         }
         args = [sys.executable, CHILD, "--multi-worker", "--model-dir", model_dir,
                 "--out", os.path.join(out_dir, f"worker{index}.npz"), "--dropout-rate", "0"]
+        if command is not None:
+            args = [sys.executable, "-m", "mmzoo.cli", *command, "--model-dir", model_dir]
         for name, value in flags.items():
             flag = f"--{name.replace('_', '-')}"
             args += [flag] if value is True else [flag, str(value)]
@@ -169,3 +174,93 @@ class MultiWorkerTest(TestCase):
         resumed.fit(training_child.make_dataset(), steps=steps, verbose=0)
         reference, _ = _reference(steps)
         self.assertAllCloseNested(_variables(resumed), _variables(reference), atol=1e-5)
+
+    # ------------------------------------------------ per-worker input
+    def _input_checkpoint(self, pipeline, step):
+        return os.path.join(self.model_dir, "input", f"pipeline-{pipeline:05d}-of-00002",
+                            f"ckpt-{step}.index")
+
+    def test_per_worker_input_reads_each_example_once_and_trains_like_one_process(self):
+        steps = 11  # 88 examples: two epochs of 44
+        procs = _start_workers(self.model_dir, self.directory, steps=steps, per_worker=True)
+        self.addCleanup(_kill_all, procs)
+        codes, outputs = _wait_all(procs)
+        self.assertEqual(codes, [0, 0], msg="\n".join(o[-2000:] for o in outputs))
+        results = [np.load(os.path.join(self.directory, f"worker{i}.npz")) for i in range(2)]
+
+        # Each worker decoded only its share: 4 examples a step, not the
+        # global batch of 8; together, every example of the first epoch once.
+        decoded = [list(result["decoded"]) for result in results]
+        self.assertEqual([len(d) for d in decoded], [steps * 4, steps * 4])
+        first_epoch = decoded[0][:22] + decoded[1][:22]
+        self.assertCountEqual(first_epoch, range(training_child.NUM_EXAMPLES))
+        self.assertCountEqual(decoded[0] + decoded[1], list(range(44)) * 2)
+
+        # The two workers' batches together are one process's global batches.
+        reference, losses = _reference(steps)
+        for result in results:
+            self.assertAllClose(result["losses"], losses, atol=1e-5)
+            for i, expected in enumerate(_variables(reference)):
+                self.assertAllClose(result[f"w{i}"], expected, atol=1e-5)
+        # Each worker's position beside the chief's checkpoint, which is the
+        # only copy of the model.
+        self.assertEqual(os.path.basename(latest_checkpoint(self.model_dir)), f"ckpt-{steps}")
+        for pipeline in range(2):
+            self.assertTrue(os.path.exists(self._input_checkpoint(pipeline, steps)))
+        self.assertFalse(os.path.exists(os.path.join(self.model_dir, "workertemp_1")))
+
+    def test_per_worker_input_resumes_exactly_after_sigkill(self):
+        steps = 16
+        procs = _start_workers(self.model_dir, self.directory, steps=steps, per_worker=True,
+                               checkpoint_every=2, step_delay=0.1)
+        self.addCleanup(_kill_all, procs)
+        deadline = time.monotonic() + TIMEOUT
+        while len(read_metrics(self.model_dir)) < 7:
+            self.assertTrue(all(p.poll() is None for p in procs), msg="a worker ended")
+            self.assertLess(time.monotonic(), deadline, msg="no progress")
+            time.sleep(0.05)
+        _kill_all(procs)  # SIGKILL, wherever the workers are (a save included)
+        saved = int(os.path.basename(latest_checkpoint(self.model_dir)).split("-")[1])
+        self.assertBetween(saved, 6, steps - 1)
+        for pipeline in range(2):
+            self.assertTrue(os.path.exists(self._input_checkpoint(pipeline, saved)))
+
+        procs = _start_workers(self.model_dir, self.directory, steps=steps, per_worker=True,
+                               checkpoint_every=2)
+        self.addCleanup(_kill_all, procs)
+        codes, outputs = _wait_all(procs)
+        self.assertEqual(codes, [0, 0], msg="\n".join(o[-2000:] for o in outputs))
+        reference, losses = _reference(steps)
+        for result in [np.load(os.path.join(self.directory, f"worker{i}.npz")) for i in range(2)]:
+            self.assertEqual(list(result["steps"]), list(range(saved + 1, steps + 1)))
+            self.assertEqual(len(result["decoded"]), (steps - saved) * 4)
+            self.assertAllClose(result["losses"], losses[saved:], atol=1e-5)
+            for i, expected in enumerate(_variables(reference)):
+                self.assertAllClose(result[f"w{i}"], expected, atol=1e-5)
+
+    def test_cli_trains_on_record_shards_with_each_worker_reading_its_share(self):
+        rng = np.random.RandomState(0)
+        rows = []
+        for i in range(8):
+            name = os.path.join(self.directory, f"image{i}.png")
+            PIL.Image.fromarray(rng.randint(0, 256, (20, 20, 3), dtype=np.uint8)).save(name)
+            rows.append({"image_path": name, "caption": f"a picture number {i}"})
+        manifest = os.path.join(self.directory, "captions.jsonl")
+        with open(manifest, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        shards = os.path.join(self.directory, "shards")
+        pack_records(manifest, shards, num_shards=2, verbose=False)
+
+        procs = _start_workers(self.model_dir, self.directory, command=[
+            "train", "dual_encoder", "--data", f"tfrecord:{shards}", "--strategy",
+            "multi_worker", "--steps", "3", "--batch-size", "4", "--checkpoint-every", "2",
+        ])
+        self.addCleanup(_kill_all, procs)
+        codes, outputs = _wait_all(procs)
+        self.assertEqual(codes, [0, 0], msg="\n".join(o[-2000:] for o in outputs))
+        # The chief reports the share it read: one shard of two, 4 images.
+        self.assertIn(f"{shards} (input pipeline 0 of 2): 4 records, 0 skipped", outputs[0])
+        self.assertEqual(os.path.basename(latest_checkpoint(self.model_dir)), "ckpt-3")
+        for pipeline in range(2):
+            self.assertTrue(os.path.exists(self._input_checkpoint(pipeline, 3)))
+        self.assertTrue(os.path.exists(os.path.join(self.model_dir, "model.keras")))

@@ -3,7 +3,7 @@ a child process (the SIGKILL-resume and multi-worker tests start it).
 
     python training_child.py --model-dir DIR --steps 40 --out weights.npz
         [--multi-worker] [--step-delay 0.05] [--checkpoint-every 4]
-        [--contrastive --accumulation-steps 2] [--momentum]
+        [--contrastive --accumulation-steps 2] [--momentum] [--per-worker]
 
 With `--multi-worker` the process joins the cluster described by `TF_CONFIG`
 (set by the parent) through `MultiWorkerMirroredStrategy`. With
@@ -11,7 +11,9 @@ With `--multi-worker` the process joins the cluster described by `TF_CONFIG`
 negatives across workers) instead of the classifier; with `--momentum`, a
 small `DualEncoder` with a momentum encoder and a feature queue, dropout,
 and the classifier's optimizer (moving averages, schedule), so that every
-kind of state a run holds must resume.
+kind of state a run holds must resume. With `--per-worker` the classifier's
+examples come from a dataset function (`make_dataset_fn`): each worker reads
+and decodes only its share, and the indices it decoded go into `--out`.
 """
 
 import argparse
@@ -56,6 +58,50 @@ def make_dataset(seed=2):
         .batch(GLOBAL_BATCH, drop_remainder=True)
         .prefetch(2)
     )
+
+
+def make_dataset_fn(decoded, seed=2):
+    """`make_dataset`'s examples, each worker taking every other one of the stream.
+
+    The examples are shuffled and repeated as in `make_dataset`, then each
+    input pipeline keeps its share of the stream *before* decoding, so a
+    worker decodes only the examples it trains on. The index of each example
+    decoded is appended to `decoded`. Worker k's batch j holds the stream's
+    examples 8j + k, 8j + k + 2, ...: with two workers, the rows of
+    `make_dataset`'s batch j.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.RandomState(seed)
+    x = rng.normal(size=(NUM_EXAMPLES, 6)).astype("float32")
+    y = rng.randint(0, 3, size=(NUM_EXAMPLES,)).astype("int32")
+
+    def record(index):
+        decoded.append(int(index))
+        return index
+
+    def decode(index):
+        index = tf.ensure_shape(
+            tf.numpy_function(record, [index], tf.int64, stateful=True), []
+        )
+        return tf.gather(x, index), tf.gather(y, index)
+
+    def dataset_fn(context):
+        dataset = (
+            tf.data.Dataset.range(NUM_EXAMPLES)
+            .shuffle(NUM_EXAMPLES, seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .shard(context.num_input_pipelines, context.input_pipeline_id)
+            .map(decode)
+            .batch(context.get_per_replica_batch_size(GLOBAL_BATCH), drop_remainder=True)
+        )
+        # No read-ahead: `decoded` then holds exactly what the steps took.
+        options = tf.data.Options()
+        options.experimental_optimization.inject_prefetch = False
+        return dataset.with_options(options)
+
+    return dataset_fn
 
 
 def build_contrastive_model(seed=1):
@@ -191,6 +237,7 @@ def main(argv=None):
     parser.add_argument("--contrastive", action="store_true")
     parser.add_argument("--accumulation-steps", type=int, default=1)
     parser.add_argument("--momentum", action="store_true")
+    parser.add_argument("--per-worker", action="store_true")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -218,6 +265,9 @@ def main(argv=None):
     else:
         trainer = make_trainer(strategy, args.model_dir, args.dropout_rate, args.momentum)
         dataset = make_momentum_dataset() if args.momentum else make_dataset()
+    decoded = []
+    if args.per_worker:
+        dataset = make_dataset_fn(decoded)
     callbacks = []
     if args.step_delay:
         # Slow steps so the parent can kill the run at a step of its choice.
@@ -242,6 +292,7 @@ def main(argv=None):
         steps=np.asarray([r["step"] for r in rows]),
         handler=np.asarray(type(trainer.preemption_handler).__name__),
         paths=np.asarray([v.path for v in trainer.model.variables]),
+        decoded=np.asarray(decoded, dtype="int64"),
         **weights,
     )
     return 0
