@@ -30,9 +30,10 @@ nothing to download), `tfds:NAME` (a prepared TFDS image-text dataset, e.g.
 `tfds:coco_captions`), `tfrecord:DIR` (the shards `mmzoo data pack MANIFEST
 DIR --num-shards N` wrote from an image-caption or video QA manifest: images
 and frames kept encoded, read and decoded in parallel; an interrupted pack
-run again keeps its finished shards; under `--strategy multi_worker` each
-worker reads and decodes only its share) or the path of a JSONL/CSV manifest (`image_path,
-caption` rows; `video_path, question, answer` rows for video_qa). Options
+run again keeps its finished shards) or the path of a JSONL/CSV manifest (`image_path,
+caption` rows; `video_path, question, answer` rows for video_qa). Under
+`--strategy multi_worker` each worker reads and decodes only its share of
+`tfrecord:` and `tfds:` data; every worker reads a manifest whole. Options
 can also come from `--config file.json|yaml` (keys are the option names with
 `_`, e.g. `batch_size`); flags given on the command line win over the file.
 An option given neither way takes the family recipe's default

@@ -51,6 +51,7 @@ def load_tfds(
     caption_key=None,
     data_dir=None,
     download=True,
+    input_context=None,
 ):
     """A TFDS image-text dataset as mmzoo example dicts.
 
@@ -69,6 +70,11 @@ def load_tfds(
             `"captions/text"`). None for a known dataset.
         data_dir: str or None. TFDS data directory.
         download: bool. Let TFDS download and prepare the data if missing.
+        input_context: `tf.distribute.InputContext` or None. Reads only this
+            input pipeline's share: an even part of `split`
+            (`tfds.even_splits`), so each worker of a multi-worker run reads
+            and decodes its own examples (what `Trainer.fit(dataset_fn)`
+            passes).
 
     Returns:
         unbatched `tf.data.Dataset` of dicts: `images` float32 `(height,
@@ -94,6 +100,10 @@ def load_tfds(
             "pass `image_key` and `caption_key` (its feature names). "
             f"Received: name={name!r}"
         )
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        split = tfds.even_splits(split, n=input_context.num_input_pipelines)[
+            input_context.input_pipeline_id
+        ]
     dataset = tfds.load(name, split=split, data_dir=data_dir, download=download)
     spec = dataset.element_spec
     for arg, key in (("image_key", image_key), ("caption_key", caption_key)):

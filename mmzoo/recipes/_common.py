@@ -343,8 +343,8 @@ def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed
                           strict=False, input_context=None):
     """Unbatched `images` + `captions` examples from a `--data` value.
 
-    `input_context` (`tfrecord:` data only) reads one input pipeline's share
-    of the shards.
+    `input_context` (`tfrecord:` and `tfds:` data) reads one input pipeline's
+    share.
 
     Returns:
         `(examples, report)`: the report is the manifest's `LoadReport`
@@ -362,7 +362,8 @@ def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed
     report = None
     if data_spec.startswith("tfds:"):
         examples = data.load_tfds(
-            data_spec[len("tfds:"):], split=split, image_shape=image_shape[:2], download=False
+            data_spec[len("tfds:"):], split=split, image_shape=image_shape[:2], download=False,
+            input_context=input_context,
         )
     elif data_spec.startswith("tfrecord:"):  # `mmzoo data pack` shards
         examples, report = data.load_tfrecords(

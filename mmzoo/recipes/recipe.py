@@ -110,8 +110,8 @@ class Recipe:
             strict) -> (examples, report)`: unbatched examples of a `--data`
             value, read at `input_shape` (`(height, width, 3)` or `(frames,
             height, width, 3)`), and the manifest's `LoadReport` or None.
-            A recipe that reads `tfrecord:` data also takes `input_context=`
-            (one input pipeline's share of the shards).
+            A recipe that reads `tfrecord:` or `tfds:` data also takes
+            `input_context=` (one input pipeline's share).
         build_model: `(preset, tower, tokenizer, **model_options) -> model`:
             the preset with the built tower passed in, the run's vocabulary
             and a preprocessor holding `tokenizer` (called in the strategy
@@ -413,8 +413,8 @@ def _train(
             jit_compile=not recipe.cross_replica_loss or strategy.num_replicas_in_sync == 1,
             deterministic=deterministic,
         )
-        if data_spec.startswith("tfrecord:"):
-            # Each worker reads and decodes only its share of the shards.
+        if data_spec.startswith(("tfrecord:", "tfds:")):
+            # Each worker reads and decodes only its share.
             dataset, report = _per_worker_input(
                 recipe, data_spec, shape, num_examples, model, batch_size, seed, deterministic,
                 strict, family_options,
@@ -432,7 +432,7 @@ def _train(
 
 def _per_worker_input(recipe, data_spec, shape, num_examples, model, batch_size, seed,
                       deterministic, strict, family_options):
-    """A dataset function over `tfrecord:` shards, and a function returning its report.
+    """A dataset function over `tfrecord:` or `tfds:` data, and one returning its report.
 
     `Trainer.fit` calls the function with this worker's input context: the
     shards (or records) of its share are read and decoded, and the pipeline
@@ -446,7 +446,7 @@ def _per_worker_input(recipe, data_spec, shape, num_examples, model, batch_size,
         examples, report = recipe.load_examples(
             data_spec, "train", shape, share, seed, strict, input_context=context
         )
-        if context.num_input_pipelines > 1:
+        if report is not None and context.num_input_pipelines > 1:
             report.manifest_path = (
                 f"{report.manifest_path} (input pipeline {context.input_pipeline_id} "
                 f"of {context.num_input_pipelines})"

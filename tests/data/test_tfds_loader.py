@@ -1,3 +1,4 @@
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -65,3 +66,50 @@ class LoadTFDSTest(TestCase):
             _to_rgb, input_signature=[tf.TensorSpec((None, None, None), tf.uint8)]
         )
         self.assertAllClose(unknown(gray), tf.fill((2, 3, 3), 0.2))
+
+
+class TinyCaptions(tfds.core.GeneratorBasedBuilder):
+    """Ten 8x8 images, each with one caption, prepared locally (nothing downloaded)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(8, 8, 3)),
+                "caption": tfds.features.Text(),
+            }),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i in range(10):
+            yield i, {"image": np.full((8, 8, 3), 20 * i, np.uint8), "caption": f"caption {i}"}
+
+
+class LoadTFDSShareTest(TestCase):
+    def test_each_input_pipeline_reads_its_own_examples(self):
+        data_dir = self.get_temp_dir()
+        TinyCaptions(data_dir=data_dir).download_and_prepare()
+
+        def captions(context=None, split="train"):
+            examples = mmzoo.data.load_tfds(
+                "tiny_captions", split=split, image_shape=(8, 8), image_key="image",
+                caption_key="caption", data_dir=data_dir, download=False,
+                input_context=context,
+            )
+            return [x["captions"][0].decode() for x in examples.as_numpy_iterator()]
+
+        everything = captions()
+        self.assertCountEqual(everything, [f"caption {i}" for i in range(10)])
+        for count in (2, 3):
+            shares = [captions(tf.distribute.InputContext(count, i, count)) for i in range(count)]
+            self.assertCountEqual(sum(shares, []), everything)  # each example once
+            self.assertLessEqual(max(map(len, shares)) - min(map(len, shares)), 1)
+        # A split expression is divided the same way.
+        halves = [captions(tf.distribute.InputContext(2, i, 2), "train[:6]") for i in range(2)]
+        self.assertCountEqual(sum(halves, []), captions(split="train[:6]"))
+        self.assertEqual([len(h) for h in halves], [3, 3])

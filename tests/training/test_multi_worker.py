@@ -264,3 +264,22 @@ class MultiWorkerTest(TestCase):
         for pipeline in range(2):
             self.assertTrue(os.path.exists(self._input_checkpoint(pipeline, 3)))
         self.assertTrue(os.path.exists(os.path.join(self.model_dir, "model.keras")))
+
+    def test_per_worker_input_preemption_saves_every_input_position(self):
+        # SIGTERM to one worker: the handler saves through the trainer's
+        # saver on every worker, the input positions with the checkpoint.
+        procs = _start_workers(self.model_dir, self.directory, steps=30, per_worker=True,
+                               checkpoint_every=100, step_delay=0.1)
+        self.addCleanup(_kill_all, procs)
+        deadline = time.monotonic() + TIMEOUT
+        while len(read_metrics(self.model_dir)) < 5:
+            self.assertTrue(all(p.poll() is None for p in procs), msg="a worker ended")
+            self.assertLess(time.monotonic(), deadline, msg="no progress")
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGTERM)
+        codes, outputs = _wait_all(procs)
+        self.assertEqual(codes, [42, 42], msg="\n".join(o[-2000:] for o in outputs))
+        saved = int(os.path.basename(latest_checkpoint(self.model_dir)).split("-")[1])
+        self.assertBetween(saved, 5, 29)
+        for pipeline in range(2):
+            self.assertTrue(os.path.exists(self._input_checkpoint(pipeline, saved)))
