@@ -12,6 +12,13 @@ then some when cached, so the cache is complete), saves
 `tf.train.Checkpoint(iterator=...)` and reports its size on disk.
 
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/resume_state.py --sizes 1000,10000,100000
+
+`--images noise` writes JPEGs of random pixels instead of mmzoo's shapes (and
+leaves out the synthetic source): the checkpoint compresses the flat colours of
+the shapes well, and photographs far less, so noise gives the upper end.
+
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/resume_state.py --sizes 2000 \
+        --image-size 224 --images noise
 """
 
 import argparse
@@ -22,12 +29,15 @@ parser.add_argument("--image-size", type=int, default=32, help="image side (file
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--batches", type=int, default=5, help="batches read before saving")
 parser.add_argument("--num-shards", type=int, default=8)
+parser.add_argument("--images", choices=("shapes", "noise"), default="shapes",
+                    help="what the JPEGs show")
 parser.add_argument("--record", action="store_true", help="append the table to README.md")
 args = parser.parse_args()
 
 import os  # noqa: E402
 import tempfile  # noqa: E402
 
+import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -43,15 +53,20 @@ def directory_bytes(path):
 
 
 def write_manifest(folder, count):
-    """`count` JPEGs of mmzoo's shapes and a CSV manifest of their captions."""
+    """`count` JPEGs (of mmzoo's shapes, or noise) and a CSV manifest of captions."""
     data = mmzoo.data.generate_shapes_captions(
         count, image_size=args.image_size, captions_per_image=1, seed=1
     )
     os.makedirs(os.path.join(folder, "images"))
     rows = ["image_path,caption"]
+    rng = np.random.RandomState(1)
     for i, (image, captions) in enumerate(zip(data["images"], data["captions"])):
         name = f"images/{i:06d}.jpg"
-        PIL.Image.fromarray((image * 255).astype("uint8")).save(os.path.join(folder, name))
+        pixels = (
+            rng.randint(0, 256, image.shape, dtype=np.uint8) if args.images == "noise"
+            else (image * 255).astype("uint8")
+        )
+        PIL.Image.fromarray(pixels).save(os.path.join(folder, name))
         rows.append(f"{name},{captions[0]}")
     path = os.path.join(folder, "captions.csv")
     with open(path, "w") as f:
@@ -94,6 +109,8 @@ def main():
                 f"TFRecord shards ({args.num_shards})": lambda: mmzoo.data.load_tfrecords(
                     shards, image_shape=shape)[0],
             }
+            if args.images == "noise":  # the synthetic data are shapes
+                del sources["synthetic (tf.data)"]
             for number, (source, load) in enumerate(sources.items()):
                 cache_file = os.path.join(folder, f"cache{number}", "examples")
                 os.makedirs(os.path.dirname(cache_file))
@@ -113,7 +130,7 @@ def main():
         one_image = args.image_size * args.image_size * 3 * 4
         record("Resume state against dataset size", (
             f"`captioning_pipeline` with its default shuffle buffer (1,024 examples), "
-            f"{args.image_size}px images (one decoded image: {one_image:,} bytes of float32), "
+            f"{args.image_size}px images of {args.images} (one decoded image: {one_image:,} bytes of float32), "
             f"batch {args.batch_size}; the iterator checkpointed after {args.batches} "
             "batches (after a whole pass and as many more when cached). "
             f"1-minute load average {os.getloadavg()[0]:.1f} at the end.\n\n{table}"

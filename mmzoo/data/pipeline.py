@@ -39,7 +39,11 @@ of the `tf.data` iterator's state, which `mmzoo.training.Trainer` writes into
 every checkpoint: it grows with the dataset (about 416 MiB a checkpoint for
 100,000 images of 32x32, against 5 MiB without a cache;
 `benchmarks/resume_state.py`). A file cache keeps the checkpoint as small as
-no cache.
+no cache. Without an in-memory cache the iterator state does not grow with
+the dataset, but it holds the shuffle buffer of decoded examples: up to
+`shuffle_buffer` x height x width x 3 x 4 bytes before the checkpoint
+compresses it (365 MiB measured at 224px from JPEGs of noise, buffer 1,024);
+lower `shuffle_buffer` to bound it.
 
 Sharding happens first so that under `tf.distribute` each input pipeline
 reads a disjoint part of the examples; batches then hold the per-replica
