@@ -49,8 +49,9 @@ iterator per worker, whose position is checkpointed:
 * A dataset function, `dataset_fn(input_context)`, as
   `strategy.distribute_datasets_from_function` takes it: each worker calls it
   once with its own `tf.distribute.InputContext` and gets a dataset of
-  per-replica batches holding only its share of the examples (the pipelines
-  of `mmzoo.data` and `mmzoo.data.load_tfrecords` take `input_context`).
+  per-replica batches holding only its share of the examples
+  (`mmzoo.data.load_tfrecords` and `mmzoo.data.load_tfds` take
+  `input_context` and read only that share).
   Each step hands every local replica the next batch of its worker's
   pipeline. Under a multi-worker strategy each worker checkpoints its own
   iterator beside the chief's checkpoint (`mmzoo.training.checkpoints`).
@@ -988,8 +989,9 @@ class Trainer:
             saver = CheckpointSaver(
                 checkpoint, self.model_dir, self.strategy, keep_checkpoints,
                 input_checkpoint=input_checkpoint,
-                input_directory=input_checkpoint and input_directory(
-                    self.model_dir, self._input_context
+                input_directory=(
+                    input_directory(self.model_dir, self._input_context)
+                    if worker_input else None
                 ),
             )
             if is_multi_worker(self.strategy):
