@@ -5,7 +5,9 @@ so a run resumes at the same example. That state holds whatever the
 pipeline buffers: the shuffle buffer (decoded images), and with `cache=True`
 the cache itself. For each source of the same image-caption examples
 (mmzoo's synthetic data generated in `tf.data`, a JPEG manifest, and its
-TFRecord shards from `mmzoo.data.pack_records`), each cache mode (off, in
+TFRecord shards from `mmzoo.data.pack_records`, also with the records
+shuffled before decoding and no shuffle after, as `mmzoo train` reads them),
+each cache mode (off, in
 memory, in a file) and each dataset size, this builds `captioning_pipeline` as the
 recipes do (default shuffle buffer), reads a few batches (a whole pass and
 then some when cached, so the cache is complete), saves
@@ -74,10 +76,11 @@ def write_manifest(folder, count):
     return path
 
 
-def state_bytes(examples, tokenizer, count, cache, folder):
+def state_bytes(examples, tokenizer, count, cache, folder, shuffle=True):
     """Bytes of the iterator checkpoint after reading the pipeline."""
     dataset = mmzoo.data.captioning_pipeline(
-        examples, tokenizer, batch_size=args.batch_size, seed=0, cache=cache
+        examples, tokenizer, batch_size=args.batch_size, seed=0, cache=cache,
+        **({} if shuffle else {"shuffle_buffer": None}),
     )
     iterator = iter(dataset)
     batches = args.batches + (count // args.batch_size + 1 if cache else 0)
@@ -108,6 +111,11 @@ def main():
                     manifest, image_shape=shape)[0],
                 f"TFRecord shards ({args.num_shards})": lambda: mmzoo.data.load_tfrecords(
                     shards, image_shape=shape)[0],
+                # As `mmzoo train --data tfrecord:` reads them: the records
+                # shuffled before decoding, the pipeline not shuffling again.
+                f"TFRecord shards ({args.num_shards}), records shuffled":
+                    lambda: mmzoo.data.load_tfrecords(
+                        shards, image_shape=shape, shuffle_buffer=1024, seed=0)[0],
             }
             if args.images == "noise":  # the synthetic data are shapes
                 del sources["synthetic (tf.data)"]
@@ -115,7 +123,8 @@ def main():
                 cache_file = os.path.join(folder, f"cache{number}", "examples")
                 os.makedirs(os.path.dirname(cache_file))
                 for mode, cache in (("off", False), ("memory", True), ("file", cache_file)):
-                    size = state_bytes(load(), tokenizer, count, cache, folder)
+                    size = state_bytes(load(), tokenizer, count, cache, folder,
+                                       shuffle="records shuffled" not in source)
                     rows.append((source, mode, count, size))
                     print(f"{source:28s} cache={mode:6s} {count:>7,d} examples: "
                           f"{size / 2**20:9.2f} MiB", flush=True)

@@ -640,6 +640,11 @@ class _ShardProblems:
         self._report.skip(where, self.reason(path, index), self._strict)
 
 
+# Records whose (shard, index) each record carries past the decoding (see
+# `load_tfrecords`): up to this many failures in a row are named.
+_HISTORY = 16
+
+
 def _frame_positions(count, num_frames):
     """int64 `(num_frames,)`: `mmzoo.data.files._frame_indices` in the graph.
 
@@ -659,7 +664,7 @@ def _frame_positions(count, num_frames):
 
 
 def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False, kind=None,
-                   input_context=None):
+                   input_context=None, shuffle_buffer=None, seed=None):
     """The examples of a directory written by `pack_records`.
 
     Shards are read in parallel, interleaved one record at a time (so the
@@ -689,6 +694,14 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
             together see every example once per pass. Batch the share at
             `input_context.get_per_replica_batch_size(global_batch)` and do
             not give the pipeline the context again (it would shard again).
+        shuffle_buffer: int or None. Shuffle this many encoded records
+            before decoding, anew in every pass (`seed` fixes the order).
+            Then give the pipeline `shuffle_buffer=None`: its buffer would
+            hold decoded images, and a `tf.data` iterator's checkpoint holds
+            its buffers (at 224px, 1,024 decoded images made 365 MiB a
+            checkpoint in `benchmarks/resume_state.py`; records are the
+            size of the packed files).
+        seed: int or None. The shuffle's seed.
 
     Returns:
         `(dataset, report)`: an unbatched `tf.data.Dataset` of the dicts the
@@ -702,13 +715,20 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
     Example:
 
     ```python
-    examples, report = mmzoo.data.load_tfrecords("data/records", image_shape=(64, 64))
+    examples, report = mmzoo.data.load_tfrecords(
+        "data/records", image_shape=(64, 64), shuffle_buffer=1024, seed=0)
     examples = report.require_examples(examples)
+    train = mmzoo.data.captioning_pipeline(examples, model, batch_size=64,
+                                           shuffle_buffer=None)
     ```
     """
     schema = read_schema(directory)
     height, width = check_image_shape(image_shape)
     num_frames = check_int("num_frames", num_frames, 1)
+    if shuffle_buffer is not None:
+        check_int("shuffle_buffer", shuffle_buffer, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
     if kind is not None and kind != schema["kind"]:
         raise ValueError(
             f"{directory} holds {schema['kind']} records; {kind} records are needed here. "
@@ -820,54 +840,117 @@ def load_tfrecords(directory, image_shape=(224, 224), num_frames=8, strict=False
         sentinel = tf.data.Dataset.from_tensors((tf.gather(counts, shard), tf.constant("")))
         return records.concatenate(sentinel).map(lambda index, record: (shard, index, record))
 
-    def decode_or_placeholder(shard, index, record):
-        example = tf.cond(
-            index < tf.gather(counts, shard),
-            lambda: decode(record),
-            lambda: tf.nest.map_structure(_placeholder, example_spec),
-        )
-        return shard, index, example
-
     def report_gap(shard, first, stop):
         for index in range(int(first), int(stop), stride):
             problems.on_failure(index, shards[int(shard)])
         return np.bool_(True)
 
-    def check(expected, element):
-        # `expected[shard]`: the next index of each shard (of this share's
-        # positions: `start`, `start + stride`, ...). An example whose
-        # decoding failed was dropped by `ignore_errors`; the gap it leaves
-        # names it (Python runs only then), as in the manifest loaders.
-        shard, index, example = element
+    def is_record(shard, index):
+        # Not a sentinel (the one after each shard, or the one after all).
+        return tf.logical_and(shard >= 0, index < tf.gather(counts, tf.maximum(shard, 0)))
+
+    def read_check(expected, element):
+        # In read order, each shard's records come with increasing indices
+        # (of this share's positions: `start`, `start + stride`, ...). A gap
+        # is where TensorFlow stopped reading a shard (a record that fails
+        # its checksum ends it): the sentinel after the records shows it.
+        # Python runs only then, to name the records and why; with `strict`
+        # the gap travels with the element and is raised after decoding
+        # (`ignore_errors` there would swallow an error raised here).
+        shard, index, record = element
         next_index = tf.gather(expected, shard)
+        gap = index > next_index
+        if strict:
+            reported = tf.constant(True)
+            first, stop = tf.where(gap, next_index, 0), tf.where(gap, index, 0)
+        else:
+            reported = tf.cond(
+                gap,
+                lambda: tf.numpy_function(report_gap, [shard, next_index, index], tf.bool,
+                                          stateful=False),
+                lambda: tf.constant(True),
+            )
+            first = stop = tf.constant(0, tf.int64)
+        expected = tf.tensor_scatter_nd_update(expected, [[shard]], [index + stride])
+        keep = tf.logical_and(tf.logical_or(is_record(shard, index), stop > first), reported)
+        return expected, (shard, index, record, first, stop, keep)
+
+    def remember(history, element):
+        # Each record carries the (shard, index) of the `_HISTORY` records
+        # before it (newest first), so that one whose decoding fails, and
+        # which `ignore_errors` drops, can still be named after a shuffle.
+        shard, index, record, first, stop = element
+        return (
+            tf.concat([[[shard, index]], history[:-1]], axis=0),
+            (shard, index, record, first, stop, history),
+        )
+
+    def decode_or_placeholder(position, element):
+        shard, index, record, first, stop, history = element
+        example = tf.cond(
+            is_record(shard, index),
+            lambda: decode(record),
+            lambda: tf.nest.map_structure(_placeholder, example_spec),
+        )
+        return position, shard, index, first, stop, history, example
+
+    def report_lost(lost, history):
+        for shard, index in history[:min(int(lost), _HISTORY)]:
+            problems.on_failure(int(index), shards[int(shard)])
+        if lost > _HISTORY:
+            report.skip(
+                f"{directory}: {int(lost) - _HISTORY} more records",
+                f"cannot decode (more than {_HISTORY} in a row failed; not named)",
+                strict,
+            )
+        return np.bool_(True)
+
+    def decode_check(expected, element):
+        # Decoding keeps the order, so a position missing after
+        # `ignore_errors` is a record that failed to decode; the next
+        # record's history names it.
+        position, shard, index, first, stop, history, example = element
         reported = tf.cond(
-            index > next_index,
-            lambda: tf.numpy_function(report_gap, [shard, next_index, index], tf.bool,
+            position > expected,
+            lambda: tf.numpy_function(report_lost, [position - expected, history], tf.bool,
                                       stateful=False),
             lambda: tf.constant(True),
         )
-        expected = tf.tensor_scatter_nd_update(expected, [[shard]], [index + stride])
-        real = index < tf.gather(counts, shard)
-        if strict:
-            return expected, (example, tf.logical_and(reported, real))
-        with tf.control_dependencies([reported]):
-            checked = tf.debugging.Assert(real, ["sentinel"])
-        with tf.control_dependencies([checked]):
-            return expected, tf.nest.map_structure(tf.identity, example)
+        read_reported = tf.cond(  # with `strict` only (see `read_check`)
+            stop > first,
+            lambda: tf.numpy_function(report_gap, [shard, first, stop], tf.bool,
+                                      stateful=False),
+            lambda: tf.constant(True),
+        )
+        real = tf.logical_and(is_record(shard, index), tf.logical_and(reported, read_reported))
+        return position + 1, (example, real)
 
     paths = tf.constant(shards, tf.string)
-    # Raw records of the shards, one at a time from each in turn, then one
-    # parallel decode for all of them (faster than a decode per shard).
+    # Raw records of the shards, one at a time from each in turn.
     dataset = tf.data.Dataset.range(num_shards).interleave(
         read_shard, cycle_length=min(num_shards, 8), block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-    ).map(decode_or_placeholder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.ignore_errors().scan(tf.fill([num_shards], tf.constant(start, tf.int64)),
-                                           check)
-    if strict:
-        dataset = dataset.filter(lambda example, real: real).map(lambda example, real: example)
-    else:
-        dataset = dataset.ignore_errors()
+    )
+    dataset = dataset.scan(tf.fill([num_shards], tf.constant(start, tf.int64)), read_check)
+    dataset = dataset.filter(lambda shard, index, record, first, stop, keep: keep).map(
+        lambda shard, index, record, first, stop, keep: (shard, index, record, first, stop)
+    )
+    if shuffle_buffer:
+        # Encoded records, not decoded pixels, wait in the buffer (and in
+        # the iterator's checkpoint).
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    none = tf.constant(-1, tf.int64)
+    end = tf.data.Dataset.from_tensors(
+        (none, none, tf.constant(""), tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+    )
+    dataset = dataset.concatenate(end)  # names failures among the last records
+    dataset = dataset.scan(tf.fill([_HISTORY, 2], tf.constant(-1, tf.int64)), remember)
+    # One parallel decode for all the shards (faster than a decode per shard).
+    dataset = dataset.enumerate().map(
+        decode_or_placeholder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    dataset = dataset.ignore_errors().scan(tf.constant(0, tf.int64), decode_check)
+    dataset = dataset.filter(lambda example, real: real).map(lambda example, real: example)
     if kind == "video_qa":
         # One example per question of the clip, decoded once (`unbatch`
         # measured faster than a `flat_map` of one dataset per clip).

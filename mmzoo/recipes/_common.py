@@ -340,11 +340,12 @@ def synthetic_name(data_spec, expected):
 
 
 def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed=0,
-                          strict=False, input_context=None):
+                          strict=False, input_context=None, shuffle_buffer=None):
     """Unbatched `images` + `captions` examples from a `--data` value.
 
     `input_context` (`tfrecord:` and `tfds:` data) reads one input pipeline's
-    share.
+    share; `shuffle_buffer` (`tfrecord:` data) shuffles the records before
+    decoding (`seed` fixes the order).
 
     Returns:
         `(examples, report)`: the report is the manifest's `LoadReport`
@@ -369,6 +370,7 @@ def load_caption_examples(data_spec, split, image_shape, num_examples=None, seed
         examples, report = data.load_tfrecords(
             data_spec[len("tfrecord:"):], image_shape=image_shape[:2], strict=strict,
             kind="image_caption", input_context=input_context,
+            shuffle_buffer=shuffle_buffer, seed=seed,
         )
         examples = checked_examples(examples, report)
     else:

@@ -46,12 +46,13 @@ def _from_pretrained(preset, freeze_image_encoder):
     )
 
 
-def _pipeline(examples, model, batch_size, seed, deterministic, report):
+def _pipeline(examples, model, batch_size, seed, deterministic, report, shuffle=True):
     from mmzoo import data
 
     # `x` only: the contrastive losses need only the model's outputs.
     return data.contrastive_pipeline(
-        examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic
+        examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
+        **({} if shuffle else {"shuffle_buffer": None}),
     )
 
 
@@ -112,6 +113,7 @@ RECIPE = recipe.Recipe(
     cross_replica_loss=True,
     from_pretrained=_from_pretrained,
     model_options=("freeze_image_encoder",),
+    shuffle_buffer=4096,  # contrastive_pipeline's: more distinct negatives per batch
 )
 
 

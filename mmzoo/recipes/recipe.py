@@ -111,14 +111,16 @@ class Recipe:
             value, read at `input_shape` (`(height, width, 3)` or `(frames,
             height, width, 3)`), and the manifest's `LoadReport` or None.
             A recipe that reads `tfrecord:` or `tfds:` data also takes
-            `input_context=` (one input pipeline's share).
+            `input_context=` (one input pipeline's share) and, for
+            `tfrecord:`, `shuffle_buffer=` (records shuffled before decoding).
         build_model: `(preset, tower, tokenizer, **model_options) -> model`:
             the preset with the built tower passed in, the run's vocabulary
             and a preprocessor holding `tokenizer` (called in the strategy
             scope); with a `text_encoder` train option (a keras-hub text
             preset), `text_encoder=` too, and `tokenizer` is the preset's.
         pipeline: `(examples, model, batch_size, seed, deterministic, report,
-            **train_options) -> dataset` of the Trainer's `(x, y)` batches.
+            shuffle=True, **train_options) -> dataset` of the Trainer's
+            `(x, y)` batches; `shuffle=False` for examples shuffled already.
         loss: `(model) -> loss` for `mmzoo.training.Trainer`.
         score: `(model, examples, batch_size, **evaluate_options) ->
             (scores, outputs)`: `examples` is a non-empty list of NumPy
@@ -143,6 +145,9 @@ class Recipe:
             `from_pretrained` takes (e.g. `freeze_image_encoder`); they
             apply to such presets only (`freeze_image_encoder` also to an
             `image_encoder` tower).
+        shuffle_buffer: int. The training pipeline's shuffle buffer, in
+            examples; `tfrecord:` data is shuffled this many records at a
+            time before decoding instead.
     """
 
     family: str
@@ -158,6 +163,7 @@ class Recipe:
     options: dict = dataclasses.field(default_factory=dict)
     cross_replica_loss: bool = False
     from_pretrained: Optional[Callable] = None
+    shuffle_buffer: int = 1024
     model_options: tuple = ()
 
     def defaults(self, action):
@@ -440,11 +446,15 @@ def _per_worker_input(recipe, data_spec, shape, num_examples, model, batch_size,
     `ceil(num_examples / P)` examples of its share.
     """
     reports = []  # the report of this worker's share, once `fit` has called dataset_fn
+    # Shards are shuffled as records, before decoding: the buffer (and the
+    # iterator state in every checkpoint) then holds encoded records, not
+    # decoded pixels.
+    records = {"shuffle_buffer": recipe.shuffle_buffer} if data_spec.startswith("tfrecord:") else {}
 
     def dataset_fn(context):
         share = num_examples and -(-num_examples // context.num_input_pipelines)
         examples, report = recipe.load_examples(
-            data_spec, "train", shape, share, seed, strict, input_context=context
+            data_spec, "train", shape, share, seed, strict, input_context=context, **records
         )
         if report is not None and context.num_input_pipelines > 1:
             report.manifest_path = (
@@ -455,7 +465,8 @@ def _per_worker_input(recipe, data_spec, shape, num_examples, model, batch_size,
         # Already this worker's share: the pipeline only batches it per replica.
         return recipe.pipeline(
             examples, model, batch_size=context.get_per_replica_batch_size(batch_size),
-            seed=seed, deterministic=deterministic, report=report, **family_options,
+            seed=seed, deterministic=deterministic, report=report, shuffle=not records,
+            **family_options,
         )
 
     return dataset_fn, lambda: reports[-1] if reports else None

@@ -15,7 +15,7 @@ def _tower(preset, config):
 
 
 def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, seed=0,
-                           strict=False, input_context=None):
+                           strict=False, input_context=None, shuffle_buffer=None):
     """Unbatched `videos` / `questions` / `answers` / `question_types` examples.
 
     Args:
@@ -59,6 +59,7 @@ def load_video_qa_examples(data_spec, split, video_shape, num_examples=None, see
         examples, report = data.load_tfrecords(
             data_spec[len("tfrecord:"):], image_shape=(height, width), num_frames=num_frames,
             strict=strict, kind="video_qa", input_context=input_context,
+            shuffle_buffer=shuffle_buffer, seed=seed,
         )
     else:
         _common.check_data_path(data_spec)
@@ -89,7 +90,8 @@ def _build_model(preset, tower, tokenizer, text_encoder=None):
     )
 
 
-def _pipeline(examples, model, batch_size, seed, deterministic, report, fold_answer_case):
+def _pipeline(examples, model, batch_size, seed, deterministic, report, fold_answer_case,
+              shuffle=True):
     from mmzoo import data
     from mmzoo import models
 
@@ -98,7 +100,7 @@ def _pipeline(examples, model, batch_size, seed, deterministic, report, fold_ans
     dataset = data.video_qa_pipeline(
         examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
         answer_vocabulary=list(model.answer_vocabulary), fold_case=fold_answer_case,
-        report=report,
+        report=report, **({} if shuffle else {"shuffle_buffer": None}),
     )
     return dataset.map(models.video_qa_training_split)
 

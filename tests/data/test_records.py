@@ -96,8 +96,35 @@ class PackAndReadTest(TestCase):
             np.testing.assert_array_equal(packed[captions], pixels)  # same decoders, bit for bit
         self.assertEqual(read_report.num_skipped, 0)
         # The same sequence every time.
-        again = [tuple(x["captions"].numpy()) for x in load_tfrecords(output, IMAGE_SHAPE)[0]]
-        self.assertEqual(again, [tuple(c.encode() for c in k) for k in packed])
+        def order(**kwargs):
+            dataset = load_tfrecords(output, IMAGE_SHAPE, **kwargs)[0]
+            return [tuple(c.decode() for c in x["captions"].numpy()) for x in dataset]
+
+        self.assertEqual(order(), list(packed))
+        # Records shuffled before decoding: the same examples in another
+        # order, the same for the same seed, anew in every pass.
+        shuffled = order(shuffle_buffer=9, seed=1)
+        self.assertCountEqual(shuffled, list(packed))
+        self.assertNotEqual(shuffled, list(packed))
+        self.assertEqual(order(shuffle_buffer=9, seed=1), shuffled)
+        passes = load_tfrecords(output, IMAGE_SHAPE, shuffle_buffer=9, seed=1)[0].repeat(2)
+        passes = [tuple(c.decode() for c in x["captions"].numpy()) for x in passes]
+        self.assertEqual(passes[:9], shuffled)
+        self.assertCountEqual(passes[9:], shuffled)
+        self.assertNotEqual(passes[9:], shuffled)
+        # A checkpointed iterator resumes at the same record, mid-buffer.
+        iterator = iter(load_tfrecords(output, IMAGE_SHAPE, shuffle_buffer=4, seed=1)[0]
+                        .repeat())
+        for _ in range(3):
+            next(iterator)
+        checkpoint = tf.train.Checkpoint(iterator=iterator)
+        path = checkpoint.write(os.path.join(self.get_temp_dir(), "iterator"))
+        after = [tuple(next(iterator)["captions"].numpy()) for _ in range(12)]
+        checkpoint.restore(path)
+        self.assertEqual([tuple(next(iterator)["captions"].numpy()) for _ in range(12)], after)
+        for value in (0, 2.5):
+            with self.assertRaisesRegex(ValueError, f"Received: shuffle_buffer={value!r}"):
+                load_tfrecords(output, IMAGE_SHAPE, shuffle_buffer=value)
 
     def test_strict_stops_at_the_bad_file_and_leaves_no_finished_pack(self):
         root = self.get_temp_dir()
@@ -224,8 +251,9 @@ class BadShardsTest(TestCase):
         self.shards = [os.path.join(self.output, s["file"])
                        for s in records.read_schema(self.output)["shards"]]
 
-    def read(self, strict=False):
-        examples, report = load_tfrecords(self.output, IMAGE_SHAPE, strict=strict)
+    def read(self, strict=False, shuffle_buffer=None):
+        examples, report = load_tfrecords(self.output, IMAGE_SHAPE, strict=strict,
+                                          shuffle_buffer=shuffle_buffer, seed=0)
         return list(examples), report
 
     def test_truncated_or_missing_shard_is_skipped_and_named(self):
@@ -256,33 +284,45 @@ class BadShardsTest(TestCase):
         data[second + 12 + 40] ^= 0xFF
         with open(self.shards[0], "wb") as f:
             f.write(data)
-        with self.assertLogs("mmzoo.data", "WARNING"):
-            examples, report = self.read()
-        self.assertLen(examples, 7)
-        self.assertEqual(report.skipped, {
-            f"{self.shards[0]} record 1": "fails its checksum (a corrupt record)",
-            f"{self.shards[0]} record 2": "unreadable: after record 1, which fails its "
-                                          "checksum (a shard is not read past a corrupt record)",
-        })
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
-                                    "00000-of-00003.tfrecord record 1: fails its checksum"):
-            self.read(strict=True)
+        for shuffle_buffer in (None, 4):  # records shuffled before decoding, too
+            with self.assertLogs("mmzoo.data", "WARNING"):
+                examples, report = self.read(shuffle_buffer=shuffle_buffer)
+            self.assertLen(examples, 7)
+            self.assertEqual(report.skipped, {
+                f"{self.shards[0]} record 1": "fails its checksum (a corrupt record)",
+                f"{self.shards[0]} record 2": "unreadable: after record 1, which fails its "
+                                              "checksum (a shard is not read past a corrupt "
+                                              "record)",
+            })
+            with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                        "00000-of-00003.tfrecord record 1: fails its checksum"):
+                self.read(strict=True, shuffle_buffer=shuffle_buffer)
 
     def test_an_image_tensorflow_cannot_decode_is_skipped_and_named(self):
-        # A record written by hand around bytes that are no image.
+        # Records written by hand around bytes that are no image: two in a
+        # row, then a good one.
+        good = next(iter(tf.data.TFRecordDataset(self.shards[0]))).numpy()
         with tf.io.TFRecordWriter(self.shards[2]) as writer:
-            writer.write(records._example({"image": [b"\x89PNG\r\n\x1a\nbad"],
-                                           "captions": [b"x"], "source": [b"x.png"]}))
+            for name in (b"x.png", b"y.png"):
+                writer.write(records._example({"image": [b"\x89PNG\r\n\x1a\nbad"],
+                                               "captions": [b"x"], "source": [name]}))
+            writer.write(good)
         schema = records.read_schema(self.output)
-        schema["shards"][2].update(num_records=1, num_examples=1,
+        schema["shards"][2].update(num_records=3, num_examples=3,
                                    num_bytes=os.path.getsize(self.shards[2]))
         with open(os.path.join(self.output, "schema.json"), "w") as f:
             json.dump(schema, f)
-        with self.assertLogs("mmzoo.data", "WARNING"):
-            examples, report = self.read()
-        self.assertLen(examples, 6)
-        self.assertRegex(report.skipped[f"{self.shards[2]} record 0"],
-                         "^cannot decode image .*Error")
+        for shuffle_buffer in (None, 4, 16):  # records shuffled before decoding, too
+            with self.assertLogs("mmzoo.data", "WARNING"):
+                examples, report = self.read(shuffle_buffer=shuffle_buffer)
+            self.assertLen(examples, 7)
+            self.assertEqual(sorted(report.skipped), [f"{self.shards[2]} record {i}"
+                                                      for i in (0, 1)])
+            for reason in report.skipped.values():
+                self.assertRegex(reason, "^cannot decode image .*Error")
+            with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                        "00002-of-00003.tfrecord record [01]: cannot decode"):
+                self.read(strict=True, shuffle_buffer=shuffle_buffer)
 
     def test_not_a_finished_pack(self):
         with self.assertRaisesRegex(ValueError, "No directory of packed records"):
