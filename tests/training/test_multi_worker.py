@@ -107,6 +107,14 @@ class MultiWorkerTest(TestCase):
         self.directory = self.get_temp_dir()
         self.model_dir = os.path.join(self.directory, "run")
 
+    def _wait_for_logged_steps(self, procs, count):
+        """Until the chief has logged `count` steps, every worker still running."""
+        deadline = time.monotonic() + TIMEOUT
+        while len(read_metrics(self.model_dir)) < count:
+            self.assertTrue(all(p.poll() is None for p in procs), msg="a worker ended")
+            self.assertLess(time.monotonic(), deadline, msg="no progress")
+            time.sleep(0.05)
+
     def test_two_workers_resume_and_train_like_one_process(self):
         # One process trains 6 steps and checkpoints; both workers restore
         # that checkpoint (the non-chief from the chief's directory) and go on.
@@ -153,11 +161,7 @@ class MultiWorkerTest(TestCase):
         procs = _start_workers(self.model_dir, self.directory, steps=steps,
                                checkpoint_every=100, step_delay=0.1)
         self.addCleanup(_kill_all, procs)
-        deadline = time.monotonic() + TIMEOUT
-        while len(read_metrics(self.model_dir)) < 5:
-            self.assertTrue(all(p.poll() is None for p in procs), msg="a worker ended")
-            self.assertLess(time.monotonic(), deadline, msg="no progress")
-            time.sleep(0.05)
+        self._wait_for_logged_steps(procs, 5)
         procs[1].send_signal(signal.SIGTERM)  # the preemption notice, to the non-chief
         codes, outputs = _wait_all(procs)
         # All workers stop after the same step, save, and exit with 42
@@ -214,11 +218,7 @@ class MultiWorkerTest(TestCase):
         procs = _start_workers(self.model_dir, self.directory, steps=steps, per_worker=True,
                                checkpoint_every=2, step_delay=0.1)
         self.addCleanup(_kill_all, procs)
-        deadline = time.monotonic() + TIMEOUT
-        while len(read_metrics(self.model_dir)) < 7:
-            self.assertTrue(all(p.poll() is None for p in procs), msg="a worker ended")
-            self.assertLess(time.monotonic(), deadline, msg="no progress")
-            time.sleep(0.05)
+        self._wait_for_logged_steps(procs, 7)
         _kill_all(procs)  # SIGKILL, wherever the workers are (a save included)
         saved = int(os.path.basename(latest_checkpoint(self.model_dir)).split("-")[1])
         self.assertBetween(saved, 6, steps - 1)
@@ -271,11 +271,7 @@ class MultiWorkerTest(TestCase):
         procs = _start_workers(self.model_dir, self.directory, steps=30, per_worker=True,
                                checkpoint_every=100, step_delay=0.1)
         self.addCleanup(_kill_all, procs)
-        deadline = time.monotonic() + TIMEOUT
-        while len(read_metrics(self.model_dir)) < 5:
-            self.assertTrue(all(p.poll() is None for p in procs), msg="a worker ended")
-            self.assertLess(time.monotonic(), deadline, msg="no progress")
-            time.sleep(0.05)
+        self._wait_for_logged_steps(procs, 5)
         procs[1].send_signal(signal.SIGTERM)
         codes, outputs = _wait_all(procs)
         self.assertEqual(codes, [42, 42], msg="\n".join(o[-2000:] for o in outputs))
