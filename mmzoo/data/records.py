@@ -44,8 +44,8 @@ skipped the same way.
 Under `tf.distribute`, `load_tfrecords(..., input_context=context)` reads and
 decodes only one input pipeline's share (whole shards when there are at
 least as many shards as pipelines, records by position otherwise), for
-`strategy.distribute_datasets_from_function`. (`mmzoo.training.Trainer`
-does not use it yet: each of its workers reads the whole global batch.)
+`strategy.distribute_datasets_from_function` or `Trainer.fit(dataset_fn)`.
+`shuffle_buffer=` shuffles the encoded records before they are decoded.
 
 Example:
 

@@ -46,13 +46,13 @@ def _from_pretrained(preset, freeze_image_encoder):
     )
 
 
-def _pipeline(examples, model, batch_size, seed, deterministic, report, shuffle=True):
+def _pipeline(examples, model, batch_size, seed, deterministic, report, **pipeline_options):
     from mmzoo import data
 
     # `x` only: the contrastive losses need only the model's outputs.
     return data.contrastive_pipeline(
         examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
-        **({} if shuffle else {"shuffle_buffer": None}),
+        **pipeline_options,
     )
 
 

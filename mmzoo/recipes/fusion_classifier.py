@@ -74,13 +74,13 @@ def _build_model(preset, tower, tokenizer, text_encoder=None):
     return presets.build_from_preset(preset, encoders=encoders, preprocessor=preprocessor)
 
 
-def _pipeline(examples, model, batch_size, seed, deterministic, report, shuffle=True):
+def _pipeline(examples, model, batch_size, seed, deterministic, report, **pipeline_options):
     from mmzoo import data
     from mmzoo import models
 
     dataset = data.fusion_pipeline(
         examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
-        **({} if shuffle else {"shuffle_buffer": None}),
+        **pipeline_options,
     )
     return dataset.map(models.classification_split)
 

@@ -22,13 +22,13 @@ def _build_model(preset, tower, tokenizer):
     )
 
 
-def _pipeline(examples, model, batch_size, seed, deterministic, report, shuffle=True):
+def _pipeline(examples, model, batch_size, seed, deterministic, report, **pipeline_options):
     from mmzoo import data
     from mmzoo import models
 
     dataset = data.captioning_pipeline(
         examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
-        **({} if shuffle else {"shuffle_buffer": None}),
+        **pipeline_options,
     )
     return dataset.map(models.teacher_forcing_split)
 

@@ -119,8 +119,9 @@ class Recipe:
             scope); with a `text_encoder` train option (a keras-hub text
             preset), `text_encoder=` too, and `tokenizer` is the preset's.
         pipeline: `(examples, model, batch_size, seed, deterministic, report,
-            shuffle=True, **train_options) -> dataset` of the Trainer's
-            `(x, y)` batches; `shuffle=False` for examples shuffled already.
+            **train_options, **pipeline_options) -> dataset` of the Trainer's
+            `(x, y)` batches; `pipeline_options` go to the `mmzoo.data`
+            pipeline (`shuffle_buffer=None` for examples shuffled already).
         loss: `(model) -> loss` for `mmzoo.training.Trainer`.
         score: `(model, examples, batch_size, **evaluate_options) ->
             (scores, outputs)`: `examples` is a non-empty list of NumPy
@@ -465,8 +466,8 @@ def _per_worker_input(recipe, data_spec, shape, num_examples, model, batch_size,
         # Already this worker's share: the pipeline only batches it per replica.
         return recipe.pipeline(
             examples, model, batch_size=context.get_per_replica_batch_size(batch_size),
-            seed=seed, deterministic=deterministic, report=report, shuffle=not records,
-            **family_options,
+            seed=seed, deterministic=deterministic, report=report,
+            **({"shuffle_buffer": None} if records else {}), **family_options,
         )
 
     return dataset_fn, lambda: reports[-1] if reports else None

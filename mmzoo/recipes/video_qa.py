@@ -91,7 +91,7 @@ def _build_model(preset, tower, tokenizer, text_encoder=None):
 
 
 def _pipeline(examples, model, batch_size, seed, deterministic, report, fold_answer_case,
-              shuffle=True):
+              **pipeline_options):
     from mmzoo import data
     from mmzoo import models
 
@@ -100,7 +100,7 @@ def _pipeline(examples, model, batch_size, seed, deterministic, report, fold_ans
     dataset = data.video_qa_pipeline(
         examples, model, batch_size=batch_size, seed=seed, deterministic=deterministic,
         answer_vocabulary=list(model.answer_vocabulary), fold_case=fold_answer_case,
-        report=report, **({} if shuffle else {"shuffle_buffer": None}),
+        report=report, **pipeline_options,
     )
     return dataset.map(models.video_qa_training_split)
 
