@@ -227,6 +227,13 @@ def decode_image_batch(image_bytes, image_shape, max_pixels=DEFAULT_MAX_IMAGE_PI
         .map(decode)
         .ignore_errors()
     )
+    # The dataset is made afresh in every call of a serving signature, and
+    # tf.data's graph rewrites and autotuning ran at each one: 0.58 s per
+    # call for one 320x240 JPEG, 0.09 s without them.
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    options.autotune.enabled = False
+    decoded = decoded.with_options(options)
 
     def collect(state, element):
         images, valid, large = state

@@ -269,6 +269,17 @@ class GenerationTest(TestCase):
         beam = self.model.generate(self.images, method="beam", num_beams=4)
         self.assertTrue(np.all(log_prob(beam) >= log_prob(greedy) - 1e-4))
 
+    def test_beam_search_keeps_each_example_its_own_image(self):
+        # Each example's beams attend to its own image tokens: a batch gives
+        # the captions of its examples captioned one at a time.
+        bias = self.model.text_decoder.logits_dense.bias
+        bias.assign(np.where(np.arange(12) == 3, -100.0, 0.0).astype("float32"))
+        batch = self.model.generate(self.images, method="beam", num_beams=3)
+        alone = [self.model.generate(self.images[i:i + 1], method="beam", num_beams=3)[0]
+                 for i in range(4)]
+        self.assertAllEqual(batch, np.stack(alone))
+        self.assertGreater(len({tuple(row) for row in batch}), 1)
+
     def test_sampling_is_seeded(self):
         a = self.model.generate(self.images, method="top_p", p=0.9, seed=3)
         b = self.model.generate(self.images, method="top_p", p=0.9, seed=3)
