@@ -123,6 +123,27 @@ class TimeBudget:
         )
 
 
+def table(header, rows):
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def package_versions(names):
+    """`"name version, ..."` of installed distributions ("not installed" if absent)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version
+
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return ", ".join(found)
+
+
 def machine():
     cpu = platform.processor() or platform.machine()
     try:
@@ -135,15 +156,32 @@ def machine():
 
 
 def record(title, body):
-    """Appends a section (with the command line) to benchmarks/README.md."""
+    """Writes a section (with the command line) into benchmarks/README.md.
+
+    A section of the same title from an earlier run is replaced (git keeps
+    the old one); a new title is appended at the end.
+    """
+    import re
+
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
     script = os.path.relpath(sys.argv[0], os.path.dirname(os.path.dirname(readme)))
     command = " ".join(["python", script] + sys.argv[1:])
     section = (
-        f"\n## {title} ({time.strftime('%Y-%m-%d')})\n\n"
-        f"Command: `{command}`  \nMachine: {machine()}.\n\n{body}\n"
+        f"## {title} ({time.strftime('%Y-%m-%d')})\n\n"
+        f"Command: `{command}`  \nMachine: {machine()}.\n\n{body}\n\n"
     )
-    if not os.path.exists(readme):
-        section = "# mmzoo benchmarks\n" + section
-    with open(readme, "a", encoding="utf-8") as f:
-        f.write(section)
+    text = "# mmzoo benchmarks\n\n"
+    if os.path.exists(readme):
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+    earlier = re.compile(
+        rf"^## {re.escape(title)} \(\d{{4}}-\d{{2}}-\d{{2}}\)\n.*?(?=^## |\Z)", re.M | re.S
+    )
+    if earlier.search(text):
+        text = earlier.sub(lambda _: section, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    partial = readme + ".partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(text.rstrip("\n") + "\n")
+    os.replace(partial, readme)
