@@ -56,6 +56,35 @@ def lazy_attributes(package, exports):
     return __getattr__, __dir__
 
 
+def lazy_module(name):
+    """A stand-in for module `name` that imports it on first attribute access.
+
+    The model code runs on any Keras backend, but the preprocessors it
+    imports use TensorFlow (tokenizers and image decoding run in `tf.data`
+    and SavedModels). With `tf = mmzoo.lazy_module("tensorflow")` a module
+    that only uses `tf` inside functions imports without TensorFlow, so
+    models build and train on the JAX backend of a machine that lacks it.
+
+    Example:
+
+    ```python
+    tf = mmzoo.lazy_module("tensorflow")
+    tf.constant([1, 2])  # TensorFlow is imported here
+    ```
+    """
+    import types
+
+    module = []
+
+    class _LazyModule(types.ModuleType):
+        def __getattr__(self, attribute):
+            if not module:
+                module.append(importlib.import_module(name))
+            return getattr(module[0], attribute)
+
+    return _LazyModule(name)
+
+
 def import_all():
     """Imports every model, encoder and layer module, registering their Keras classes.
 

@@ -158,8 +158,48 @@ def run_on_jax(*scripts):
     return values
 
 
+# The models on a machine with JAX and no TensorFlow: any import of
+# tensorflow, tensorflow_text or tensorflow_datasets fails, as it would there.
+WITHOUT_TENSORFLOW_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import sys
+
+    class NoTensorFlow:
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("tensorflow", "tensorflow_text", "tensorflow_datasets"):
+                raise ImportError(f"No module named {name!r}")
+
+    sys.meta_path.insert(0, NoTensorFlow())
+    import numpy as np
+    import mmzoo
+
+    rng = np.random.RandomState(0)
+    dual = mmzoo.presets.build_from_preset("dual_encoder_tiny")
+    dual.compile(optimizer="adamw", loss=mmzoo.losses.CLIPLoss(), jit_compile=True)
+    x = {"images": rng.rand(4, 32, 32, 3).astype("float32"),
+         "token_ids": rng.randint(4, 100, (4, 32)).astype("int32"),
+         "padding_mask": np.ones((4, 32), "int32")}
+    loss = float(dual.train_on_batch(x, np.zeros(4)))
+    captioner = mmzoo.presets.build_from_preset("image_captioning_tiny")
+    tokens = captioner.generate(rng.rand(2, 32, 32, 3).astype("float32"), max_length=4,
+                                method="beam", num_beams=2)
+    print("RESULTS=" + json.dumps({
+        "loss": loss, "generate": list(tokens.shape),
+        "tensorflow_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
+    }))
+    """
+)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 class JaxBackendTest(TestCase):
+    def test_models_build_train_and_generate_without_tensorflow(self):
+        results = run_on_jax(WITHOUT_TENSORFLOW_SCRIPT)["RESULTS"]
+        self.assertFalse(results["tensorflow_imported"])
+        self.assertTrue(np.isfinite(results["loss"]) and results["loss"] > 0, results)
+        self.assertEqual(results["generate"], [2, 4])
+
     # One process for both checks: starting one on JAX takes several seconds.
     def test_layers_encoders_and_model_families_run_on_jax(self):
         values = run_on_jax(SCRIPT, FAMILIES_SCRIPT)

@@ -5,7 +5,11 @@ served model sees exactly the pixels it was trained on: the same JPEG DCT
 scale, the same resampling filter, the same order of operations.
 """
 
-import tensorflow as tf
+from mmzoo import lazy_module
+
+# TensorFlow is imported on first use: the models import this module and
+# also run on the JAX backend, where TensorFlow may not be installed.
+tf = lazy_module("tensorflow")
 
 JPEG_RATIOS = (1, 2, 4, 8)
 

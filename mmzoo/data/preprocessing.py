@@ -29,8 +29,8 @@ import os
 import keras
 import keras_hub
 import numpy as np
-import tensorflow as tf
 
+from mmzoo import lazy_module
 from mmzoo.data._checks import check_int
 from mmzoo.data.images import DEFAULT_MAX_IMAGE_PIXELS
 from mmzoo.data.images import decode_image_batch
@@ -39,6 +39,10 @@ from mmzoo.data.images import scale_uint8_images
 from mmzoo.data.inputs import describe
 from mmzoo.data.inputs import pixel_array
 from mmzoo.data.inputs import unit_float_pixels
+
+# TensorFlow is imported on first use: the models import this module and
+# also run on the JAX backend, where TensorFlow may not be installed.
+tf = lazy_module("tensorflow")
 
 # Registers `TextTokenizer` for `.keras` loading: a file that holds a
 # preprocessor names it, and loading a model imports only this module.

@@ -30,9 +30,13 @@ import os
 import keras
 import keras_hub
 import numpy as np
-import tensorflow as tf
 
+from mmzoo import lazy_module
 from mmzoo.data._checks import check_int
+
+# TensorFlow is imported on first use: the models import this module and
+# also run on the JAX backend, where TensorFlow may not be installed.
+tf = lazy_module("tensorflow")
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"

@@ -2,12 +2,16 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from mmzoo import lazy_module
 from mmzoo.data.inputs import as_strings
 from mmzoo.data.preprocessing import ImageConverter
 from mmzoo.data.preprocessing import Preprocessor
 from mmzoo.data.preprocessing import VideoConverter
+
+# TensorFlow is imported on first use: the models import this module and
+# also run on the JAX backend, where TensorFlow may not be installed.
+tf = lazy_module("tensorflow")
 
 # The keys `call` converts; any other key passes through unchanged.
 _TEXT_KEYS = ("captions", "texts")

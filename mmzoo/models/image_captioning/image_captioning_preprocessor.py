@@ -2,11 +2,15 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from mmzoo import lazy_module
 from mmzoo.data.inputs import as_strings
 from mmzoo.data.preprocessing import ImageConverter
 from mmzoo.data.preprocessing import Preprocessor
+
+# TensorFlow is imported on first use: the models import this module and
+# also run on the JAX backend, where TensorFlow may not be installed.
+tf = lazy_module("tensorflow")
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

@@ -5,12 +5,16 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from mmzoo import lazy_module
 from mmzoo.data.inputs import as_strings
 from mmzoo.data.preprocessing import Preprocessor
 from mmzoo.data.preprocessing import VideoConverter
 from mmzoo.data.tokenizer import TextTokenizer
+
+# TensorFlow is imported on first use: the models import this module and
+# also run on the JAX backend, where TensorFlow may not be installed.
+tf = lazy_module("tensorflow")
 
 ANSWER_MODES = ("classify", "generate")
 
