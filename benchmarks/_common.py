@@ -158,8 +158,10 @@ def machine():
 def record(title, body):
     """Writes a section (with the command line) into benchmarks/README.md.
 
-    A section of the same title from an earlier run is replaced (git keeps
-    the old one); a new title is appended at the end.
+    One section per title: the sections of the same title from earlier runs
+    go (git keeps them) and this one takes the place of the first of them; a
+    new title is appended at the end. A script whose runs differ by their
+    arguments and should all stay puts what differs in the title.
     """
     import re
 
@@ -177,8 +179,11 @@ def record(title, body):
     earlier = re.compile(
         rf"^## {re.escape(title)} \(\d{{4}}-\d{{2}}-\d{{2}}\)\n.*?(?=^## |\Z)", re.M | re.S
     )
-    if earlier.search(text):
-        text = earlier.sub(lambda _: section, text, count=1)
+    matches = list(earlier.finditer(text))
+    if matches:
+        for match in reversed(matches[1:]):
+            text = text[:match.start()] + text[match.end():]
+        text = text[:matches[0].start()] + section + text[matches[0].end():]
     else:
         text = text.rstrip("\n") + "\n\n" + section
     partial = readme + ".partial"

@@ -232,8 +232,11 @@ def main(args):
     print("\n" + table)
     if not args.no_record:
         load_average = os.getloadavg()[0]
+        # Models are often run separately (each with its own budget): one
+        # section per model set and seed.
         record(
-            "Fusion classifier quality",
+            f"Fusion classifier quality: {args.models}"
+            + (f", seed {args.seed}" if args.seed else ""),
             f"`{args.preset}` fusion at width {args.width}, image tower "
             f"`{args.image_encoder or mmzoo.presets.get_preset_config(args.preset)['encoders']['image']}` "
             f"at {args.image_size}x{args.image_size}"
