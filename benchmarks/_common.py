@@ -130,6 +130,15 @@ def table(header, rows):
     return "\n".join(lines)
 
 
+def spread(values, scale=1.0, fmt="{:.1f}"):
+    """`"median (min-max)"` of `values` times `scale`; the median alone for one value."""
+    values = [v * scale for v in values]
+    median = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(median)
+    return f"{fmt.format(median)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
 def package_versions(names):
     """`"name version, ..."` of installed distributions ("not installed" if absent)."""
     from importlib.metadata import PackageNotFoundError

@@ -131,6 +131,7 @@ def main(args):
 
     from _common import package_versions
     from _common import record
+    from _common import spread
     from _common import table
 
     torch.set_num_threads(args.threads)
@@ -178,7 +179,8 @@ def main(args):
                 ratio = statistics.median(rate["mmzoo"]) / statistics.median(rate["transformers"])
                 row = (config, f"{params[0] / 1e6:.1f}M / {params[1] / 1e6:.1f}M", batch_size,
                        method if beams == 1 else f"beam-{beams}",
-                       _spread(rate["mmzoo"]), _spread(rate["transformers"]), f"{ratio:.2f}x")
+                       spread(rate["mmzoo"], fmt="{:.0f}"),
+                       spread(rate["transformers"], fmt="{:.0f}"), f"{ratio:.2f}x")
                 print(row, flush=True)
                 rows.append(row)
     header = ["config", "parameters (mmzoo / transformers)", "batch", "search",
@@ -194,10 +196,6 @@ def main(args):
     print(body)
     if not args.no_record:
         record(f"Peers: caption generation vs transformers ({keras.backend.backend()})", body)
-
-
-def _spread(values):
-    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
 if __name__ == "__main__":

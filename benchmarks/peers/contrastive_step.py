@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import median_time  # noqa: E402
 from _common import package_versions  # noqa: E402
 from _common import record  # noqa: E402
+from _common import spread  # noqa: E402
 from _common import table  # noqa: E402
 
 CONFIGS = ("tiny", "b32", "b16")
@@ -289,14 +290,6 @@ def run_one(args, framework, config, batch_size):
     if out.returncode != 0:
         raise RuntimeError(f"{framework} {config} batch {batch_size} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def spread(values, scale=1.0, fmt="{:.1f}"):
-    values = [v * scale for v in values]
-    median = statistics.median(values)
-    if len(values) == 1:
-        return fmt.format(median)
-    return f"{fmt.format(median)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def main(args):

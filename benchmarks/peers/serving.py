@@ -64,7 +64,10 @@ def write_images(directory, count, seed=0):
 
 
 def vocabulary(size):
-    return ["[PAD]", "[UNK]", "[START]", "[END]"] + [f"w{i}" for i in range(size - 4)]
+    """mmzoo's reserved tokens, then made-up words: `size` tokens."""
+    from mmzoo.data.tokenizer import RESERVED_TOKENS
+
+    return list(RESERVED_TOKENS) + [f"w{i}" for i in range(size - len(RESERVED_TOKENS))]
 
 
 def mmzoo_server(config, directory, new_tokens):
@@ -143,6 +146,7 @@ def main(args):
     import tensorflow as tf
     from _common import package_versions
     from _common import record
+    from _common import spread
     from _common import table
 
     torch.set_num_threads(args.threads)
@@ -176,8 +180,8 @@ def main(args):
                     for name in names:
                         rates[name].append(run(servers[name]))
                 ratio = statistics.median(rates["mmzoo"]) / statistics.median(rates["transformers"])
-                row = (config, batch_size, _spread(rates["mmzoo"]),
-                       _spread(rates["transformers"]), f"{ratio:.2f}x")
+                row = (config, batch_size, spread(rates["mmzoo"], fmt="{:.1f}"),
+                       spread(rates["transformers"], fmt="{:.1f}"), f"{ratio:.2f}x")
                 print(row, flush=True)
                 rows.append(row)
     header = ["config", "batch", "mmzoo SavedModel images/s", "transformers images/s",
@@ -193,10 +197,6 @@ def main(args):
     print(body)
     if not args.no_record:
         record("Peers: serving captions from image files vs transformers", body)
-
-
-def _spread(values):
-    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
 if __name__ == "__main__":
